@@ -1,0 +1,75 @@
+import swagger from "@fastify/swagger";
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from "fastify";
+import type { DatabaseService } from "../databases/service.js";
+import { CcpError, isCcpError, type ErrorCode } from "../errors.js";
+import type { AdminAuth } from "./admin-auth.js";
+import { databaseRoutes } from "./routes/databases.js";
+
+export interface AppDeps {
+  readonly databases: DatabaseService;
+  readonly adminAuth: AdminAuth;
+  readonly version: string;
+  readonly loggerInstance?: FastifyBaseLogger;
+  /** Largest request body accepted, in bytes. */
+  readonly bodyLimit?: number;
+}
+
+const CODE_BY_STATUS: Record<number, ErrorCode> = {
+  400: "invalid_request",
+  401: "unauthorized",
+  404: "not_found",
+  413: "payload_too_large",
+  415: "invalid_request",
+};
+
+/** Map any error to `{ error: { code, message, … } }`: the one place this happens. */
+function toCcpError(err: FastifyError | Error): CcpError {
+  if (isCcpError(err)) return err;
+  const fe = err as FastifyError;
+  if (fe.validation) {
+    return new CcpError("invalid_request", `Invalid request: ${fe.message}`, { hint: "See the API description at /v1/openapi.json." });
+  }
+  const status = fe.statusCode ?? 500;
+  if (status >= 400 && status < 500) {
+    return new CcpError(CODE_BY_STATUS[status] ?? "invalid_request", fe.message);
+  }
+  return new CcpError("internal", "Internal error in ccpd; see its log for details.");
+}
+
+/** ccpd's HTTP app: the control-plane API (and, later, the SQL gateway). */
+export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    ...(deps.loggerInstance ? { loggerInstance: deps.loggerInstance } : { logger: false }),
+    disableRequestLogging: true,
+    bodyLimit: deps.bodyLimit ?? 1024 * 1024,
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: "3.0.3",
+      info: { title: "ccp control plane", version: deps.version, description: "Create, list, inspect and destroy Postgres databases." },
+      components: { securitySchemes: { adminKey: { type: "http", scheme: "bearer" } } },
+      security: [{ adminKey: [] }],
+    },
+  });
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    const mapped = toCcpError(err);
+    if (mapped.status >= 500) req.log.error(err);
+    void reply.code(mapped.status).send(mapped.toJSON());
+  });
+  app.setNotFoundHandler((req, reply) => {
+    const e = new CcpError("not_found", `No route ${req.method} ${req.url}.`, { hint: "See /v1/openapi.json for the API." });
+    void reply.code(404).send(e.toJSON());
+  });
+
+  app.get("/v1/health", { schema: { hide: true } }, async () => ({ status: "ok", version: deps.version }));
+  app.get("/v1/openapi.json", { schema: { hide: true } }, async () => app.swagger());
+
+  await app.register(async (scope) => {
+    scope.addHook("onRequest", async (req) => deps.adminAuth.check(req.headers.authorization));
+    databaseRoutes(scope, deps.databases);
+  });
+
+  return app;
+}

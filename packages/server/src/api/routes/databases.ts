@@ -1,0 +1,95 @@
+import type { FastifyInstance } from "fastify";
+import type { DatabaseService } from "../../databases/service.js";
+import { errorSchema } from "../schemas.js";
+
+const databaseSchema = {
+  type: "object",
+  required: ["id", "name", "status", "host", "database", "user", "pg_version", "runtime", "restarts", "created_at"],
+  properties: {
+    id: { type: "string", pattern: "^db-[0-9a-f]{12}$" },
+    name: { type: "string" },
+    status: { type: "string", enum: ["creating", "ready", "restarting", "stopped", "failed", "destroying", "destroyed"] },
+    host: { type: "string" },
+    database: { type: "string" },
+    user: { type: "string" },
+    pg_version: { type: "string" },
+    runtime: { type: "string" },
+    restarts: { type: "integer" },
+    created_at: { type: "string", format: "date-time" },
+    last_error: { type: "string" },
+  },
+} as const;
+
+const refParams = {
+  type: "object",
+  required: ["ref"],
+  properties: { ref: { type: "string", description: "Database id (db-…) or name" } },
+} as const;
+
+export function databaseRoutes(app: FastifyInstance, databases: DatabaseService): void {
+  app.post<{ Body: { name: string } }>(
+    "/v1/databases",
+    {
+      schema: {
+        summary: "Create a database (its own Postgres server)",
+        tags: ["databases"],
+        body: {
+          type: "object",
+          required: ["name"],
+          additionalProperties: false,
+          properties: { name: { type: "string", description: "3–32 of a-z 0-9 - _, starting with a letter" } },
+        },
+        response: {
+          201: {
+            type: "object",
+            required: ["database", "token"],
+            properties: { database: databaseSchema, token: { type: "string", description: "HTTP token; shown only here" } },
+          },
+          "4xx": errorSchema,
+        },
+      },
+    },
+    async (req, reply) => {
+      const result = await databases.create(req.body.name);
+      return reply.code(201).send(result);
+    },
+  );
+
+  app.get(
+    "/v1/databases",
+    {
+      schema: {
+        summary: "List databases",
+        tags: ["databases"],
+        response: { 200: { type: "object", required: ["databases"], properties: { databases: { type: "array", items: databaseSchema } } } },
+      },
+    },
+    async () => ({ databases: await databases.list() }),
+  );
+
+  app.get<{ Params: { ref: string } }>(
+    "/v1/databases/:ref",
+    {
+      schema: {
+        summary: "Show a database",
+        tags: ["databases"],
+        params: refParams,
+        response: { 200: { type: "object", required: ["database"], properties: { database: databaseSchema } }, "4xx": errorSchema },
+      },
+    },
+    async (req) => ({ database: await databases.get(req.params.ref) }),
+  );
+
+  app.delete<{ Params: { ref: string } }>(
+    "/v1/databases/:ref",
+    {
+      schema: {
+        summary: "Destroy a database and all its data",
+        tags: ["databases"],
+        params: refParams,
+        response: { 200: { type: "object", required: ["database"], properties: { database: databaseSchema } }, "4xx": errorSchema },
+      },
+    },
+    async (req) => ({ database: await databases.destroy(req.params.ref) }),
+  );
+}

@@ -1,0 +1,153 @@
+import pg from "pg";
+import { CATALOG_MIGRATIONS } from "./schema.js";
+
+export type DatabaseStatus = "creating" | "ready" | "stopped" | "failed" | "destroying";
+
+export interface DatabaseRow {
+  readonly id: string;
+  readonly name: string;
+  readonly status: DatabaseStatus;
+  readonly desired_state: "running" | "stopped";
+  readonly runtime: string;
+  readonly pg_version: string;
+  readonly owner_role: string;
+  readonly database_name: string;
+  readonly token_hash: string;
+  readonly restarts: number;
+  readonly last_error: string | null;
+  readonly created_at: Date;
+  readonly updated_at: Date;
+}
+
+export interface OperationRow {
+  readonly id: string;
+  readonly database_id: string;
+  readonly kind: string;
+  readonly state: "running" | "done" | "failed";
+}
+
+const MIGRATION_LOCK = 0x63637001; // "ccp" + 1: catalog schema migrations
+
+/** The control plane's state, in Postgres (embedded or external). */
+export class Catalog {
+  readonly #pool: pg.Pool;
+
+  constructor(config: pg.PoolConfig) {
+    this.#pool = new pg.Pool({ max: 8, ...config });
+    // A catalog connection dropped while idle must not crash ccpd; the next query reconnects.
+    this.#pool.on("error", () => undefined);
+  }
+
+  async migrate(): Promise<void> {
+    const client = await this.#pool.connect();
+    try {
+      await client.query("SELECT pg_advisory_lock($1)", [MIGRATION_LOCK]);
+      await client.query("CREATE SCHEMA IF NOT EXISTS ccp");
+      await client.query("CREATE TABLE IF NOT EXISTS ccp.schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())");
+      const { rows } = await client.query<{ v: number | null }>("SELECT max(version) AS v FROM ccp.schema_migrations");
+      for (let v = (rows[0]?.v ?? 0) + 1; v <= CATALOG_MIGRATIONS.length; v++) {
+        await client.query("BEGIN");
+        try {
+          await client.query(CATALOG_MIGRATIONS[v - 1] as string);
+          await client.query("INSERT INTO ccp.schema_migrations (version) VALUES ($1)", [v]);
+          await client.query("COMMIT");
+        } catch (err) {
+          await client.query("ROLLBACK");
+          throw err;
+        }
+      }
+    } finally {
+      await client.query("SELECT pg_advisory_unlock($1)", [MIGRATION_LOCK]).catch(() => undefined);
+      client.release();
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#pool.end();
+  }
+
+  /** Run `fn` in one catalog transaction. */
+  async tx<T>(fn: (q: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.#pool.connect();
+    try {
+      await client.query("BEGIN");
+      const result = await fn(client);
+      await client.query("COMMIT");
+      return result;
+    } catch (err) {
+      await client.query("ROLLBACK").catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  // --- admin keys ---
+
+  async countAdminKeys(): Promise<number> {
+    const { rows } = await this.#pool.query<{ n: string }>("SELECT count(*) AS n FROM ccp.api_keys");
+    return Number(rows[0]?.n ?? 0);
+  }
+
+  async addAdminKey(keyHash: string): Promise<void> {
+    await this.#pool.query("INSERT INTO ccp.api_keys (key_hash) VALUES ($1)", [keyHash]);
+  }
+
+  async adminKeyHashes(): Promise<string[]> {
+    const { rows } = await this.#pool.query<{ key_hash: string }>("SELECT key_hash FROM ccp.api_keys");
+    return rows.map((r) => r.key_hash);
+  }
+
+  // --- databases ---
+
+  async listDatabases(): Promise<DatabaseRow[]> {
+    const { rows } = await this.#pool.query<DatabaseRow>("SELECT * FROM ccp.databases ORDER BY created_at, name");
+    return rows;
+  }
+
+  async findDatabase(ref: string): Promise<DatabaseRow | undefined> {
+    const { rows } = await this.#pool.query<DatabaseRow>("SELECT * FROM ccp.databases WHERE id = $1 OR name = $1 LIMIT 1", [ref]);
+    return rows[0];
+  }
+
+  async setStatus(id: string, status: DatabaseStatus, lastError: string | null = null): Promise<void> {
+    await this.#pool.query("UPDATE ccp.databases SET status = $2, last_error = $3, updated_at = now() WHERE id = $1", [id, status, lastError]);
+  }
+
+  async recordRestart(id: string, detail: Record<string, unknown>): Promise<void> {
+    await this.tx(async (q) => {
+      await q.query("UPDATE ccp.databases SET restarts = restarts + 1, updated_at = now() WHERE id = $1", [id]);
+      await q.query("INSERT INTO ccp.instance_events (database_id, kind, detail) VALUES ($1, 'restart', $2)", [id, JSON.stringify(detail)]);
+    });
+  }
+
+  async restartEvents(id: string): Promise<{ at: Date; detail: Record<string, unknown> }[]> {
+    const { rows } = await this.#pool.query<{ at: Date; detail: Record<string, unknown> }>(
+      "SELECT at, detail FROM ccp.instance_events WHERE database_id = $1 AND kind = 'restart' ORDER BY id",
+      [id],
+    );
+    return rows;
+  }
+
+  // --- operations ---
+
+  async runningOperations(): Promise<OperationRow[]> {
+    const { rows } = await this.#pool.query<OperationRow>(
+      "SELECT id::text, database_id, kind, state FROM ccp.operations WHERE state = 'running' ORDER BY id",
+    );
+    return rows;
+  }
+
+  async finishOperation(id: string, state: "done" | "failed", error: string | null = null): Promise<void> {
+    await this.#pool.query("UPDATE ccp.operations SET state = $2, error = $3, finished_at = now() WHERE id = $1", [id, state, error]);
+  }
+}
+
+/** Insert an operation row inside a transaction; returns its id. */
+export async function beginOperation(q: pg.PoolClient, databaseId: string, kind: string): Promise<string> {
+  const { rows } = await q.query<{ id: string }>(
+    "INSERT INTO ccp.operations (database_id, kind, state) VALUES ($1, $2, 'running') RETURNING id::text",
+    [databaseId, kind],
+  );
+  return (rows[0] as { id: string }).id;
+}

@@ -1,0 +1,50 @@
+/**
+ * The catalog's schema, as an append-only list of migrations (each applied once,
+ * in order, under an advisory lock so several ccpd replicas sharing an external
+ * catalog do not race).
+ */
+export const CATALOG_MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE ccp.api_keys (
+    id          bigserial PRIMARY KEY,
+    key_hash    text NOT NULL UNIQUE,
+    created_at  timestamptz NOT NULL DEFAULT now()
+  );
+  CREATE TABLE ccp.databases (
+    id            text PRIMARY KEY,
+    name          text NOT NULL UNIQUE,
+    -- creating | ready | stopped | failed | destroying
+    status        text NOT NULL,
+    -- what reconciliation brings the instance back to: running | stopped
+    desired_state text NOT NULL DEFAULT 'running',
+    runtime       text NOT NULL,
+    pg_version    text NOT NULL,
+    owner_role    text NOT NULL,
+    database_name text NOT NULL,
+    token_hash    text NOT NULL,
+    restarts      integer NOT NULL DEFAULT 0,
+    last_error    text,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    updated_at    timestamptz NOT NULL DEFAULT now()
+  );
+  -- Intent is recorded here before any multi-step operation acts; reconciliation
+  -- on start-up finishes or undoes every operation still 'running'.
+  CREATE TABLE ccp.operations (
+    id           bigserial PRIMARY KEY,
+    database_id  text NOT NULL,
+    kind         text NOT NULL,
+    state        text NOT NULL,
+    error        text,
+    started_at   timestamptz NOT NULL DEFAULT now(),
+    finished_at  timestamptz
+  );
+  CREATE INDEX operations_running ON ccp.operations (state) WHERE state = 'running';
+  CREATE TABLE ccp.instance_events (
+    id           bigserial PRIMARY KEY,
+    database_id  text NOT NULL,
+    kind         text NOT NULL,
+    detail       jsonb NOT NULL DEFAULT '{}',
+    at           timestamptz NOT NULL DEFAULT now()
+  );
+  `,
+];

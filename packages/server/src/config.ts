@@ -1,0 +1,43 @@
+import os from "node:os";
+import path from "node:path";
+
+export interface ServerOptions {
+  dataDir?: string;
+  port?: number;
+  wirePort?: number;
+  listen?: string;
+  domain?: string;
+  catalogUrl?: string;
+}
+
+export interface ServerConfig {
+  readonly dataDir: string;
+  readonly port: number;
+  readonly wirePort: number;
+  readonly listen: string;
+  readonly domain: string;
+  /** External catalog; undefined: ccpd runs its own catalog Postgres in the data dir. */
+  readonly catalogUrl: string | undefined;
+  /** System user instances run as when ccpd is root. */
+  readonly instanceUser: string;
+  readonly env: NodeJS.ProcessEnv;
+}
+
+/** `$CCP_HOME`, else `$XDG_DATA_HOME/ccp`, else `~/.local/share/ccp`. */
+export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env["CCP_HOME"]) return env["CCP_HOME"];
+  return path.join(env["XDG_DATA_HOME"] || path.join(os.homedir(), ".local", "share"), "ccp");
+}
+
+export function resolveServerConfig(options: ServerOptions = {}, env: NodeJS.ProcessEnv = process.env): ServerConfig {
+  return Object.freeze({
+    dataDir: path.resolve(options.dataDir ?? defaultDataDir(env)),
+    port: options.port ?? 7070,
+    wirePort: options.wirePort ?? 6432,
+    listen: options.listen ?? "127.0.0.1",
+    domain: options.domain ?? "localhost",
+    catalogUrl: options.catalogUrl,
+    instanceUser: env["CCP_INSTANCE_USER"] || "ccp",
+    env,
+  });
+}

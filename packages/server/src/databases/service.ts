@@ -1,0 +1,211 @@
+import type { Catalog, DatabaseRow } from "../catalog/catalog.js";
+import { beginOperation } from "../catalog/catalog.js";
+import { CcpError } from "../errors.js";
+import { hashSecret, newDatabaseId, newDatabaseToken } from "../ids.js";
+import { validateDatabaseName } from "../names.js";
+import type { RuntimeDriver } from "../runtime/driver.js";
+import { TENANT_DATABASE, TENANT_ROLE } from "../runtime/process/template.js";
+
+/** A database as the API shows it. */
+export interface DatabaseView {
+  readonly id: string;
+  readonly name: string;
+  readonly status: string;
+  readonly host: string;
+  readonly database: string;
+  readonly user: string;
+  readonly pg_version: string;
+  readonly runtime: string;
+  readonly restarts: number;
+  readonly created_at: string;
+  readonly last_error?: string;
+}
+
+export interface Logger {
+  info(msg: string): void;
+  warn(msg: string): void;
+  error(msg: string): void;
+}
+
+export interface DatabaseServiceOptions {
+  readonly catalog: Catalog;
+  readonly driver: RuntimeDriver;
+  readonly domain: string;
+  readonly log: Logger;
+}
+
+const NOT_FOUND_HINT = "List your databases with `ccp db list`.";
+
+/** Create, list, inspect, destroy and reconcile databases. The API and tests call this. */
+export class DatabaseService {
+  readonly #o: DatabaseServiceOptions;
+  /** Database ids with an operation in flight in this process. */
+  readonly #busy = new Set<string>();
+
+  constructor(options: DatabaseServiceOptions) {
+    this.#o = Object.freeze({ ...options });
+  }
+
+  view(row: DatabaseRow): DatabaseView {
+    let status: string = row.status;
+    // The catalog says ready but the supervisor is bringing the server back.
+    if (status === "ready" && this.#o.driver.state(row.id) !== "running") status = "restarting";
+    return {
+      id: row.id,
+      name: row.name,
+      status,
+      host: `${row.id}.${this.#o.domain}`,
+      database: row.database_name,
+      user: row.owner_role,
+      pg_version: row.pg_version,
+      runtime: row.runtime,
+      restarts: row.restarts,
+      created_at: row.created_at.toISOString(),
+      ...(row.last_error ? { last_error: row.last_error } : {}),
+    };
+  }
+
+  async list(): Promise<DatabaseView[]> {
+    return (await this.#o.catalog.listDatabases()).map((r) => this.view(r));
+  }
+
+  async getRow(ref: string): Promise<DatabaseRow> {
+    const row = await this.#o.catalog.findDatabase(ref);
+    if (!row) throw new CcpError("not_found", `No database with id or name "${ref}".`, { hint: NOT_FOUND_HINT });
+    return row;
+  }
+
+  async get(ref: string): Promise<DatabaseView> {
+    return this.view(await this.getRow(ref));
+  }
+
+  /**
+   * Create a database: record intent (row `creating` + operation), copy the
+   * template, start, then mark ready. Any failure undoes every step, so nothing
+   * is left behind; a crash in between is undone by reconcile().
+   */
+  async create(nameInput: unknown): Promise<{ database: DatabaseView; token: string }> {
+    const name = validateDatabaseName(nameInput);
+    const { catalog, driver } = this.#o;
+    const id = newDatabaseId();
+    const token = newDatabaseToken();
+    let opId: string;
+    try {
+      opId = await catalog.tx(async (q) => {
+        await q.query(
+          `INSERT INTO ccp.databases (id, name, status, runtime, pg_version, owner_role, database_name, token_hash)
+           VALUES ($1, $2, 'creating', $3, $4, $5, $6, $7)`,
+          [id, name, driver.name, driver.pgVersion, TENANT_ROLE, TENANT_DATABASE, hashSecret(token)],
+        );
+        return beginOperation(q, id, "create");
+      });
+    } catch (err) {
+      if ((err as { code?: string }).code === "23505") {
+        throw new CcpError("name_taken", `A database named "${name}" already exists.`, {
+          hint: "Pick another name, or see existing ones with `ccp db list`.",
+        });
+      }
+      throw err;
+    }
+    this.#busy.add(id);
+    try {
+      await driver.create(id);
+      await driver.start(id);
+      await catalog.tx(async (q) => {
+        await q.query("UPDATE ccp.databases SET status = 'ready', updated_at = now() WHERE id = $1", [id]);
+        await q.query("UPDATE ccp.operations SET state = 'done', finished_at = now() WHERE id = $1", [opId]);
+      });
+    } catch (err) {
+      this.#o.log.error(`create ${id} (${name}) failed: ${(err as Error).message}`);
+      await driver.destroy(id).catch((e: Error) => this.#o.log.error(`cleanup of ${id} failed: ${e.message}`));
+      await catalog.tx(async (q) => {
+        await q.query("DELETE FROM ccp.databases WHERE id = $1", [id]);
+        await q.query("UPDATE ccp.operations SET state = 'failed', error = $2, finished_at = now() WHERE id = $1", [opId, (err as Error).message]);
+      });
+      throw new CcpError("internal", `Creating database "${name}" failed; nothing was left behind. Cause: ${(err as Error).message}`, { cause: err });
+    } finally {
+      this.#busy.delete(id);
+    }
+    return { database: await this.get(id), token };
+  }
+
+  /** Destroy: mark `destroying` with an operation row, stop, remove files, delete the row. */
+  async destroy(ref: string): Promise<DatabaseView> {
+    const row = await this.getRow(ref);
+    if (this.#busy.has(row.id)) {
+      throw new CcpError("conflict", `Database ${row.id} has an operation in progress.`, { hint: "Retry in a moment." });
+    }
+    this.#busy.add(row.id);
+    try {
+      const opId = await this.#o.catalog.tx(async (q) => {
+        await q.query("UPDATE ccp.databases SET status = 'destroying', updated_at = now() WHERE id = $1", [row.id]);
+        return beginOperation(q, row.id, "destroy");
+      });
+      await this.#finishDestroy(row.id, opId);
+    } finally {
+      this.#busy.delete(row.id);
+    }
+    return { ...this.view(row), status: "destroyed" };
+  }
+
+  async #finishDestroy(id: string, opId: string): Promise<void> {
+    await this.#o.driver.destroy(id);
+    await this.#o.catalog.tx(async (q) => {
+      await q.query("DELETE FROM ccp.databases WHERE id = $1", [id]);
+      await q.query("UPDATE ccp.operations SET state = 'done', finished_at = now() WHERE id = $1", [opId]);
+    });
+  }
+
+  /**
+   * Bring the world back in line with the catalog after a start (or a crash):
+   * undo interrupted creates, finish interrupted destroys, remove instance
+   * directories the catalog does not know, and start every database that
+   * should be running.
+   */
+  async reconcile(): Promise<void> {
+    const { catalog, driver, log } = this.#o;
+    for (const op of await catalog.runningOperations()) {
+      if (op.kind === "create") {
+        log.warn(`reconcile: undoing interrupted create of ${op.database_id}`);
+        await driver.destroy(op.database_id);
+        await catalog.tx(async (q) => {
+          await q.query("DELETE FROM ccp.databases WHERE id = $1 AND status = 'creating'", [op.database_id]);
+          await q.query("UPDATE ccp.operations SET state = 'failed', error = 'interrupted by a ccpd restart', finished_at = now() WHERE id = $1", [op.id]);
+        });
+      } else if (op.kind === "destroy") {
+        log.warn(`reconcile: finishing interrupted destroy of ${op.database_id}`);
+        await this.#finishDestroy(op.database_id, op.id);
+      } else {
+        await catalog.finishOperation(op.id, "failed", "interrupted by a ccpd restart");
+      }
+    }
+    const rows = await catalog.listDatabases();
+    const known = new Set(rows.map((r) => r.id));
+    for (const id of await driver.list()) {
+      if (!known.has(id)) {
+        log.warn(`reconcile: removing orphan instance ${id} (no catalog row)`);
+        await driver.destroy(id);
+      }
+    }
+    // Start in small batches: every start is cheap, but this machine has 2 cores.
+    const toStart = rows.filter((r) => r.desired_state === "running" && r.runtime === driver.name);
+    for (let i = 0; i < toStart.length; i += 4) {
+      await Promise.all(
+        toStart.slice(i, i + 4).map(async (row) => {
+          try {
+            await driver.start(row.id);
+            await catalog.setStatus(row.id, "ready");
+          } catch (err) {
+            log.error(`reconcile: starting ${row.id} failed: ${(err as Error).message}`);
+            await catalog.setStatus(row.id, "failed", (err as Error).message);
+          }
+        }),
+      );
+    }
+  }
+
+  /** Record a supervisor restart in the catalog. */
+  async recordRestart(id: string, detail: Record<string, unknown>): Promise<void> {
+    await this.#o.catalog.recordRestart(id, detail);
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * The one error family of ccpd. Every failure a caller can cause is a CcpError
+ * with a stable `code`; the HTTP layer maps it to a response in exactly one place
+ * (api/app.ts) and the CLI maps codes to exit codes in one place too.
+ */
+export type ErrorCode =
+  | "invalid_request"
+  | "invalid_name"
+  | "name_taken"
+  | "not_found"
+  | "unauthorized"
+  | "not_ready"
+  | "conflict"
+  | "payload_too_large"
+  | "internal";
+
+const STATUS: Record<ErrorCode, number> = {
+  invalid_request: 400,
+  invalid_name: 400,
+  name_taken: 409,
+  not_found: 404,
+  unauthorized: 401,
+  not_ready: 503,
+  conflict: 409,
+  payload_too_large: 413,
+  internal: 500,
+};
+
+export interface CcpErrorOptions {
+  hint?: string;
+  /** Extra fields copied into the JSON error body (e.g. Postgres error fields). */
+  details?: Record<string, unknown>;
+  cause?: unknown;
+}
+
+export class CcpError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly hint: string | undefined;
+  readonly details: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, options: CcpErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "CcpError";
+    this.code = code;
+    this.status = STATUS[code];
+    this.hint = options.hint;
+    this.details = options.details ?? {};
+  }
+
+  toJSON(): { error: Record<string, unknown> } {
+    return {
+      error: {
+        code: this.code,
+        message: this.message,
+        ...(this.hint === undefined ? {} : { hint: this.hint }),
+        ...this.details,
+      },
+    };
+  }
+}
+
+export function isCcpError(err: unknown): err is CcpError {
+  return err instanceof CcpError;
+}

@@ -1,0 +1,33 @@
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+
+/** `db-` + 12 lowercase hex characters, as in seed 000. */
+export function newDatabaseId(): string {
+  return `db-${randomBytes(6).toString("hex")}`;
+}
+
+export const DATABASE_ID_PATTERN = /^db-[0-9a-f]{12}$/;
+
+/** 256 random bits, hex: the HTTP token of a database (shown once, stored hashed). */
+export function newDatabaseToken(): string {
+  return randomBytes(32).toString("hex");
+}
+
+/** Admin API keys carry a prefix so they are recognisable in config files and logs. */
+export function newAdminKey(): string {
+  return `ccpk_${randomBytes(32).toString("hex")}`;
+}
+
+/**
+ * Tokens are 256-bit random strings, so a fast hash is enough: there is nothing to
+ * brute-force. Stored as hex.
+ */
+export function hashSecret(secret: string): string {
+  return createHash("sha256").update(secret, "utf8").digest("hex");
+}
+
+/** Constant-time comparison of a presented secret against a stored hash. */
+export function secretMatches(presented: string, storedHash: string): boolean {
+  const a = Buffer.from(hashSecret(presented), "hex");
+  const b = Buffer.from(storedHash, "hex");
+  return a.length === b.length && timingSafeEqual(a, b);
+}

@@ -1,0 +1,22 @@
+import { execFile } from "node:child_process";
+import { chownSync, mkdirSync } from "node:fs";
+import { promisify } from "node:util";
+import type { RunAs } from "./system-user.js";
+
+export const execFileAsync = promisify(execFile);
+
+/** mkdir -p with a mode, owned by the instance user when ccpd is root. */
+export function makeDir(dir: string, mode: number, runAs: RunAs | undefined): void {
+  mkdirSync(dir, { recursive: true, mode });
+  if (runAs) chownSync(dir, runAs.uid, runAs.gid);
+}
+
+/**
+ * Copy a data dir preserving owner and mode. coreutils `cp -a` is used rather than
+ * fs.cp because it is several times faster on the ~30 MB template (create latency
+ * is on the user's critical path), and `--reflink=auto` makes it near-free on
+ * filesystems with copy-on-write.
+ */
+export async function copyTree(src: string, dst: string): Promise<void> {
+  await execFileAsync("cp", ["-a", "--reflink=auto", src, dst]);
+}

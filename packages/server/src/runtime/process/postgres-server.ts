@@ -1,0 +1,191 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { PgBinaries } from "./binaries.js";
+import type { RunAs } from "./system-user.js";
+
+export interface PostgresServerOptions {
+  readonly bin: PgBinaries;
+  readonly dataDir: string;
+  readonly socketDir: string;
+  readonly logFile: string;
+  readonly runAs: RunAs | undefined;
+  /** OS user of ccpd: mapped by pg_ident.conf to every role over the socket. */
+  readonly ccpdOsUser: string;
+  /** Extra `-c name=value` settings. */
+  readonly settings?: Readonly<Record<string, string>>;
+  readonly startTimeoutMs?: number;
+}
+
+export interface ExitInfo {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
+/** The fixed port number in the socket file name `.s.PGSQL.5432`; there is no TCP listener. */
+export const SOCKET_PORT = 5432;
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+function readPidFile(dataDir: string): { pid: number; status: string } | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`${dataDir}/postmaster.pid`, "utf8");
+  } catch {
+    return undefined;
+  }
+  const lines = text.split("\n");
+  const pid = Number(lines[0]);
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  return { pid, status: (lines[7] ?? "").trim() };
+}
+
+function tail(file: string, lines = 15): string {
+  try {
+    return readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+  } catch {
+    return "(no log)";
+  }
+}
+
+/**
+ * One postmaster, spawned as our direct child (so its exit is seen at once) in
+ * its own process group (so a Ctrl-C at ccpd's terminal does not reach it), with
+ * its log going straight to a file (so it keeps logging if ccpd dies).
+ */
+export class PostgresServer {
+  readonly #o: PostgresServerOptions;
+  #child: ChildProcess | undefined;
+  #exited: Promise<ExitInfo> | undefined;
+  #stopping = false;
+  #onUnexpectedExit: ((info: ExitInfo) => void) | undefined;
+
+  constructor(options: PostgresServerOptions) {
+    this.#o = Object.freeze({ ...options });
+  }
+
+  get running(): boolean {
+    return this.#child !== undefined;
+  }
+
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
+  /** Called when the postmaster exits without stop() having been asked for. */
+  onUnexpectedExit(listener: (info: ExitInfo) => void): void {
+    this.#onUnexpectedExit = listener;
+  }
+
+  /**
+   * A postmaster left running by an earlier ccpd (killed without a clean
+   * shutdown) cannot be supervised by this one: shut it down cleanly first.
+   */
+  async stopStale(): Promise<void> {
+    const info = readPidFile(this.#o.dataDir);
+    if (!info || !isAlive(info.pid)) return;
+    let cmdline = "";
+    try {
+      cmdline = readFileSync(`/proc/${info.pid}/cmdline`, "utf8");
+    } catch {
+      return;
+    }
+    if (!cmdline.includes(this.#o.dataDir)) return; // pid reused by something else
+    process.kill(info.pid, "SIGINT");
+    const deadline = Date.now() + 15_000;
+    while (isAlive(info.pid)) {
+      if (Date.now() > deadline) process.kill(info.pid, "SIGKILL");
+      await sleep(10);
+    }
+  }
+
+  writeIdentMap(): void {
+    // Only ccpd's OS user may connect, as any role; the socket dir is 0700 besides.
+    writeFileSync(`${this.#o.dataDir}/pg_ident.conf`, `ccp ${this.#o.ccpdOsUser} all\n`);
+  }
+
+  async start(): Promise<void> {
+    if (this.#child) return;
+    await this.stopStale();
+    this.writeIdentMap();
+    const args = ["-D", this.#o.dataDir, "-k", this.#o.socketDir, "-c", "listen_addresses="];
+    for (const [k, v] of Object.entries(this.#o.settings ?? {})) args.push("-c", `${k}=${v}`);
+    const logFd = openSync(this.#o.logFile, "a", 0o600);
+    let child: ChildProcess;
+    try {
+      child = spawn(this.#o.bin.postgres, args, {
+        stdio: ["ignore", logFd, logFd],
+        detached: true,
+        ...(this.#o.runAs ? { uid: this.#o.runAs.uid, gid: this.#o.runAs.gid } : {}),
+        env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", LC_ALL: "C" },
+      });
+    } finally {
+      closeSync(logFd);
+    }
+    this.#child = child;
+    this.#stopping = false;
+    this.#exited = new Promise<ExitInfo>((resolve) => {
+      child.once("exit", (code, signal) => {
+        if (this.#child === child) this.#child = undefined;
+        const info = { code, signal };
+        if (!this.#stopping) this.#onUnexpectedExit?.(info);
+        resolve(info);
+      });
+      child.once("error", () => {
+        if (this.#child === child) this.#child = undefined;
+        resolve({ code: null, signal: null });
+      });
+    });
+    await this.#waitReady(child);
+  }
+
+  async #waitReady(child: ChildProcess): Promise<void> {
+    const deadline = Date.now() + (this.#o.startTimeoutMs ?? 30_000);
+    let exited = false;
+    void this.#exited?.then(() => (exited = true));
+    // Postgres writes "ready" as the 8th line of postmaster.pid once it accepts connections.
+    for (let delay = 2; ; delay = Math.min(delay * 2, 25)) {
+      if (exited) {
+        throw new Error(`Postgres exited during start-up. Log (${this.#o.logFile}):\n${tail(this.#o.logFile)}`);
+      }
+      const info = readPidFile(this.#o.dataDir);
+      if (info && info.pid === child.pid && info.status === "ready") return;
+      if (Date.now() > deadline) {
+        this.#stopping = true;
+        child.kill("SIGKILL");
+        throw new Error(`Postgres did not become ready in time. Log (${this.#o.logFile}):\n${tail(this.#o.logFile)}`);
+      }
+      await sleep(delay);
+    }
+  }
+
+  /** Fast shutdown (SIGINT), escalating to immediate (SIGQUIT) and then SIGKILL. */
+  async stop(timeoutMs = 15_000): Promise<void> {
+    const child = this.#child;
+    if (!child || !this.#exited) {
+      await this.stopStale();
+      return;
+    }
+    this.#stopping = true;
+    child.kill("SIGINT");
+    const exited = this.#exited;
+    const timer = (ms: number) => sleep(ms).then(() => "timeout" as const);
+    if ((await Promise.race([exited, timer(timeoutMs)])) === "timeout") {
+      child.kill("SIGQUIT");
+      if ((await Promise.race([exited, timer(5_000)])) === "timeout") child.kill("SIGKILL");
+    }
+    await exited;
+  }
+
+  /** The last lines of the server log, for error messages. */
+  logTail(lines?: number): string {
+    return tail(this.#o.logFile, lines);
+  }
+}

@@ -1,0 +1,143 @@
+import { existsSync, readdirSync, rmSync } from "node:fs";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { InstanceEndpoint, InstanceState, RestartEvent, RuntimeDriver } from "../driver.js";
+import type { PgBinaries } from "./binaries.js";
+import { copyTree, makeDir } from "./fs-util.js";
+import { PostgresServer, SOCKET_PORT } from "./postgres-server.js";
+import type { RunAs } from "./system-user.js";
+import { ADMIN_ROLE } from "./template.js";
+
+export interface ProcessDriverOptions {
+  readonly bin: PgBinaries;
+  /** `<data-dir>/instances`: one folder per instance (data, run, postgres.log). */
+  readonly instancesDir: string;
+  readonly templateDir: string;
+  readonly runAs: RunAs | undefined;
+  readonly ccpdOsUser: string;
+  /** Called each time the supervisor restarts a postgres that died. */
+  readonly onRestart?: (event: RestartEvent) => void;
+  /** Called when a restart attempt fails (it is retried with back-off). */
+  readonly onRestartFailed?: (id: string, error: Error) => void;
+}
+
+const ID_DIR = /^db-[0-9a-f]{12}$/;
+
+/** Each database is its own postgres process tree, supervised by ccpd. */
+export class ProcessDriver implements RuntimeDriver {
+  readonly name = "process";
+  readonly #o: ProcessDriverOptions;
+  readonly #servers = new Map<string, PostgresServer>();
+  readonly #supervised = new Set<string>();
+
+  constructor(options: ProcessDriverOptions) {
+    this.#o = Object.freeze({ ...options });
+    makeDir(options.instancesDir, 0o755, undefined);
+  }
+
+  get pgVersion(): string {
+    return this.#o.bin.version;
+  }
+
+  #paths(id: string) {
+    if (!ID_DIR.test(id)) throw new Error(`Not an instance id: ${id}`);
+    const root = path.join(this.#o.instancesDir, id);
+    return { root, data: path.join(root, "data"), run: path.join(root, "run"), log: path.join(root, "postgres.log") };
+  }
+
+  #server(id: string): PostgresServer {
+    let server = this.#servers.get(id);
+    if (!server) {
+      const p = this.#paths(id);
+      server = new PostgresServer({
+        bin: this.#o.bin,
+        dataDir: p.data,
+        socketDir: p.run,
+        logFile: p.log,
+        runAs: this.#o.runAs,
+        ccpdOsUser: this.#o.ccpdOsUser,
+      });
+      server.onUnexpectedExit((info) => void this.#restart(id, info.code, info.signal));
+      this.#servers.set(id, server);
+    }
+    return server;
+  }
+
+  async #restart(id: string, exitCode: number | null, signal: string | null): Promise<void> {
+    if (!this.#supervised.has(id)) return;
+    this.#o.onRestart?.({ id, exitCode, signal, at: new Date() });
+    // Backends of a killed postmaster may hold its shared memory for a moment;
+    // retry with back-off until the new postmaster gets it.
+    for (let delay = 50; this.#supervised.has(id); delay = Math.min(delay * 2, 5_000)) {
+      await sleep(delay);
+      if (!this.#supervised.has(id)) return;
+      try {
+        await this.#server(id).start();
+        return;
+      } catch (err) {
+        this.#o.onRestartFailed?.(id, err as Error);
+      }
+    }
+  }
+
+  async create(id: string): Promise<void> {
+    const p = this.#paths(id);
+    if (existsSync(p.root)) throw new Error(`Instance directory already exists: ${p.root}`);
+    makeDir(p.root, 0o700, this.#o.runAs);
+    await copyTree(this.#o.templateDir, p.data);
+    makeDir(p.run, 0o700, this.#o.runAs);
+  }
+
+  async start(id: string): Promise<InstanceEndpoint> {
+    const p = this.#paths(id);
+    if (!existsSync(p.data)) throw new Error(`Instance ${id} has no data directory (${p.data}).`);
+    makeDir(p.run, 0o700, this.#o.runAs);
+    this.#supervised.add(id);
+    try {
+      await this.#server(id).start();
+    } catch (err) {
+      this.#supervised.delete(id);
+      throw err;
+    }
+    return this.endpoint(id);
+  }
+
+  async stop(id: string): Promise<void> {
+    this.#supervised.delete(id);
+    await this.#server(id).stop();
+  }
+
+  async destroy(id: string): Promise<void> {
+    await this.stop(id);
+    this.#servers.delete(id);
+    rmSync(this.#paths(id).root, { recursive: true, force: true });
+  }
+
+  state(id: string): InstanceState {
+    if (this.#servers.get(id)?.running) return "running";
+    return existsSync(this.#paths(id).data) ? "stopped" : "absent";
+  }
+
+  endpoint(id: string): InstanceEndpoint {
+    return { socketDir: this.#paths(id).run, port: SOCKET_PORT, adminUser: ADMIN_ROLE };
+  }
+
+  /** Postgres's log for an instance, last lines first-to-last (for errors and `info`). */
+  logTail(id: string, lines?: number): string {
+    return this.#server(id).logTail(lines);
+  }
+
+  /** PID of the running postmaster (tests kill it to exercise supervision). */
+  pid(id: string): number | undefined {
+    return this.#servers.get(id)?.pid;
+  }
+
+  async list(): Promise<string[]> {
+    return readdirSync(this.#o.instancesDir).filter((name) => ID_DIR.test(name));
+  }
+
+  async shutdown(): Promise<void> {
+    this.#supervised.clear();
+    await Promise.all([...this.#servers.values()].map((s) => s.stop()));
+  }
+}

@@ -1,0 +1,151 @@
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import type { FastifyInstance } from "fastify";
+import { pino, type Logger as PinoLogger } from "pino";
+import { AdminAuth } from "./api/admin-auth.js";
+import { createApp } from "./api/app.js";
+import { Catalog } from "./catalog/catalog.js";
+import type { ServerConfig } from "./config.js";
+import { DatabaseService } from "./databases/service.js";
+import { hashSecret, newAdminKey, secretMatches } from "./ids.js";
+import { resolvePgBinaries } from "./runtime/process/binaries.js";
+import { copyTree, makeDir } from "./runtime/process/fs-util.js";
+import { PostgresServer, SOCKET_PORT } from "./runtime/process/postgres-server.js";
+import { ProcessDriver } from "./runtime/process/process-driver.js";
+import { currentOsUser, ensureTraversable, resolveRunAs } from "./runtime/process/system-user.js";
+import { ADMIN_ROLE, ensureTemplate } from "./runtime/process/template.js";
+import { readUserConfig, writeUserConfig } from "./user-config.js";
+import { VERSION } from "./version.js";
+
+export interface RunningServer {
+  readonly url: string;
+  readonly config: ServerConfig;
+  readonly app: FastifyInstance;
+  readonly databases: DatabaseService;
+  readonly driver: ProcessDriver;
+  readonly catalog: Catalog;
+  /** Set on the first start only: the admin key that was created and saved. */
+  readonly createdAdminKey: string | undefined;
+  close(): Promise<void>;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** One ccpd per data dir: a pid file, taken over if its owner is gone. */
+function lockDataDir(dataDir: string): () => void {
+  const file = path.join(dataDir, "ccpd.pid");
+  if (existsSync(file)) {
+    const pid = Number(readFileSync(file, "utf8").trim());
+    if (pid && pid !== process.pid && isAlive(pid)) {
+      throw new Error(`Another ccpd (pid ${pid}) is already using ${dataDir}. Stop it first, or pass a different --data-dir.`);
+    }
+  }
+  writeFileSync(file, `${process.pid}\n`);
+  return () => rmSync(file, { force: true });
+}
+
+/**
+ * Start ccpd: catalog, runtime, reconciliation, HTTP API. Returns once it
+ * listens. Signal handling is the caller's (see the CLI's `server start`).
+ */
+export async function startServer(config: ServerConfig, options: { logger?: PinoLogger } = {}): Promise<RunningServer> {
+  const log = options.logger ?? pino({ level: config.env["CCP_LOG_LEVEL"] ?? "info" }, pino.destination(2));
+  const bin = resolvePgBinaries(config.env);
+  const runAs = resolveRunAs(config.instanceUser);
+  const ccpdOsUser = currentOsUser();
+
+  makeDir(config.dataDir, runAs ? 0o755 : 0o700, undefined);
+  for (const dir of ensureTraversable(config.dataDir, runAs)) {
+    log.warn(`granted search permission (o+x) on ${dir} so the instance user "${runAs?.name}" can reach the data dir`);
+  }
+  const unlock = lockDataDir(config.dataDir);
+  const cleanups: (() => Promise<void> | void)[] = [unlock];
+  const cleanup = async () => {
+    for (const fn of cleanups.reverse()) await fn();
+  };
+
+  try {
+    const templateDir = await ensureTemplate({ bin, templatesDir: path.join(config.dataDir, "templates"), runAs, ccpdOsUser });
+
+    let catalog: Catalog;
+    if (config.catalogUrl) {
+      catalog = new Catalog({ connectionString: config.catalogUrl });
+    } else {
+      const root = path.join(config.dataDir, "catalog");
+      const data = path.join(root, "data");
+      makeDir(root, 0o700, runAs);
+      if (!existsSync(data)) await copyTree(templateDir, data);
+      makeDir(path.join(root, "run"), 0o700, runAs);
+      const server = new PostgresServer({ bin, dataDir: data, socketDir: path.join(root, "run"), logFile: path.join(root, "postgres.log"), runAs, ccpdOsUser });
+      server.onUnexpectedExit((info) => log.error(`catalog postgres exited unexpectedly (code ${info.code}, signal ${info.signal}); restart ccpd`));
+      await server.start();
+      cleanups.push(() => server.stop());
+      catalog = new Catalog({ host: path.join(root, "run"), port: SOCKET_PORT, user: ADMIN_ROLE, database: "postgres" });
+    }
+    cleanups.push(() => catalog.close());
+    await catalog.migrate();
+
+    const url = `http://${config.listen.includes(":") ? `[${config.listen}]` : config.listen}:${config.port}`;
+    let createdAdminKey: string | undefined;
+    if ((await catalog.countAdminKeys()) === 0) {
+      createdAdminKey = newAdminKey();
+      await catalog.addAdminKey(hashSecret(createdAdminKey));
+    }
+
+    let databases: DatabaseService | undefined;
+    const driver = new ProcessDriver({
+      bin,
+      instancesDir: path.join(config.dataDir, "instances"),
+      templateDir,
+      runAs,
+      ccpdOsUser,
+      onRestart: (e) => {
+        log.warn(`instance ${e.id}: postgres exited (code ${e.exitCode}, signal ${e.signal}); restarting`);
+        void databases?.recordRestart(e.id, { exit_code: e.exitCode, signal: e.signal }).catch((err: Error) => log.error(err.message));
+      },
+      onRestartFailed: (id, err) => log.error(`instance ${id}: restart failed, retrying: ${err.message}`),
+    });
+    cleanups.push(() => driver.shutdown());
+    databases = new DatabaseService({ catalog, driver, domain: config.domain, log });
+    await databases.reconcile();
+
+    const adminAuth = new AdminAuth(catalog);
+    await adminAuth.load();
+    const app = await createApp({ databases, adminAuth, version: VERSION, loggerInstance: log });
+    await app.listen({ port: config.port, host: config.listen });
+    cleanups.push(() => app.close());
+    const address = app.server.address();
+    const boundUrl = typeof address === "object" && address ? url.replace(/:\d+$/, `:${address.port}`) : url;
+
+    // Save API URL + key so the local CLI works with no login. On later starts,
+    // keep the saved URL current if the saved key is one of ours.
+    const saved = readUserConfig(config.env);
+    if (createdAdminKey) {
+      writeUserConfig({ apiUrl: boundUrl, token: createdAdminKey }, config.env);
+    } else if (saved && saved.apiUrl !== boundUrl && (await catalog.adminKeyHashes()).some((h) => secretMatches(saved.token, h))) {
+      writeUserConfig({ apiUrl: boundUrl, token: saved.token }, config.env);
+    }
+
+    let closing: Promise<void> | undefined;
+    return {
+      url: boundUrl,
+      config,
+      app,
+      databases,
+      driver,
+      catalog,
+      createdAdminKey,
+      close: () => (closing ??= cleanup()),
+    };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}
