@@ -1,1 +1,125 @@
-export async function main(_argv: string[]): Promise<number> { return 0; }
+import { isCcpError, validateDatabaseName, VERSION } from "@ccp/server";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { ApiClient } from "./api.js";
+import { createDatabase, printCreated } from "./commands/db/create.js";
+import { destroyDatabase, printDestroyed } from "./commands/db/destroy.js";
+import { getDatabase, printInfo } from "./commands/db/info.js";
+import { listDatabases, printList } from "./commands/db/list.js";
+import { login, printLogin } from "./commands/login.js";
+import { runServer } from "./commands/server/start.js";
+import { printStatus, serverStatus } from "./commands/server/status.js";
+import { CliError, EXIT } from "./errors.js";
+import { Output } from "./output.js";
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n > 65535) throw new InvalidArgumentError("expected a port number (0–65535).");
+  return n;
+}
+
+const jsonOption = () => new Option("--json", "print JSON instead of text");
+
+function output(opts: { json?: boolean }): Output {
+  return new Output({ json: Boolean(opts.json) });
+}
+
+/** Build the `ccp` program. Each action sets `result` to the exit code. */
+function program(result: { code: number }): Command {
+  const ccp = new Command("ccp")
+    .description("ccp: managed Postgres on your own machine")
+    .version(VERSION)
+    .showHelpAfterError("(run with --help for usage)")
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+  const server = ccp.command("server").description("run and inspect ccpd, the control plane");
+  server
+    .command("start")
+    .description("start ccpd in the foreground")
+    .option("--data-dir <dir>", "where ccpd keeps its catalog and databases (default: $CCP_HOME, $XDG_DATA_HOME/ccp or ~/.local/share/ccp)")
+    .option("--port <port>", "HTTP port: API and SQL over HTTP", port, 7070)
+    .option("--wire-port <port>", "Postgres wire-protocol port", port, 6432)
+    .option("--listen <address>", "address to listen on", "127.0.0.1")
+    .option("--domain <domain>", "domain of database hosts (db-<id>.<domain>)", "localhost")
+    .option("--catalog-url <url>", "external catalog Postgres (default: one ccpd runs in its data dir)")
+    .action(async (o: { dataDir?: string; port: number; wirePort: number; listen: string; domain: string; catalogUrl?: string }) => {
+      result.code = await runServer(new Output(), {
+        ...(o.dataDir ? { dataDir: o.dataDir } : {}),
+        port: o.port,
+        wirePort: o.wirePort,
+        listen: o.listen,
+        domain: o.domain,
+        ...(o.catalogUrl ? { catalogUrl: o.catalogUrl } : {}),
+      });
+    });
+  server
+    .command("status")
+    .description("report whether ccpd is up")
+    .addOption(jsonOption())
+    .action(async (o: { json?: boolean }) => printStatus(output(o), await serverStatus(new ApiClient())));
+
+  ccp
+    .command("login")
+    .description("save the API URL and admin key of a (remote) ccpd")
+    .requiredOption("--api-url <url>", "ccpd's HTTP URL, e.g. http://127.0.0.1:7070")
+    .requiredOption("--token <key>", "an admin API key of that ccpd")
+    .addOption(jsonOption())
+    .action(async (o: { apiUrl: string; token: string; json?: boolean }) => printLogin(output(o), await login(o.apiUrl, o.token)));
+
+  const db = ccp.command("db").description("create and manage databases");
+  db.command("create")
+    .description("create a database (its own Postgres server) and save its token in .cluster/config.json")
+    .requiredOption("--name <name>", "3–32 characters: lowercase letters, digits, - and _, starting with a letter")
+    .addOption(jsonOption())
+    .action(async (o: { name: string; json?: boolean }) => {
+      validateDatabaseName(o.name); // fail fast, before contacting ccpd
+      printCreated(output(o), await createDatabase(new ApiClient(), o.name));
+    });
+  db.command("list")
+    .alias("ls")
+    .description("list databases")
+    .addOption(jsonOption())
+    .action(async (o: { json?: boolean }) => printList(output(o), await listDatabases(new ApiClient())));
+  db.command("info")
+    .description("show a database")
+    .argument("<id|name>", "database id (db-…) or name")
+    .addOption(jsonOption())
+    .action(async (ref: string, o: { json?: boolean }) => printInfo(output(o), await getDatabase(new ApiClient(), ref)));
+  db.command("destroy")
+    .alias("rm")
+    .description("destroy a database and all its data")
+    .argument("<id|name>", "database id (db-…) or name")
+    .option("-y, --yes", "do not ask for confirmation")
+    .addOption(jsonOption())
+    .action(async (ref: string, o: { yes?: boolean; json?: boolean }) =>
+      printDestroyed(output(o), await destroyDatabase(new ApiClient(), ref, { yes: Boolean(o.yes) })),
+    );
+
+  return ccp;
+}
+
+/** Run the CLI; resolves to the process exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const result = { code: EXIT.ok as number };
+  const out = new Output();
+  try {
+    await program(result).parseAsync(argv);
+    return result.code;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // help and version exit 0; usage errors were already printed by commander
+      return err.exitCode === 0 ? 0 : EXIT.usage;
+    }
+    if (err instanceof CliError) {
+      out.error(err.message, err.hint);
+      return err.exitCode;
+    }
+    if (isCcpError(err)) {
+      const mapped = new CliError(err.code, err.message, { hint: err.hint });
+      out.error(mapped.message, mapped.hint);
+      return mapped.exitCode;
+    }
+    out.error(`Unexpected error: ${(err as Error).message ?? String(err)}`, "This is a bug in ccp; please report it with the command you ran.");
+    return EXIT.failure;
+  }
+}

@@ -11,6 +11,7 @@ import { hashSecret, newAdminKey, secretMatches } from "./ids.js";
 import { resolvePgBinaries } from "./runtime/process/binaries.js";
 import { copyTree, makeDir } from "./runtime/process/fs-util.js";
 import { PostgresServer, SOCKET_PORT } from "./runtime/process/postgres-server.js";
+import { isProcessAlive } from "./runtime/process/proc.js";
 import { ProcessDriver } from "./runtime/process/process-driver.js";
 import { currentOsUser, ensureTraversable, resolveRunAs } from "./runtime/process/system-user.js";
 import { ADMIN_ROLE, ensureTemplate } from "./runtime/process/template.js";
@@ -29,21 +30,12 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** One ccpd per data dir: a pid file, taken over if its owner is gone. */
 function lockDataDir(dataDir: string): () => void {
   const file = path.join(dataDir, "ccpd.pid");
   if (existsSync(file)) {
     const pid = Number(readFileSync(file, "utf8").trim());
-    if (pid && pid !== process.pid && isAlive(pid)) {
+    if (pid && pid !== process.pid && isProcessAlive(pid)) {
       throw new Error(`Another ccpd (pid ${pid}) is already using ${dataDir}. Stop it first, or pass a different --data-dir.`);
     }
   }

@@ -39,8 +39,8 @@ function toCcpError(err: FastifyError | Error): CcpError {
 /** ccpd's HTTP app: the control-plane API (and, later, the SQL gateway). */
 export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
-    ...(deps.loggerInstance ? { loggerInstance: deps.loggerInstance } : { logger: false }),
-    disableRequestLogging: true,
+    // Per-request lines are logged at info; ccpd's log keeps warnings and errors from the HTTP layer.
+    ...(deps.loggerInstance ? { loggerInstance: deps.loggerInstance.child({}, { level: "warn" }) } : { logger: false }),
     bodyLimit: deps.bodyLimit ?? 1024 * 1024,
   });
 

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { PgBinaries } from "./binaries.js";
+import { isProcessAlive } from "./proc.js";
 import type { RunAs } from "./system-user.js";
 
 export interface PostgresServerOptions {
@@ -24,15 +25,6 @@ export interface ExitInfo {
 
 /** The fixed port number in the socket file name `.s.PGSQL.5432`; there is no TCP listener. */
 export const SOCKET_PORT = 5432;
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 function readPidFile(dataDir: string): { pid: number; status: string } | undefined {
   let text: string;
@@ -90,7 +82,7 @@ export class PostgresServer {
    */
   async stopStale(): Promise<void> {
     const info = readPidFile(this.#o.dataDir);
-    if (!info || !isAlive(info.pid)) return;
+    if (!info || !isProcessAlive(info.pid)) return;
     let cmdline = "";
     try {
       cmdline = readFileSync(`/proc/${info.pid}/cmdline`, "utf8");
@@ -100,7 +92,7 @@ export class PostgresServer {
     if (!cmdline.includes(this.#o.dataDir)) return; // pid reused by something else
     process.kill(info.pid, "SIGINT");
     const deadline = Date.now() + 15_000;
-    while (isAlive(info.pid)) {
+    while (isProcessAlive(info.pid)) {
       if (Date.now() > deadline) process.kill(info.pid, "SIGKILL");
       await sleep(10);
     }

@@ -1,0 +1,33 @@
+import type { DatabaseView } from "@ccp/server";
+import type { ApiClient } from "../../api.js";
+import type { Output } from "../../output.js";
+import { PROJECT_CONFIG, writeProjectConfig } from "../../project-config.js";
+
+export interface CreateResult {
+  readonly database: DatabaseView;
+  readonly token: string;
+  readonly configFile: string;
+}
+
+/** `ccp db create --name NAME`: create a database and save its credentials in the project. */
+export async function createDatabase(api: ApiClient, name: string, cwd = process.cwd()): Promise<CreateResult> {
+  const { database, token } = await api.request<{ database: DatabaseView; token: string }>("POST", "/v1/databases", { name });
+  const configFile = writeProjectConfig(
+    { databaseId: database.id, name: database.name, host: database.host, token, apiUrl: api.target.apiUrl, database: database.database, user: database.user },
+    cwd,
+  );
+  return { database, token, configFile };
+}
+
+export function printCreated(out: Output, r: CreateResult): void {
+  if (out.json) return out.data({ database: r.database, token: r.token, config_file: r.configFile });
+  out.success(`Created database ${out.style("bold", r.database.name)}`);
+  out.line();
+  out.fields([
+    ["ID", r.database.id],
+    ["Host", r.database.host],
+    ["Token", `${r.token.slice(0, 12)}...`],
+  ]);
+  out.line();
+  out.success(`Token saved to ${PROJECT_CONFIG}`);
+}

@@ -1,0 +1,26 @@
+import type { DatabaseView } from "@ccp/server";
+import type { ApiClient } from "../../api.js";
+import type { Output } from "../../output.js";
+
+/** `ccp db info <id|name>`. */
+export async function getDatabase(api: ApiClient, ref: string): Promise<DatabaseView> {
+  return (await api.request<{ database: DatabaseView }>("GET", `/v1/databases/${encodeURIComponent(ref)}`)).database;
+}
+
+export function printInfo(out: Output, d: DatabaseView): void {
+  if (out.json) return out.data({ database: d });
+  out.line(`${out.style("dim", "Database")} ${out.style("bold", d.name)}`);
+  out.line();
+  const rows: [string, string][] = [
+    ["ID", d.id],
+    ["Status", d.status],
+    ["Host", d.host],
+    ["Database", d.database],
+    ["User", d.user],
+    ["Postgres", d.pg_version],
+    ["Created", d.created_at],
+  ];
+  if (d.restarts > 0) rows.push(["Restarts", String(d.restarts)]);
+  if (d.last_error) rows.push(["Last error", d.last_error]);
+  out.fields(rows);
+}

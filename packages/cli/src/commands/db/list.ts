@@ -1,0 +1,23 @@
+import type { DatabaseView } from "@ccp/server";
+import type { ApiClient } from "../../api.js";
+import type { Output } from "../../output.js";
+
+/** `ccp db list` / `ls`. */
+export async function listDatabases(api: ApiClient): Promise<DatabaseView[]> {
+  return (await api.request<{ databases: DatabaseView[] }>("GET", "/v1/databases")).databases;
+}
+
+export function printList(out: Output, databases: readonly DatabaseView[]): void {
+  if (out.json) return out.data({ databases });
+  if (databases.length === 0) {
+    out.note("No databases yet. Create one with `ccp db create --name my-app-db`.");
+    return;
+  }
+  const nameWidth = Math.max(...databases.map((d) => d.name.length));
+  const statusWidth = Math.max(...databases.map((d) => d.status.length));
+  for (const d of databases) {
+    const status = d.status === "ready" ? out.style("green", d.status.padEnd(statusWidth)) : out.style("yellow", d.status.padEnd(statusWidth));
+    out.line(`${out.style("dim", "•")} ${out.style("bold", d.name.padEnd(nameWidth))}  ${status}  ${d.id}`);
+    out.line(`  ${out.style("dim", d.host)}`);
+  }
+}

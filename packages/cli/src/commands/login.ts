@@ -1,0 +1,22 @@
+import { writeUserConfig } from "@ccp/server";
+import { ApiClient } from "../api.js";
+import { usageError } from "../errors.js";
+import type { Output } from "../output.js";
+
+/** `ccp login --api-url URL --token KEY`: check the key against that ccpd, then save it. */
+export async function login(apiUrl: string, token: string): Promise<{ apiUrl: string; file: string }> {
+  let url: URL;
+  try {
+    url = new URL(apiUrl);
+  } catch {
+    throw usageError(`Not a URL: ${apiUrl}`, "For example: --api-url http://127.0.0.1:7070");
+  }
+  const normalized = url.toString().replace(/\/+$/, "");
+  await new ApiClient({ apiUrl: normalized, token }).request("GET", "/v1/databases");
+  return { apiUrl: normalized, file: writeUserConfig({ apiUrl: normalized, token }) };
+}
+
+export function printLogin(out: Output, r: { apiUrl: string; file: string }): void {
+  if (out.json) return out.data({ api_url: r.apiUrl, config_file: r.file });
+  out.success(`Logged in to ${r.apiUrl} (saved to ${r.file})`);
+}
