@@ -1,0 +1,33 @@
+import { summarize, type Stats } from "./stats.ts";
+
+/** One line of a figure: measured samples, or the ratio of two measured lines. */
+export type Row = { readonly label: string; readonly samples: readonly number[] } | { readonly label: string; readonly ratio: readonly [string, string] };
+
+const COLUMNS = ["p50", "p95", "max", "mean"] as const;
+const LABEL_WIDTH = 34;
+const CELL_WIDTH = 10;
+
+const ms = (x: number) => `${x < 10 ? x.toFixed(1) : Math.round(x)} ms`;
+
+/**
+ * Render a figure as plain text: a title line with the column heads, then one
+ * line per row. Ratio rows divide the named rows column by column.
+ */
+export function renderTable(title: string, rows: readonly Row[]): string {
+  const stats = new Map<string, Stats>();
+  for (const row of rows) if ("samples" in row) stats.set(row.label, summarize(row.samples));
+  const lines = [title.padEnd(LABEL_WIDTH + 2) + COLUMNS.map((c) => c.padStart(CELL_WIDTH)).join("")];
+  for (const row of rows) {
+    let cells: string[];
+    if ("samples" in row) {
+      const s = stats.get(row.label) as Stats;
+      cells = COLUMNS.map((c) => ms(s[c]));
+    } else {
+      const [a, b] = row.ratio.map((label) => stats.get(label));
+      if (!a || !b) throw new Error(`ratio of unknown rows: ${row.ratio.join(", ")}`);
+      cells = COLUMNS.map((c) => `${(a[c] / b[c]).toFixed(2)}x`);
+    }
+    lines.push(`  ${row.label.padEnd(LABEL_WIDTH)}${cells.map((c) => c.padStart(CELL_WIDTH)).join("")}`);
+  }
+  return lines.join("\n");
+}
