@@ -60,7 +60,11 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
   const unlock = lockDataDir(config.dataDir);
   const cleanups: (() => Promise<void> | void)[] = [unlock];
   const cleanup = async () => {
-    for (const fn of cleanups.reverse()) await fn();
+    for (const fn of cleanups.reverse()) {
+      const t = Date.now();
+      await fn();
+      log.debug(`shutdown step took ${Date.now() - t} ms`);
+    }
   };
 
   try {
@@ -91,7 +95,6 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
       await catalog.addAdminKey(hashSecret(createdAdminKey));
     }
 
-    let databases: DatabaseService | undefined;
     const driver = new ProcessDriver({
       bin,
       instancesDir: path.join(config.dataDir, "instances"),
@@ -100,12 +103,12 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
       ccpdOsUser,
       onRestart: (e) => {
         log.warn(`instance ${e.id}: postgres exited (code ${e.exitCode}, signal ${e.signal}); restarting`);
-        void databases?.recordRestart(e.id, { exit_code: e.exitCode, signal: e.signal }).catch((err: Error) => log.error(err.message));
+        void catalog.recordRestart(e.id, { exit_code: e.exitCode, signal: e.signal }).catch((err: Error) => log.error(err.message));
       },
       onRestartFailed: (id, err) => log.error(`instance ${id}: restart failed, retrying: ${err.message}`),
     });
     cleanups.push(() => driver.shutdown());
-    databases = new DatabaseService({ catalog, driver, domain: config.domain, log });
+    const databases = new DatabaseService({ catalog, driver, domain: config.domain, log });
     await databases.reconcile();
 
     const adminAuth = new AdminAuth(catalog);

@@ -203,9 +203,4 @@ export class DatabaseService {
       );
     }
   }
-
-  /** Record a supervisor restart in the catalog. */
-  async recordRestart(id: string, detail: Record<string, unknown>): Promise<void> {
-    await this.#o.catalog.recordRestart(id, detail);
-  }
 }

@@ -168,7 +168,8 @@ export class PostgresServer {
     this.#stopping = true;
     child.kill("SIGINT");
     const exited = this.#exited;
-    const timer = (ms: number) => sleep(ms).then(() => "timeout" as const);
+    // Unref'd: a pending escalation timer must not keep ccpd alive after the server exited.
+    const timer = (ms: number) => sleep(ms, undefined, { ref: false }).then(() => "timeout" as const);
     if ((await Promise.race([exited, timer(timeoutMs)])) === "timeout") {
       child.kill("SIGQUIT");
       if ((await Promise.race([exited, timer(5_000)])) === "timeout") child.kill("SIGKILL");
