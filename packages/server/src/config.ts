@@ -1,3 +1,4 @@
+import type { GatewaySettings } from "./gateway/gateway.js";
 import os from "node:os";
 import path from "node:path";
 
@@ -8,6 +9,8 @@ export interface ServerOptions {
   listen?: string;
   domain?: string;
   catalogUrl?: string;
+  /** Default statement_timeout of SQL-over-HTTP sessions, in ms. */
+  statementTimeoutMs?: number;
 }
 
 export interface ServerConfig {
@@ -20,6 +23,7 @@ export interface ServerConfig {
   readonly catalogUrl: string | undefined;
   /** System user instances run as when ccpd is root. */
   readonly instanceUser: string;
+  readonly gateway: Partial<GatewaySettings>;
   readonly env: NodeJS.ProcessEnv;
 }
 
@@ -38,6 +42,7 @@ export function resolveServerConfig(options: ServerOptions = {}, env: NodeJS.Pro
     domain: options.domain ?? "localhost",
     catalogUrl: options.catalogUrl,
     instanceUser: env["CCP_INSTANCE_USER"] || "ccp",
+    gateway: Object.freeze({ ...(options.statementTimeoutMs === undefined ? {} : { statementTimeoutMs: options.statementTimeoutMs }) }),
     env,
   });
 }

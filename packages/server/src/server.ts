@@ -7,6 +7,7 @@ import { createApp } from "./api/app.js";
 import { Catalog } from "./catalog/catalog.js";
 import type { ServerConfig } from "./config.js";
 import { DatabaseService } from "./databases/service.js";
+import { Gateway } from "./gateway/gateway.js";
 import { hashSecret, newAdminKey, secretMatches } from "./ids.js";
 import { resolvePgBinaries } from "./runtime/process/binaries.js";
 import { copyTree, makeDir } from "./runtime/process/fs-util.js";
@@ -25,6 +26,7 @@ export interface RunningServer {
   readonly databases: DatabaseService;
   readonly driver: ProcessDriver;
   readonly catalog: Catalog;
+  readonly gateway: Gateway;
   /** Set on the first start only: the admin key that was created and saved. */
   readonly createdAdminKey: string | undefined;
   close(): Promise<void>;
@@ -111,9 +113,13 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
     const databases = new DatabaseService({ catalog, driver, domain: config.domain, log });
     await databases.reconcile();
 
+    const gateway = new Gateway({ catalog, driver, settings: config.gateway });
+    cleanups.push(() => gateway.close());
+    databases.onBeforeRemove((id) => gateway.forget(id));
+
     const adminAuth = new AdminAuth(catalog);
     await adminAuth.load();
-    const app = await createApp({ databases, adminAuth, version: VERSION, loggerInstance: log });
+    const app = await createApp({ databases, adminAuth, gateway, domain: config.domain, version: VERSION, loggerInstance: log });
     await app.listen({ port: config.port, host: config.listen });
     cleanups.push(() => app.close());
     const address = app.server.address();
@@ -136,6 +142,7 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
       databases,
       driver,
       catalog,
+      gateway,
       createdAdminKey,
       close: () => (closing ??= cleanup()),
     };

@@ -2,12 +2,17 @@ import swagger from "@fastify/swagger";
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from "fastify";
 import type { DatabaseService } from "../databases/service.js";
 import { CcpError, isCcpError, type ErrorCode } from "../errors.js";
+import type { Gateway } from "../gateway/gateway.js";
+import { gatewayRoutes } from "../gateway/routes.js";
 import type { AdminAuth } from "./admin-auth.js";
 import { databaseRoutes } from "./routes/databases.js";
 
 export interface AppDeps {
   readonly databases: DatabaseService;
   readonly adminAuth: AdminAuth;
+  readonly gateway: Gateway;
+  /** Database hosts are `db-<hex>.<domain>`. */
+  readonly domain: string;
   readonly version: string;
   readonly loggerInstance?: FastifyBaseLogger;
   /** Largest request body accepted, in bytes. */
@@ -49,7 +54,7 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(swagger, {
     openapi: {
       openapi: "3.0.3",
-      info: { title: "ccp control plane", version: deps.version, description: "Create, list, inspect and destroy Postgres databases." },
+      info: { title: "ccp control plane", version: deps.version, description: "Create, list, inspect and destroy Postgres databases (admin key); run SQL over HTTP (database token)." },
       components: { securitySchemes: { adminKey: { type: "http", scheme: "bearer" } } },
       security: [{ adminKey: [] }],
     },
@@ -57,7 +62,8 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
     const mapped = toCcpError(err);
-    if (mapped.status >= 500) req.log.error(err);
+    if (mapped.status >= 500 && mapped.code !== "not_ready") req.log.error(err);
+    if (mapped.code === "not_ready") void reply.header("retry-after", "1");
     void reply.code(mapped.status).send(mapped.toJSON());
   });
   app.setNotFoundHandler((req, reply) => {
@@ -67,6 +73,8 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.get("/v1/health", { schema: { hide: true } }, async () => ({ status: "ok", version: deps.version }));
   app.get("/v1/openapi.json", { schema: { hide: true } }, async () => app.swagger());
+
+  gatewayRoutes(app, deps.gateway, deps.domain);
 
   await app.register(async (scope) => {
     scope.addHook("onRequest", async (req) => deps.adminAuth.check(req.headers.authorization));

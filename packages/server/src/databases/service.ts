@@ -39,11 +39,17 @@ const NOT_FOUND_HINT = "List your databases with `ccp db list`.";
 /** Create, list, inspect, destroy and reconcile databases. The API and tests call this. */
 export class DatabaseService {
   readonly #o: DatabaseServiceOptions;
+  /** Called before a database's server goes away (destroy): close connections to it. */
+  readonly #beforeRemove: ((id: string) => Promise<void>)[] = [];
   /** Database ids with an operation in flight in this process. */
   readonly #busy = new Set<string>();
 
   constructor(options: DatabaseServiceOptions) {
     this.#o = Object.freeze({ ...options });
+  }
+
+  onBeforeRemove(listener: (id: string) => Promise<void>): void {
+    this.#beforeRemove.push(listener);
   }
 
   view(row: DatabaseRow): DatabaseView {
@@ -149,6 +155,7 @@ export class DatabaseService {
   }
 
   async #finishDestroy(id: string, opId: string): Promise<void> {
+    for (const listener of this.#beforeRemove) await listener(id);
     await this.#o.driver.destroy(id);
     await this.#o.catalog.tx(async (q) => {
       await q.query("DELETE FROM ccp.databases WHERE id = $1", [id]);

@@ -1,0 +1,169 @@
+import type pg from "pg";
+import type { Catalog, DatabaseRow } from "../catalog/catalog.js";
+import { CcpError } from "../errors.js";
+import { secretMatches } from "../ids.js";
+import type { RuntimeDriver } from "../runtime/driver.js";
+import { isDatabaseError, PostgresQueryError, ResponseTooLargeError, runStatement, type StatementResult } from "./execute.js";
+import { GatewayPools, releaseClean } from "./pools.js";
+
+export interface GatewaySettings {
+  /** Server connections per database kept by the gateway. */
+  readonly poolSize: number;
+  /** Default statement_timeout of gateway sessions, in ms. */
+  readonly statementTimeoutMs: number;
+  /** Cap on the row data of one response, in bytes. */
+  readonly maxResponseBytes: number;
+  /** Cap on a request body, in bytes. */
+  readonly maxBodyBytes: number;
+}
+
+export const DEFAULT_GATEWAY_SETTINGS: GatewaySettings = Object.freeze({
+  poolSize: 10,
+  statementTimeoutMs: 30_000,
+  maxResponseBytes: 32 * 1024 * 1024,
+  maxBodyBytes: 4 * 1024 * 1024,
+});
+
+export interface Statement {
+  readonly sql: string;
+  readonly params?: readonly unknown[] | undefined;
+}
+
+/** Who a request is for, once authenticated. */
+export interface Target {
+  readonly row: DatabaseRow;
+  readonly database: string;
+}
+
+export interface TransactionOptions {
+  readonly isolationLevel?: "ReadUncommitted" | "ReadCommitted" | "RepeatableRead" | "Serializable";
+  readonly readOnly?: boolean;
+  readonly deferrable?: boolean;
+}
+
+const CACHE_MS = 1_000;
+/** SQLSTATEs meaning the server is going away or not yet up: 503, retry. */
+const UNAVAILABLE_SQLSTATES = new Set(["57P01", "57P02", "57P03", "08006", "08001", "08003"]);
+
+/**
+ * The SQL-over-HTTP data plane: resolves a database, checks its token in
+ * constant time, runs statements on a pooled tenant connection and resets the
+ * connection before anyone else gets it.
+ */
+export class Gateway {
+  readonly settings: GatewaySettings;
+  readonly #catalog: Catalog;
+  readonly #driver: RuntimeDriver;
+  readonly #pools: GatewayPools;
+  readonly #rows = new Map<string, { row: DatabaseRow | undefined; at: number }>();
+
+  constructor(options: { catalog: Catalog; driver: RuntimeDriver; settings?: Partial<GatewaySettings> }) {
+    this.settings = Object.freeze({ ...DEFAULT_GATEWAY_SETTINGS, ...options.settings });
+    this.#catalog = options.catalog;
+    this.#driver = options.driver;
+    this.#pools = new GatewayPools({ size: this.settings.poolSize, statementTimeoutMs: this.settings.statementTimeoutMs, idleTimeoutMs: 30_000 });
+  }
+
+  async #lookup(id: string): Promise<DatabaseRow | undefined> {
+    const hit = this.#rows.get(id);
+    if (hit && Date.now() - hit.at < CACHE_MS) return hit.row;
+    const row = await this.#catalog.findDatabase(id);
+    const found = row?.id === id ? row : undefined; // ids only here, never names
+    this.#rows.set(id, { row: found, at: Date.now() });
+    return found;
+  }
+
+  /** Drop cached state and close connections of a database (destroyed, restored, token rotated). */
+  async forget(id: string): Promise<void> {
+    this.#rows.delete(id);
+    await this.#pools.forget(id);
+  }
+
+  /**
+   * 404 for an unknown database; 401 for a missing or wrong token, the same
+   * answer whether the token is garbage or another database's; 503 while not ready.
+   */
+  async authorize(id: string, token: string | undefined, database?: string): Promise<Target> {
+    const row = await this.#lookup(id);
+    if (!row) {
+      throw new CcpError("not_found", `No database ${id}.`, { hint: "Check the database id (ccp db list)." });
+    }
+    if (!token || !secretMatches(token, row.token_hash)) {
+      throw new CcpError("unauthorized", "Invalid or missing database token.", {
+        hint: "Send `Authorization: Bearer <token>` with the token of this database (in .cluster/config.json).",
+      });
+    }
+    if (row.status !== "ready" || this.#driver.state(row.id) !== "running") {
+      throw new CcpError("not_ready", `Database ${id} is not ready (${row.status === "ready" ? "restarting" : row.status}).`, {
+        hint: "Retry shortly.",
+      });
+    }
+    return { row, database: database ?? row.database_name };
+  }
+
+  async #withClient<T>(target: Target, fn: (client: pg.PoolClient, budget: { used: number }) => Promise<T>): Promise<T> {
+    const pool = this.#pools.get(target.row.id, this.#driver.endpoint(target.row.id), target.row.owner_role, target.database);
+    let client: pg.PoolClient;
+    try {
+      client = await pool.connect();
+    } catch (err) {
+      throw this.#mapError(err, target);
+    }
+    let broken = false;
+    try {
+      return await fn(client, { used: 0 });
+    } catch (err) {
+      broken = err instanceof ResponseTooLargeError || !isDatabaseError(err) || UNAVAILABLE_SQLSTATES.has(err.code ?? "");
+      throw this.#mapError(err, target);
+    } finally {
+      await releaseClean(client, broken);
+    }
+  }
+
+  #mapError(err: unknown, target: Target, extra: Record<string, unknown> = {}): Error {
+    if (err instanceof CcpError) return err;
+    if (isDatabaseError(err) && !UNAVAILABLE_SQLSTATES.has(err.code ?? "")) return new PostgresQueryError(err, extra);
+    const code = (err as NodeJS.ErrnoException).code;
+    if (isDatabaseError(err) || code === "ECONNREFUSED" || code === "ENOENT" || code === "ECONNRESET" || /Connection terminated/i.test((err as Error).message)) {
+      return new CcpError("not_ready", `Database ${target.row.id} is not accepting connections right now.`, { hint: "Retry shortly." });
+    }
+    return err as Error;
+  }
+
+  /** One SQL text; several statements are allowed when there are no parameters. */
+  async run(target: Target, stmt: Statement): Promise<StatementResult[]> {
+    return this.#withClient(target, (client, budget) => runStatement(client, stmt.sql, stmt.params, this.settings.maxResponseBytes, budget));
+  }
+
+  /** All statements in one transaction: every one commits, or none does. */
+  async transaction(target: Target, statements: readonly Statement[], options: TransactionOptions = {}): Promise<StatementResult[][]> {
+    return this.#withClient(target, async (client, budget) => {
+      await client.query(beginStatement(options));
+      const results: StatementResult[][] = [];
+      for (let i = 0; i < statements.length; i++) {
+        const s = statements[i] as Statement;
+        try {
+          results.push(await runStatement(client, s.sql, s.params, this.settings.maxResponseBytes, budget));
+        } catch (err) {
+          // releaseClean rolls the transaction back.
+          throw this.#mapError(err, target, { statement_index: i });
+        }
+      }
+      await client.query("COMMIT");
+      return results;
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.#pools.close();
+  }
+}
+
+function beginStatement(o: TransactionOptions): string {
+  const parts = ["BEGIN"];
+  const level = { ReadUncommitted: "READ UNCOMMITTED", ReadCommitted: "READ COMMITTED", RepeatableRead: "REPEATABLE READ", Serializable: "SERIALIZABLE" }[o.isolationLevel ?? "ReadCommitted"];
+  if (o.isolationLevel) parts.push(`ISOLATION LEVEL ${level}`);
+  if (o.readOnly !== undefined) parts.push(o.readOnly ? "READ ONLY" : "READ WRITE");
+  if (o.deferrable !== undefined) parts.push(o.deferrable ? "DEFERRABLE" : "NOT DEFERRABLE");
+  return parts.join(" ");
+}

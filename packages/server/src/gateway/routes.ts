@@ -1,0 +1,81 @@
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { errorSchema } from "../api/schemas.js";
+import { CcpError } from "../errors.js";
+import { rowsAsObjects, type StatementResult } from "./execute.js";
+import type { Gateway, Statement, Target } from "./gateway.js";
+
+const statementSchema = {
+  type: "object",
+  required: ["sql"],
+  additionalProperties: false,
+  properties: {
+    sql: { type: "string", minLength: 1 },
+    params: { type: "array", maxItems: 65535, description: "Values for $1, $2, … (JSON values; objects are sent as JSON)" },
+  },
+} as const;
+
+const transactionSchema = {
+  type: "object",
+  required: ["statements"],
+  additionalProperties: false,
+  properties: { statements: { type: "array", minItems: 1, maxItems: 10_000, items: statementSchema } },
+} as const;
+
+const ID_IN_HOST = /^(db-[0-9a-f]{12})\./;
+
+export function bearer(req: FastifyRequest): string | undefined {
+  return /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? "")?.[1];
+}
+
+/** The database a request is for: `/v1/databases/<id>/…` or the Host `db-<hex>.<domain>[:port]`. */
+export function databaseIdOf(req: FastifyRequest, domain: string): string {
+  const fromPath = (req.params as { id?: string }).id;
+  if (fromPath) return fromPath;
+  const host = (req.headers.host ?? "").toLowerCase().replace(/:\d+$/, "");
+  const m = ID_IN_HOST.exec(host);
+  if (m?.[1] && host === `${m[1]}.${domain}`) return m[1];
+  throw new CcpError("not_found", `No database is addressed by host "${host}".`, {
+    hint: `Send the request to https://db-<id>.${domain}/… or use the path /v1/databases/<id>/query.`,
+  });
+}
+
+function execution(r: StatementResult) {
+  const out: Record<string, unknown> = { command: r.command, rows_affected: r.rowCount ?? 0 };
+  if (r.hasRows) {
+    out["rows"] = rowsAsObjects(r);
+    out["fields"] = r.fields;
+  }
+  return out;
+}
+
+const last = (results: StatementResult[]): StatementResult => results[results.length - 1] as StatementResult;
+
+export function gatewayRoutes(app: FastifyInstance, gateway: Gateway, domain: string): void {
+  const authorize = (req: FastifyRequest): Promise<Target> => gateway.authorize(databaseIdOf(req, domain), bearer(req));
+  const opts = (summary: string, body: object) => ({
+    bodyLimit: gateway.settings.maxBodyBytes,
+    schema: { summary, tags: ["sql"], body, response: { "4xx": errorSchema, "5xx": errorSchema } },
+  });
+
+  for (const prefix of ["", "/v1/databases/:id"]) {
+    app.post<{ Body: Statement }>(`${prefix}/query`, opts("Run a query; returns { rows, fields }", statementSchema), async (req) => {
+      const target = await authorize(req);
+      const r = last(await gateway.run(target, req.body));
+      return { rows: rowsAsObjects(r), fields: r.fields, row_count: r.rowCount ?? r.rows.length, command: r.command };
+    });
+
+    app.post<{ Body: Statement }>(`${prefix}/execute`, opts("Run a statement; returns { rows_affected } (and rows with RETURNING)", statementSchema), async (req) => {
+      const target = await authorize(req);
+      const results = await gateway.run(target, req.body);
+      const out = execution(last(results));
+      out["rows_affected"] = results.reduce((n, r) => n + (r.rowCount ?? 0), 0);
+      return out;
+    });
+
+    app.post<{ Body: { statements: Statement[] } }>(`${prefix}/transaction`, opts("Run statements atomically; one result per statement", transactionSchema), async (req) => {
+      const target = await authorize(req);
+      const results = await gateway.transaction(target, req.body.statements);
+      return { results: results.map((r) => execution(last(r))) };
+    });
+  }
+}
