@@ -132,11 +132,13 @@ export class Gateway {
 
   /** One SQL text; several statements are allowed when there are no parameters. */
   async run(target: Target, stmt: Statement): Promise<StatementResult[]> {
+    checkStatement(stmt);
     return this.#withClient(target, (client, budget) => runStatement(client, stmt.sql, stmt.params, this.settings.maxResponseBytes, budget));
   }
 
   /** All statements in one transaction: every one commits, or none does. */
   async transaction(target: Target, statements: readonly Statement[], options: TransactionOptions = {}): Promise<StatementResult[][]> {
+    statements.forEach(checkStatement);
     return this.#withClient(target, async (client, budget) => {
       await client.query(beginStatement(options));
       const results: StatementResult[][] = [];
@@ -156,6 +158,18 @@ export class Gateway {
 
   async close(): Promise<void> {
     await this.#pools.close();
+  }
+}
+
+/**
+ * The protocol sends SQL text NUL-terminated: a NUL inside it would desynchronise
+ * the connection, so refuse it here (Postgres text cannot hold NUL anyway).
+ */
+function checkStatement(stmt: Statement, index?: number): void {
+  if (stmt.sql.includes("\u0000")) {
+    throw new CcpError("invalid_request", "SQL text cannot contain NUL (\\u0000) characters.", {
+      ...(index === undefined ? {} : { details: { statement_index: index } }),
+    });
   }
 }
 
