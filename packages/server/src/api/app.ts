@@ -3,6 +3,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstanc
 import type { DatabaseService } from "../databases/service.js";
 import { CcpError, isCcpError, type ErrorCode } from "../errors.js";
 import type { Gateway } from "../gateway/gateway.js";
+import { neonRoutes } from "../gateway/neon.js";
 import { gatewayRoutes } from "../gateway/routes.js";
 import type { AdminAuth } from "./admin-auth.js";
 import { databaseRoutes } from "./routes/databases.js";
@@ -75,6 +76,7 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
   app.get("/v1/openapi.json", { schema: { hide: true } }, async () => app.swagger());
 
   gatewayRoutes(app, deps.gateway, deps.domain);
+  neonRoutes(app, deps.gateway, deps.domain);
 
   await app.register(async (scope) => {
     scope.addHook("onRequest", async (req) => deps.adminAuth.check(req.headers.authorization));

@@ -8,11 +8,29 @@ export interface Field {
   readonly type_oid: number;
 }
 
+/** A result column as Postgres describes it (RowDescription), in node-postgres' names. */
+export interface ColumnDescription {
+  readonly name: string;
+  readonly tableID: number;
+  readonly columnID: number;
+  readonly dataTypeID: number;
+  readonly dataTypeSize: number;
+  readonly dataTypeModifier: number;
+  readonly format: string;
+}
+
+export interface OutputOptions {
+  /** Keep values as Postgres text (null for NULL), for clients that parse types themselves (Neon's driver). */
+  readonly rawText?: boolean;
+}
+
 /** One statement's outcome, in the gateway's JSON shapes. */
 export interface StatementResult {
   readonly command: string;
   readonly rowCount: number | null;
   readonly fields: Field[];
+  /** The full column descriptions, for protocols that pass them through (gateway/neon.ts). */
+  readonly columns: ColumnDescription[];
   /** Rows as arrays in field order (objects are made at the edge, per endpoint). */
   readonly rows: JsonValue[][];
   /** True when the statement described rows (SELECT, RETURNING, SHOW…). */
@@ -53,14 +71,14 @@ export class ResponseTooLargeError extends CcpError {
   }
 }
 
-type PgResultLike = { command: string; rowCount: number | null; fields: { name: string; dataTypeID: number }[] };
+type PgResultLike = { command: string; rowCount: number | null; fields: ColumnDescription[] };
 
 /**
  * Run one SQL text (several statements allowed when there are no parameters),
  * streaming rows so the response cap holds before the whole result is in memory.
  * Resolves to one result per statement.
  */
-export function runStatement(client: pg.PoolClient, sql: string, params: readonly unknown[] | undefined, maxBytes: number, budget: { used: number }): Promise<StatementResult[]> {
+export function runStatement(client: pg.PoolClient, sql: string, params: readonly unknown[] | undefined, maxBytes: number, budget: { used: number }, output: OutputOptions = {}): Promise<StatementResult[]> {
   return new Promise((resolve, reject) => {
     const config: pg.QueryArrayConfig = { text: sql, rowMode: "array", types: RAW_TYPES };
     if (params && params.length > 0) config.values = [...params];
@@ -74,7 +92,7 @@ export function runStatement(client: pg.PoolClient, sql: string, params: readonl
       const result = resultBuilder as PgResultLike;
       if (mappersFor !== result) {
         mappersFor = result;
-        mappers = result.fields.map((f) => mapperFor(f.dataTypeID));
+        mappers = output.rawText ? [] : result.fields.map((f) => mapperFor(f.dataTypeID));
         rowsByResult.set(result, []);
       }
       for (const v of row) budget.used += v === null ? 4 : v.length + 4;
@@ -85,7 +103,7 @@ export function runStatement(client: pg.PoolClient, sql: string, params: readonl
         reject(failed);
         return;
       }
-      (rowsByResult.get(result) as JsonValue[][]).push(mapRow(row, mappers));
+      (rowsByResult.get(result) as JsonValue[][]).push(output.rawText ? row : mapRow(row, mappers));
     });
     query.on("error", (err: Error) => {
       if (!failed) reject(err);
@@ -98,6 +116,15 @@ export function runStatement(client: pg.PoolClient, sql: string, params: readonl
           command: r.command,
           rowCount: r.rowCount,
           fields: r.fields.map((f) => ({ name: f.name, type_oid: f.dataTypeID })),
+          columns: r.fields.map((f) => ({
+            name: f.name,
+            tableID: f.tableID,
+            columnID: f.columnID,
+            dataTypeID: f.dataTypeID,
+            dataTypeSize: f.dataTypeSize,
+            dataTypeModifier: f.dataTypeModifier,
+            format: f.format,
+          })),
           rows: rowsByResult.get(r) ?? [],
           hasRows: r.fields.length > 0,
         })),

@@ -3,7 +3,7 @@ import type { Catalog, DatabaseRow } from "../catalog/catalog.js";
 import { CcpError } from "../errors.js";
 import { secretMatches } from "../ids.js";
 import type { RuntimeDriver } from "../runtime/driver.js";
-import { isDatabaseError, PostgresQueryError, ResponseTooLargeError, runStatement, type StatementResult } from "./execute.js";
+import { isDatabaseError, PostgresQueryError, ResponseTooLargeError, runStatement, type OutputOptions, type StatementResult } from "./execute.js";
 import { GatewayPools, releaseClean } from "./pools.js";
 
 export interface GatewaySettings {
@@ -131,13 +131,13 @@ export class Gateway {
   }
 
   /** One SQL text; several statements are allowed when there are no parameters. */
-  async run(target: Target, stmt: Statement): Promise<StatementResult[]> {
+  async run(target: Target, stmt: Statement, output: OutputOptions = {}): Promise<StatementResult[]> {
     checkStatement(stmt);
-    return this.#withClient(target, (client, budget) => runStatement(client, stmt.sql, stmt.params, this.settings.maxResponseBytes, budget));
+    return this.#withClient(target, (client, budget) => runStatement(client, stmt.sql, stmt.params, this.settings.maxResponseBytes, budget, output));
   }
 
   /** All statements in one transaction: every one commits, or none does. */
-  async transaction(target: Target, statements: readonly Statement[], options: TransactionOptions = {}): Promise<StatementResult[][]> {
+  async transaction(target: Target, statements: readonly Statement[], options: TransactionOptions = {}, output: OutputOptions = {}): Promise<StatementResult[][]> {
     statements.forEach(checkStatement);
     return this.#withClient(target, async (client, budget) => {
       await client.query(beginStatement(options));
@@ -145,7 +145,7 @@ export class Gateway {
       for (let i = 0; i < statements.length; i++) {
         const s = statements[i] as Statement;
         try {
-          results.push(await runStatement(client, s.sql, s.params, this.settings.maxResponseBytes, budget));
+          results.push(await runStatement(client, s.sql, s.params, this.settings.maxResponseBytes, budget, output));
         } catch (err) {
           // releaseClean rolls the transaction back.
           throw this.#mapError(err, target, { statement_index: i });
