@@ -1,24 +1,29 @@
 /**
- * Benchmarks: `npm run bench [-- --only create[,…]] [--n 20]`.
+ * Benchmarks: `npm run bench [-- --only create[,…]] [--n 20] [--duration 10]`.
  * Each part is one file under bench/parts/; add it to PARTS to run it.
  */
 import { parseArgs } from "node:util";
 import type { Part } from "./lib/part.ts";
 import { createPart } from "./parts/create.ts";
+import { gatewayPart } from "./parts/gateway.ts";
 
 const PARTS: Readonly<Record<string, Part>> = {
   create: createPart,
+  gateway: gatewayPart,
 };
 
 const { values } = parseArgs({
   options: {
     only: { type: "string" },
     n: { type: "string", default: "20" },
+    duration: { type: "string", default: "10" },
   },
 });
 
 const n = Number(values.n);
 if (!Number.isInteger(n) || n < 1) throw new Error(`--n must be a positive integer, not ${values.n}`);
+const duration = Number(values.duration);
+if (!Number.isInteger(duration) || duration < 1) throw new Error(`--duration must be a positive integer (seconds), not ${values.duration}`);
 const names = values.only ? values.only.split(",").map((s) => s.trim()).filter(Boolean) : Object.keys(PARTS);
 const unknown = names.filter((name) => !(name in PARTS));
 if (unknown.length > 0) throw new Error(`unknown part(s): ${unknown.join(", ")}; known: ${Object.keys(PARTS).join(", ")}`);
@@ -26,5 +31,5 @@ if (unknown.length > 0) throw new Error(`unknown part(s): ${unknown.join(", ")};
 for (const [i, name] of names.entries()) {
   if (i > 0) console.log("");
   console.log(`== ${name} ==`);
-  await (PARTS[name] as Part)({ n });
+  await (PARTS[name] as Part)({ n, duration });
 }

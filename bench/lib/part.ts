@@ -2,6 +2,8 @@
 export interface PartOptions {
   /** Measured iterations per figure (after warm-up). */
   readonly n: number;
+  /** Seconds per timed load run (parts that run load for a fixed time). */
+  readonly duration: number;
 }
 
 /** A part runs its measurements and prints its own figures to stdout. */

@@ -8,7 +8,7 @@ export interface Stats {
 }
 
 /** Nearest-rank percentile of sorted samples (p in 0..100). */
-function percentile(sorted: readonly number[], p: number): number {
+export function percentile(sorted: readonly number[], p: number): number {
   const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
   return sorted[rank - 1] ?? NaN;
 }

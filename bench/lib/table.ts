@@ -16,18 +16,24 @@ const ms = (x: number) => `${x < 10 ? x.toFixed(1) : Math.round(x)} ms`;
 export function renderTable(title: string, rows: readonly Row[]): string {
   const stats = new Map<string, Stats>();
   for (const row of rows) if ("samples" in row) stats.set(row.label, summarize(row.samples));
-  const lines = [title.padEnd(LABEL_WIDTH + 2) + COLUMNS.map((c) => c.padStart(CELL_WIDTH)).join("")];
-  for (const row of rows) {
-    let cells: string[];
-    if ("samples" in row) {
-      const s = stats.get(row.label) as Stats;
-      cells = COLUMNS.map((c) => ms(s[c]));
-    } else {
+  return renderGrid(
+    title,
+    COLUMNS,
+    rows.map((row) => {
+      if ("samples" in row) {
+        const s = stats.get(row.label) as Stats;
+        return { label: row.label, cells: COLUMNS.map((c) => ms(s[c])) };
+      }
       const [a, b] = row.ratio.map((label) => stats.get(label));
       if (!a || !b) throw new Error(`ratio of unknown rows: ${row.ratio.join(", ")}`);
-      cells = COLUMNS.map((c) => `${(a[c] / b[c]).toFixed(2)}x`);
-    }
-    lines.push(`  ${row.label.padEnd(LABEL_WIDTH)}${cells.map((c) => c.padStart(CELL_WIDTH)).join("")}`);
-  }
+      return { label: row.label, cells: COLUMNS.map((c) => `${(a[c] / b[c]).toFixed(2)}x`) };
+    }),
+  );
+}
+
+/** The layout of renderTable for cells computed by the caller: a title line with the heads, then one line per row. */
+export function renderGrid(title: string, heads: readonly string[], rows: readonly { readonly label: string; readonly cells: readonly string[] }[]): string {
+  const lines = [title.padEnd(LABEL_WIDTH + 2) + heads.map((c) => c.padStart(CELL_WIDTH)).join("")];
+  for (const row of rows) lines.push(`  ${row.label.padEnd(LABEL_WIDTH)}${row.cells.map((c) => c.padStart(CELL_WIDTH)).join("")}`);
   return lines.join("\n");
 }

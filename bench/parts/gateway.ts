@@ -1,0 +1,229 @@
+import { execFile } from "node:child_process";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import pg from "pg";
+import { resolveServerConfig, startServer, type RunningServer } from "../../packages/server/dist/index.js";
+import { runHttpLoad, type HttpLoad } from "../lib/http-load.ts";
+import type { PartOptions } from "../lib/part.ts";
+import { installPostgresMeta, PG_META_VERSION, PostgresMeta } from "../lib/postgres-meta.ts";
+import { percentile } from "../lib/stats.ts";
+import { renderGrid } from "../lib/table.ts";
+import { makeTempDir, removeDir } from "../lib/tmp.ts";
+
+const execFileAsync = promisify(execFile);
+
+const ROWS = 100_000; // pgbench -i -s 1
+const SELECT = "SELECT abalance FROM pgbench_accounts WHERE aid = $1";
+const CONCURRENCY = [1, 16] as const;
+const WARMUP_SECONDS = 2;
+const TENANT = { user: "clusterbase", database: "default" } as const;
+const AID = "%AID%"; // replaced by a random aid in every request body
+
+const TARGET_META_RATIO = 2; // ccp throughput ≥ 2× postgres-meta's
+const TARGET_PGBENCH_RATIO = 0.5; // ccp throughput ≥ 50% of pgbench's
+const TARGET_P50_GAP_MS = 0.3; // ccp p50 − pgbench p50 at concurrency 1
+
+const CCP = "ccp POST /v1/databases/{id}/query";
+const PGBENCH = "pgbench -M simple, unix socket";
+const META = `postgres-meta ${PG_META_VERSION} POST /query`;
+
+interface Measured {
+  readonly label: string;
+  /** Completed requests (transactions) per second. */
+  readonly rate: number;
+  /** Per-request latency in ms, one sample per completed request. */
+  readonly latencies: readonly number[];
+}
+
+interface Summary {
+  readonly rate: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly n: number;
+}
+
+function summary(m: Measured): Summary {
+  const sorted = [...m.latencies].sort((a, b) => a - b);
+  if (sorted.length === 0) throw new Error(`${m.label}: no completed requests`);
+  return { rate: m.rate, p50: percentile(sorted, 50), p99: percentile(sorted, 99), n: sorted.length };
+}
+
+async function api(server: RunningServer, key: string, method: string, route: string, body?: unknown): Promise<unknown> {
+  const res = await fetch(`${server.url}${route}`, {
+    method,
+    headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const json: unknown = await res.json();
+  const expected = method === "POST" ? 201 : 200;
+  if (res.status !== expected) throw new Error(`${method} ${route}: HTTP ${res.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+/** POST a JSON body and return the parsed 200 answer. */
+async function post(url: string, headers: Record<string, string>, body: unknown): Promise<unknown> {
+  const res = await fetch(url, { method: "POST", headers: { ...headers, "content-type": "application/json" }, body: JSON.stringify(body) });
+  const json: unknown = await res.json();
+  if (res.status !== 200) throw new Error(`POST ${url}: HTTP ${res.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+/** `pgbench -i -s 1` as root over the instance's socket (peer auth maps root to the tenant role). */
+async function initPgbench(socketDir: string, port: number): Promise<void> {
+  await execFileAsync("pgbench", ["-i", "-s", "1", "-h", socketDir, "-p", String(port), "-U", TENANT.user, TENANT.database]);
+  const client = new pg.Client({ host: socketDir, port, ...TENANT });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ n: string }>("SELECT count(*) AS n FROM pgbench_accounts");
+    if (Number(rows[0]?.n) !== ROWS) throw new Error(`pgbench_accounts has ${rows[0]?.n} rows, expected ${ROWS}`);
+  } finally {
+    await client.end();
+  }
+}
+
+/** An HTTP target, driven by autocannon; any non-2xx answer or connection error fails the run. */
+async function httpRun(label: string, load: HttpLoad): Promise<Measured> {
+  const r = await runHttpLoad(load);
+  if (r.non2xx > 0 || r.errors > 0 || r.timeouts > 0) {
+    throw new Error(`${label}, ${load.connections} connections: ${r.non2xx} non-2xx answers, ${r.errors} errors, ${r.timeouts} timeouts`);
+  }
+  return { label, rate: r.latencies.length / r.elapsed, latencies: r.latencies };
+}
+
+let pgbenchRuns = 0;
+
+/** The reference: pgbench with the same SELECT; latencies from its per-transaction log (µs). */
+async function pgbenchRun(socketDir: string, port: number, dir: string, clients: number, seconds: number): Promise<Measured> {
+  const script = path.join(dir, "select.sql");
+  writeFileSync(script, `\\set aid random(1, ${ROWS})\nSELECT abalance FROM pgbench_accounts WHERE aid = :aid;\n`);
+  const prefix = `pgbench-${++pgbenchRuns}-c${clients}`;
+  const args = ["-n", "-M", "simple", "-f", script, "-c", String(clients), "-j", String(clients > 1 ? 2 : 1), "-T", String(seconds)];
+  args.push("-l", `--log-prefix=${path.join(dir, prefix)}`, "-h", socketDir, "-p", String(port), "-U", TENANT.user, TENANT.database);
+  const { stdout } = await execFileAsync("pgbench", args, { maxBuffer: 16 * 1024 * 1024 });
+  const tps = /^tps = ([\d.]+) \(without initial connection time\)$/m.exec(stdout)?.[1];
+  const processed = /^number of transactions actually processed: (\d+)$/m.exec(stdout)?.[1];
+  const failed = /^number of failed transactions: (\d+)/m.exec(stdout)?.[1] ?? "0";
+  if (!tps || !processed) throw new Error(`cannot read pgbench's output:\n${stdout}`);
+  if (failed !== "0") throw new Error(`pgbench: ${failed} failed transactions:\n${stdout}`);
+  // Log line: client_id transaction_no latency_us script_no epoch_s epoch_us
+  const latencies: number[] = [];
+  for (const file of readdirSync(dir).filter((f) => f.startsWith(`${prefix}.`))) {
+    for (const line of readFileSync(path.join(dir, file), "utf8").split("\n")) {
+      const us = line.split(" ")[2];
+      if (us !== undefined) latencies.push(Number(us) / 1000);
+    }
+  }
+  if (latencies.length !== Number(processed)) throw new Error(`pgbench logged ${latencies.length} transactions but processed ${processed}`);
+  return { label: PGBENCH, rate: Number(tps), latencies };
+}
+
+const num = (x: number, digits: number) => x.toFixed(digits);
+const verdict = (ok: boolean) => (ok ? "met" : "NOT met");
+
+/**
+ * Primary-key lookups on one instance through the ccp gateway (HTTP keep-alive),
+ * against pgbench over the unix socket (the reference) and postgres-meta's
+ * /query (the peer), at concurrency 1 and 16 for a fixed duration each.
+ */
+export async function gatewayPart({ duration }: PartOptions): Promise<void> {
+  const entry = await installPostgresMeta();
+  const work = makeTempDir("ccp-bench-gateway-");
+  const env = { ...process.env, XDG_CONFIG_HOME: path.join(work, "config"), CCP_LOG_LEVEL: process.env["CCP_LOG_LEVEL"] ?? "warn" };
+  let server: RunningServer | undefined;
+  let meta: PostgresMeta | undefined;
+  try {
+    // Any free ports: another ccpd (a test run) may hold the defaults. A variable, not a literal, so
+    // this still compiles against a ccpd without a wire endpoint (no wirePort option).
+    const options = { dataDir: path.join(work, "data"), port: 0, wirePort: 0 };
+    server = await startServer(resolveServerConfig(options, env));
+    const key = server.createdAdminKey;
+    if (!key) throw new Error("fresh ccpd created no admin key");
+    const created = (await api(server, key, "POST", "/v1/databases", { name: "bench-gateway" })) as { database: { id: string; status: string }; token: string };
+    const { id } = created.database;
+    if (created.database.status !== "ready") throw new Error(`${id}: created with status ${created.database.status}`);
+    const { socketDir, port } = server.driver.endpoint(id);
+    await initPgbench(socketDir, port);
+
+    const dbUrl = `postgresql://${TENANT.user}@localhost:${port}/${TENANT.database}?host=${encodeURIComponent(socketDir)}`;
+    meta = await PostgresMeta.start(entry, dbUrl, path.join(work, "postgres-meta.log"));
+    const ccpUrl = `${server.url}/v1/databases/${id}/query`;
+    const ccpHeaders = { authorization: `Bearer ${created.token}` };
+    const metaUrl = `${meta.url}/query`;
+
+    const ccpLoad = (connections: number, seconds: number): HttpLoad => ({
+      url: ccpUrl,
+      headers: ccpHeaders,
+      body: `{"sql":${JSON.stringify(SELECT)},"params":[${AID}]}`,
+      random: { placeholder: AID, min: 1, max: ROWS },
+      connections,
+      seconds,
+    });
+    const metaLoad = (connections: number, seconds: number): HttpLoad => ({
+      url: metaUrl,
+      headers: {},
+      body: `{"query":${JSON.stringify(SELECT)},"parameters":[${AID}]}`,
+      random: { placeholder: AID, min: 1, max: ROWS },
+      connections,
+      seconds,
+    });
+
+    // Same answer from both HTTP targets before anything is timed (pgbench -i sets every abalance to 0).
+    const viaCcp = (await post(ccpUrl, ccpHeaders, { sql: SELECT, params: [42] })) as { rows: unknown[] };
+    const viaMeta = (await post(metaUrl, {}, { query: SELECT, parameters: [42] })) as unknown[];
+    const expected = JSON.stringify([{ abalance: 0 }]);
+    if (JSON.stringify(viaCcp.rows) !== expected) throw new Error(`ccp answered ${JSON.stringify(viaCcp)}`);
+    if (JSON.stringify(viaMeta) !== expected) throw new Error(`postgres-meta answered ${JSON.stringify(viaMeta)}`);
+
+    // Warm-up: JIT, pools, the table in shared buffers; not recorded.
+    const warm = Math.min(WARMUP_SECONDS, duration);
+    await httpRun(CCP, ccpLoad(16, warm));
+    await pgbenchRun(socketDir, port, work, 16, warm);
+    await httpRun(META, metaLoad(16, warm));
+
+    const results = new Map<number, Summary[]>();
+    for (const c of CONCURRENCY) {
+      const ccp = summary(await httpRun(CCP, ccpLoad(c, duration)));
+      const bench = summary(await pgbenchRun(socketDir, port, work, c, duration));
+      const peer = summary(await httpRun(META, metaLoad(c, duration)));
+      results.set(c, [ccp, bench, peer]);
+    }
+
+    console.log(`Postgres ${server.driver.pgVersion}, node ${process.version}, ${os.cpus().length} cores, load average ${os.loadavg()[0]?.toFixed(2)} at start`);
+    console.log(`one instance, pgbench_accounts with ${ROWS.toLocaleString("en-US")} rows; random aid per request: ${SELECT}`);
+    console.log(`${duration} s per row after a ${warm} s warm-up; HTTP rows: autocannon, keep-alive, one request in flight per connection;`);
+    console.log("latency: every completed request, nearest-rank percentiles (HTTP: client-side hrtime; pgbench: its -l log, µs)\n");
+    for (const c of CONCURRENCY) {
+      const [ccp, bench, peer] = results.get(c) as [Summary, Summary, Summary];
+      const row = (label: string, s: Summary) => ({ label, cells: [num(s.rate, 0), num(s.p50, 3), num(s.p99, 3), String(s.n)] });
+      console.log(renderGrid(`concurrency ${c}`, ["req/s", "p50 ms", "p99 ms", "requests"], [row(CCP, ccp), row(PGBENCH, bench), row(META, peer)]));
+      console.log("");
+    }
+
+    const lines: string[] = [];
+    for (const c of CONCURRENCY) {
+      const [ccp, , peer] = results.get(c) as [Summary, Summary, Summary];
+      const r = ccp.rate / peer.rate;
+      lines.push(`  ccp/postgres-meta throughput, c=${c}: ${num(r, 2)}x (target ≥ ${TARGET_META_RATIO}x): ${verdict(r >= TARGET_META_RATIO)}`);
+    }
+    for (const c of CONCURRENCY) {
+      const [ccp, bench] = results.get(c) as [Summary, Summary, Summary];
+      const r = ccp.rate / bench.rate;
+      lines.push(`  ccp/pgbench throughput, c=${c}: ${num(r * 100, 1)}% (target ≥ ${TARGET_PGBENCH_RATIO * 100}%): ${verdict(r >= TARGET_PGBENCH_RATIO)}`);
+    }
+    const [ccp1, bench1] = results.get(1) as [Summary, Summary, Summary];
+    const gap = ccp1.p50 - bench1.p50;
+    lines.push(`  ccp p50 − pgbench p50, c=1: ${num(gap, 3)} ms (target ≤ ${TARGET_P50_GAP_MS} ms): ${verdict(gap <= TARGET_P50_GAP_MS)}`);
+    console.log(`targets\n${lines.join("\n")}`);
+    console.log(
+      `\nnotes: ccp sends $1 as a bind parameter (extended protocol) through its pool of ${server.gateway.settings.poolSize} connections and resets each with DISCARD ALL;` +
+        "\n  pgbench -M simple inlines the aid; postgres-meta gets the same $1 + parameters and opens a new Postgres connection per request (its design)." +
+        "\n  All clients, ccpd, postgres-meta and Postgres share this machine's cores.",
+    );
+  } finally {
+    await meta?.close();
+    await server?.close();
+    removeDir(work);
+  }
+}
