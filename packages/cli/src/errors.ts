@@ -11,6 +11,8 @@ export const EXIT = {
   conflict: 5,
   unavailable: 6,
   declined: 7,
+  /** Postgres rejected the SQL (syntax error, constraint violation, …). */
+  sqlError: 8,
 } as const;
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];

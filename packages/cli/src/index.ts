@@ -3,6 +3,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import { ApiClient } from "./api.js";
 import { createDatabase, printCreated } from "./commands/db/create.js";
 import { destroyDatabase, printDestroyed } from "./commands/db/destroy.js";
+import { execSql, printExec, readSql, resolveExecTarget } from "./commands/db/exec.js";
 import { getDatabase, printInfo } from "./commands/db/info.js";
 import { listDatabases, printList } from "./commands/db/list.js";
 import { login, printLogin } from "./commands/login.js";
@@ -94,6 +95,17 @@ function program(result: { code: number }): Command {
     .action(async (ref: string, o: { yes?: boolean; json?: boolean }) =>
       printDestroyed(output(o), await destroyDatabase(new ApiClient(), ref, { yes: Boolean(o.yes) })),
     );
+  db.command("exec")
+    .description("run SQL on the project's database (.cluster/config.json) and print the result")
+    .argument("[sql]", "the SQL; omit it to read -f FILE or stdin")
+    .option("-f, --file <file>", "read the SQL from a file (- for stdin)")
+    .option("--db-id <id>", "database id (default: from .cluster/config.json; needs --token)")
+    .option("--token <token>", "database token (default: from .cluster/config.json; needs --db-id)")
+    .addOption(jsonOption())
+    .action(async (sql: string | undefined, o: { file?: string; dbId?: string; token?: string; json?: boolean }) => {
+      const target = resolveExecTarget(o);
+      printExec(output(o), await execSql(target, await readSql(sql, o)));
+    });
 
   return ccp;
 }

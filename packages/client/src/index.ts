@@ -1,1 +1,7 @@
-export {};
+/**
+ * @ccp/client: the zero-dependency SDK for ccp's SQL-over-HTTP gateway.
+ * See README.md for usage.
+ */
+export { Client, createClient, type ClientOptions, type ExecuteResult, type Fetch, type Field, type JsonValue, type QueryResult, type Row, type TransactionInput } from "./client.js";
+export { CcpError, ConnectionError, PostgresError } from "./errors.js";
+export { sql, SqlStatement, type Statement } from "./sql.js";
