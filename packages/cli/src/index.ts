@@ -6,6 +6,8 @@ import { destroyDatabase, printDestroyed } from "./commands/db/destroy.js";
 import { execSql, printExec, readSql, resolveExecTarget } from "./commands/db/exec.js";
 import { getDatabase, printInfo } from "./commands/db/info.js";
 import { listDatabases, printList } from "./commands/db/list.js";
+import { createMigration, DEFAULT_MIGRATIONS_DIR, printNewMigration, runMigrate } from "./commands/db/migrate.js";
+import { parseSteps, runRollback } from "./commands/db/rollback.js";
 import { login, printLogin } from "./commands/login.js";
 import { runServer } from "./commands/server/start.js";
 import { printStatus, serverStatus } from "./commands/server/status.js";
@@ -107,6 +109,45 @@ function program(result: { code: number }): Command {
       printExec(output(o), await execSql(target, await readSql(sql, o)));
     });
 
+  const dbTargetOptions = (c: Command) =>
+    c
+      .option("--db-id <id>", "database id (default: from .cluster/config.json; needs --token)")
+      .option("--token <token>", "database token (default: from .cluster/config.json; needs --db-id)");
+  type MigrateOpts = { dir?: string; dbId?: string; token?: string; status?: boolean; dryRun?: boolean; json?: boolean };
+  const migrate = dbTargetOptions(
+    db
+      .command("migrate")
+      .description("apply pending migrations/*.sql in order, each in one transaction, tracked in _ccp_migrations")
+      .option("--dir <path>", "migrations directory", DEFAULT_MIGRATIONS_DIR),
+  )
+    .option("--status", "show which migrations are applied, pending or changed; apply nothing")
+    .option("--dry-run", "list the migrations that would run; apply nothing")
+    .addOption(jsonOption())
+    .action(async (o: MigrateOpts) => {
+      result.code = await runMigrate(output(o), o);
+    });
+  migrate
+    .command("new")
+    .description("create the next numbered migration file (NNN_<name>.sql)")
+    .argument("<name>", "what it does, e.g. create_users")
+    .option("--dir <path>", `migrations directory (default: ${DEFAULT_MIGRATIONS_DIR})`)
+    .addOption(jsonOption())
+    .action((name: string, o: { dir?: string; json?: boolean }) => {
+      // Unless options are positional, commander hands --dir/--json after `new` to migrate, which defines them too.
+      const parent = migrate.opts<{ dir: string; json?: boolean }>();
+      printNewMigration(output({ json: o.json ?? parent.json }), createMigration(o.dir ?? parent.dir, name));
+    });
+  dbTargetOptions(
+    db
+      .command("rollback")
+      .description("revert the last applied migrations with their NNN_name.down.sql files")
+      .option("--steps <n>", "how many migrations to revert", parseSteps, 1)
+      .option("--dir <path>", "migrations directory", DEFAULT_MIGRATIONS_DIR),
+  )
+    .addOption(jsonOption())
+    .action(async (o: { dir?: string; dbId?: string; token?: string; steps: number; json?: boolean }) => {
+      result.code = await runRollback(output(o), o);
+    });
   return ccp;
 }
 

@@ -1,0 +1,346 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { CcpError, ConnectionError, createClient, type Fetch } from "@ccp/client";
+import { START_HINT } from "../../api.js";
+import { CliError, EXIT, usageError } from "../../errors.js";
+import { positionLines } from "../../format/sql-error.js";
+import { MigrationDirError, newMigrationTemplate, nextMigrationFileName, readMigrationDir, sanitizeMigrationName, type MigrationDir, type MigrationFile } from "../../migrations/files.js";
+import { planMigrations, plural, type MigrationPlan } from "../../migrations/plan.js";
+import { MigrationRunner, SqlFileError, TrackingConflictError, type ApplyOutcome, type SqlFileFailure } from "../../migrations/runner.js";
+import { TRACKING_TABLE } from "../../migrations/tracking.js";
+import type { Output } from "../../output.js";
+import { PROJECT_CONFIG } from "../../project-config.js";
+import { resolveExecTarget, type ExecTarget } from "./exec.js";
+
+export const DEFAULT_MIGRATIONS_DIR = "migrations";
+
+export interface MigrateFlags {
+  readonly dir?: string | undefined;
+  readonly dbId?: string | undefined;
+  readonly token?: string | undefined;
+  readonly status?: boolean | undefined;
+  readonly dryRun?: boolean | undefined;
+}
+
+/** A path as the user would type it: relative to the working directory when inside it. */
+export function displayPath(p: string, cwd = process.cwd()): string {
+  const rel = path.relative(cwd, p);
+  return rel && !rel.startsWith("..") && !path.isAbsolute(rel) ? rel : p;
+}
+
+/** Read the migrations directory; its problems as CLI errors. */
+export function loadMigrationDir(dir: string): MigrationDir {
+  try {
+    return readMigrationDir(dir);
+  } catch (err) {
+    if (!(err instanceof MigrationDirError)) throw err;
+    const shown = displayPath(dir);
+    if (err.kind === "duplicate_number") {
+      throw new CliError("duplicate_migration", `${err.message.replace(/\.$/, "")} in ${shown}.`, {
+        hint: "Each migration needs its own number: renumber one of them (the number orders them).",
+        exitCode: EXIT.usage,
+      });
+    }
+    throw new CliError("no_migrations_dir", err.kind === "missing" ? `No migrations directory: ${shown} does not exist.` : `${shown} is not a directory.`, {
+      hint: `Create ${shown}/ with 001_init.sql in it, or run \`ccp db migrate new init\`${shown === DEFAULT_MIGRATIONS_DIR ? "" : ` --dir ${shown}`}; use --dir to point elsewhere.`,
+      exitCode: EXIT.usage,
+    });
+  }
+}
+
+/** Files in the directory that will not run, and rows without files: said on stderr, never skipped silently. */
+export function reportDirWarnings(out: Output, m: MigrationDir, plan?: MigrationPlan): void {
+  const warn = (text: string) => out.note(`${out.style("yellow", "!")} ${text}`);
+  const shown = displayPath(m.dir);
+  if (m.ignored.length > 0) {
+    warn(`Ignoring ${plural(m.ignored.length, "file")} in ${shown} that ${m.ignored.length === 1 ? "is" : "are"} not NNN_name.sql or NNN_name.down.sql: ${m.ignored.join(", ")}`);
+  }
+  for (const d of m.orphanDowns) warn(`${d} has no matching migration file in ${shown}.`);
+  if (!plan) return;
+  for (const r of plan.missingFiles) warn(`${r.name} is recorded as applied but is no longer in ${shown}.`);
+  for (const f of plan.outOfOrder) warn(`${f.name} is pending but numbered below a migration already applied; it runs now, after it.`);
+}
+
+/** The CLI's version of a client error that is not about a migration file's SQL. */
+export function clientError(err: unknown, target: ExecTarget, during?: string): unknown {
+  if (err instanceof ConnectionError) {
+    const cause = (err.cause as { cause?: { code?: string } } | undefined)?.cause?.code;
+    const unknownOutcome = during ? ` while applying ${during}; it may or may not have been applied` : "";
+    return new CliError("unreachable", `Cannot reach ccpd at ${target.apiUrl}${cause ? ` (${cause})` : ""}${unknownOutcome}.`, {
+      hint: during ? "Check with `ccp db migrate --status` once ccpd is back, then run `ccp db migrate` again." : START_HINT,
+      exitCode: EXIT.unavailable,
+    });
+  }
+  if (err instanceof CcpError) {
+    const hints: Record<string, string> = {
+      unauthorized: `ccpd rejected ${target.source === "project" ? `the token in ${PROJECT_CONFIG}` : "--token"} for ${target.databaseId}.`,
+      not_found: "List your databases with `ccp db list`.",
+      not_ready: `Retry shortly; \`ccp db info ${target.databaseId}\` shows its status.`,
+    };
+    const code = /^[0-9A-Z]{5}$/.test(err.code) ? "sql_error" : err.code;
+    return new CliError(code, err.message, { hint: hints[err.code] ?? err.hint, ...(code === "sql_error" ? { exitCode: EXIT.sqlError } : {}) });
+  }
+  return err;
+}
+
+/**
+ * A Postgres error in a migration or down file: the message, file:line:column,
+ * the line with a caret (as psql shows it), then DETAIL, HINT and CONTEXT.
+ */
+export function describeSqlFailure(f: SqlFileFailure, what = "failed"): string {
+  const e = f.error;
+  const where = f.location ? `:${f.location.line}:${f.location.column}` : "";
+  const lines = [`${f.file.name} ${what}: ${e.message}`, `at ${displayPath(f.file.path)}${where} (SQLSTATE ${e.code})`];
+  if (e.position !== undefined) lines.push(...positionLines(f.file.sql, e.position));
+  if (e.detail) lines.push(`DETAIL:  ${e.detail}`);
+  if (e.hint) lines.push(`HINT:  ${e.hint}`);
+  if (e.where) lines.push(`CONTEXT:  ${e.where}`);
+  if (e.code === "25001") {
+    lines.push(
+      f.file.noTransaction
+        ? "NOTE:  a `-- ccp:no-transaction` file must hold exactly one statement: Postgres runs several statements sent together in one transaction."
+        : "NOTE:  this statement cannot run in a transaction: put it alone in its own file whose first line is `-- ccp:no-transaction`.",
+    );
+  }
+  // Output.error prints the first line after "✗ "; indent the rest to match.
+  return lines.join("\n  ");
+}
+
+function runnerFor(target: ExecTarget, fetch?: Fetch): MigrationRunner {
+  return new MigrationRunner(createClient({ url: target.apiUrl, databaseId: target.databaseId, token: target.token, fetch }));
+}
+
+export interface MigrationStatusResult {
+  readonly dir: MigrationDir;
+  readonly plan: MigrationPlan;
+}
+
+/** `ccp db migrate --status`: files against `_ccp_migrations`; applies nothing. */
+export async function migrationStatus(target: ExecTarget, dir: MigrationDir, options: { fetch?: Fetch } = {}): Promise<MigrationStatusResult> {
+  let applied;
+  try {
+    applied = await runnerFor(target, options.fetch).applied();
+  } catch (err) {
+    throw clientError(err, target);
+  }
+  return { dir, plan: planMigrations(dir.migrations, applied) };
+}
+
+/** Refuse to run while an applied file was edited or a no-transaction migration is unfinished. */
+export function checkPlan(plan: MigrationPlan, dir: MigrationDir): void {
+  if (plan.changed.length > 0) {
+    const names = plan.changed.map((s) => s.name);
+    throw new CliError(
+      "migration_changed",
+      `${names.join(", ")} ${names.length === 1 ? "was" : "were"} edited after being applied (checksum differs from ${TRACKING_TABLE}); nothing was run.`,
+      {
+        hint: `Applied migrations never run again: restore ${names.length === 1 ? "it" : "them"} (e.g. \`git checkout -- ${displayPath(path.join(dir.dir, names[0] as string))}\`) and put the change in a new migration (\`ccp db migrate new NAME\`).`,
+        exitCode: EXIT.conflict,
+      },
+    );
+  }
+  const u = plan.unfinished[0];
+  if (u) throw unfinishedError(u.name);
+}
+
+function unfinishedError(name: string): CliError {
+  return new CliError("migration_unfinished", `${name} runs outside a transaction and has not finished: another \`ccp db migrate\` is running it, or a run was interrupted; nothing was run.`, {
+    hint: `If no other run is active, check whether it took effect (a failed CREATE INDEX CONCURRENTLY leaves an INVALID index: drop it), then \`ccp db exec "DELETE FROM ${TRACKING_TABLE} WHERE name = '${name}'"\` and run \`ccp db migrate\` again.`,
+    exitCode: EXIT.conflict,
+  });
+}
+
+export interface MigrateResult {
+  readonly dir: MigrationDir;
+  readonly plan: MigrationPlan;
+  /** One per file attempted, in order; the failed one is not among them. */
+  readonly outcomes: readonly ApplyOutcome[];
+  /** The file Postgres rejected; the files after it were not run. */
+  readonly failure: SqlFileFailure | undefined;
+}
+
+/**
+ * Apply the pending files of `plan` in order, each in one transaction with its
+ * tracking row, stopping at the first failure. Returns a result per file
+ * rather than throwing half-way; `onOutcome` sees each as it happens.
+ */
+export async function applyPending(
+  target: ExecTarget,
+  dir: MigrationDir,
+  plan: MigrationPlan,
+  options: { fetch?: Fetch; onOutcome?: (o: ApplyOutcome) => void } = {},
+): Promise<MigrateResult> {
+  const runner = runnerFor(target, options.fetch);
+  const outcomes: ApplyOutcome[] = [];
+  for (const file of plan.pending) {
+    let outcome: ApplyOutcome;
+    try {
+      outcome = await runner.apply(file);
+    } catch (err) {
+      if (err instanceof SqlFileError) return { dir, plan, outcomes, failure: err.failure };
+      if (err instanceof TrackingConflictError) throw unfinishedError(err.migration);
+      throw clientError(err, target, file.name);
+    }
+    outcomes.push(outcome);
+    options.onOutcome?.(outcome);
+  }
+  return { dir, plan, outcomes, failure: undefined };
+}
+
+/** `ccp db migrate` as a function: plan, refuse on edited or unfinished files, apply. */
+export async function migrate(target: ExecTarget, dir: MigrationDir, options: { fetch?: Fetch; onOutcome?: (o: ApplyOutcome) => void } = {}): Promise<MigrateResult> {
+  const { plan } = await migrationStatus(target, dir, options);
+  checkPlan(plan, dir);
+  return applyPending(target, dir, plan, options);
+}
+
+const arrow = (out: Output) => out.style("cyan", "›");
+
+function statusLine(out: Output, s: MigrationPlan["files"][number]): string {
+  switch (s.state) {
+    case "applied":
+      return `${out.style("green", "✓")} ${s.name}`;
+    case "pending":
+      return `${out.style("dim", "○")} ${s.name}`;
+    case "changed":
+      return `${out.style("yellow", "!")} ${s.name} ${out.style("yellow", "(changed since applied)")}`;
+    case "unfinished":
+      return `${out.style("yellow", "…")} ${s.name} ${out.style("yellow", "(started outside a transaction, not finished)")}`;
+  }
+}
+
+export function printStatus(out: Output, r: MigrationStatusResult): void {
+  const { plan } = r;
+  if (out.json) {
+    return out.data({
+      dir: displayPath(r.dir.dir),
+      migrations: plan.files.map((s) => ({
+        name: s.name,
+        state: s.state,
+        checksum: s.file.checksum,
+        applied_at: s.applied?.applied_at ?? null,
+        duration_ms: s.applied?.duration_ms ?? null,
+      })),
+      missing_files: plan.missingFiles,
+      pending: plan.pending.length,
+    });
+  }
+  out.line(`${arrow(out)} Migration status:`);
+  out.line();
+  for (const s of plan.files) out.line(statusLine(out, s));
+  for (const m of plan.missingFiles) out.line(`${out.style("yellow", "?")} ${m.name} ${out.style("yellow", "(applied, file missing)")}`);
+  if (plan.files.length === 0 && plan.missingFiles.length === 0) out.line(out.style("dim", `(no migrations in ${displayPath(r.dir.dir)})`));
+  out.line();
+  out.line(plural(plan.pending.length, "pending migration"));
+}
+
+export function printDryRun(out: Output, r: MigrationStatusResult): void {
+  const { plan } = r;
+  if (out.json) return out.data({ dry_run: true, pending: plan.pending.map((f) => f.name), applied: plan.files.length - plan.pending.length });
+  if (plan.pending.length === 0) return out.success(allApplied(plan));
+  out.line(`${arrow(out)} ${plural(plan.pending.length, "pending migration")} would run (dry run, nothing applied):`);
+  out.line();
+  for (const f of plan.pending) out.line(`${out.style("dim", "○")} ${f.name}${f.noTransaction ? out.style("dim", " (no transaction)") : ""}`);
+}
+
+function allApplied(plan: MigrationPlan): string {
+  const n = plan.files.length;
+  return n === 1 ? "1 migration already applied" : `All ${n} migrations already applied`;
+}
+
+function outcomeLine(out: Output, o: ApplyOutcome): string {
+  return o.status === "applied"
+    ? `${out.style("green", "✓")} ${o.name} ${out.style("dim", `${o.durationMs}ms`)}`
+    : `${out.style("green", "✓")} ${o.name} ${out.style("dim", "(applied by a concurrent run)")}`;
+}
+
+/** The `ccp db migrate` command: resolve, plan, then --status, --dry-run or apply, printing as it goes. */
+export async function runMigrate(out: Output, flags: MigrateFlags): Promise<number> {
+  const target = resolveExecTarget(flags);
+  const dir = loadMigrationDir(path.resolve(flags.dir ?? DEFAULT_MIGRATIONS_DIR));
+  const status = await migrationStatus(target, dir);
+  const { plan } = status;
+  reportDirWarnings(out, dir, plan);
+  if (flags.status) {
+    printStatus(out, status);
+    return EXIT.ok;
+  }
+  if (flags.dryRun) {
+    printDryRun(out, status);
+    return EXIT.ok;
+  }
+  checkPlan(plan, dir);
+  if (!out.json) {
+    if (plan.files.length === 0) {
+      out.line(`${arrow(out)} No migrations in ${displayPath(dir.dir)} yet.`);
+      out.line(out.style("dim", "  Create one with `ccp db migrate new NAME`."));
+    } else if (plan.pending.length === 0) {
+      out.success(allApplied(plan));
+    } else {
+      out.line(`${arrow(out)} Running ${plural(plan.pending.length, "pending migration")}...`);
+      out.line();
+    }
+  }
+  const r = await applyPending(target, dir, plan, {
+    onOutcome: (o) => {
+      if (!out.json) out.line(outcomeLine(out, o));
+    },
+  });
+  const applied = r.outcomes.filter((o) => o.status === "applied").length;
+  const concurrent = r.outcomes.length - applied;
+  if (out.json) {
+    out.data({
+      applied: r.outcomes.map((o) => (o.status === "applied" ? { name: o.name, status: o.status, duration_ms: o.durationMs } : { name: o.name, status: o.status })),
+      already_applied: r.plan.files.length - r.plan.pending.length,
+      failed: r.failure ? failureJson(r.failure) : null,
+      not_run: r.plan.pending.slice(r.outcomes.length + (r.failure ? 1 : 0)).map((f) => f.name),
+    });
+  } else if (r.failure) {
+    out.line(`${out.style("red", "✗")} ${r.failure.file.name}`);
+  } else if (r.plan.pending.length > 0) {
+    out.line();
+    if (applied === 0) out.success(`Nothing left to apply: ${plural(concurrent, "migration")} applied by a concurrent run`);
+    else out.success(`${plural(applied, "migration")} applied${concurrent > 0 ? ` (${concurrent} by a concurrent run)` : ""}`);
+  }
+  if (r.failure) throw failureError(r.failure, r.plan.pending, r.outcomes.length);
+  return EXIT.ok;
+}
+
+function failureJson(f: SqlFileFailure): Record<string, unknown> {
+  // statement_index counts our wrapper statements (lock, tracking row, …): not meaningful to a reader.
+  const { statement_index: _index, ...fields } = f.error.body;
+  return { ...fields, name: f.file.name, code: f.error.code, message: f.error.message, line: f.location?.line ?? null, column: f.location?.column ?? null };
+}
+
+function failureError(f: SqlFileFailure, pending: readonly MigrationFile[], applied: number): CliError {
+  const notRun = pending.length - pending.findIndex((p) => p.name === f.file.name) - 1;
+  const before = applied > 0 ? `; the ${plural(applied, "migration")} before it ${applied === 1 ? "stays" : "stay"} applied` : "";
+  const after = notRun > 0 ? `, ${plural(notRun, "later migration")} not run` : "";
+  return new CliError("migration_failed", describeSqlFailure(f), {
+    hint: `${f.file.noTransaction ? "Its claim was removed" : "Nothing of it was committed"}${before}${after}. Fix it and run \`ccp db migrate\` again.`,
+    exitCode: EXIT.sqlError,
+    details: failureJson(f),
+  });
+}
+
+/** `ccp db migrate new NAME`: create the next numbered file with a comment header. Resolves to its path. */
+export function createMigration(dirPath: string, rawName: string, now = new Date()): string {
+  const name = sanitizeMigrationName(rawName);
+  if (!name) throw usageError(`"${rawName}" has no letters or digits to name a migration with.`, "For example: ccp db migrate new create_users");
+  mkdirSync(dirPath, { recursive: true });
+  const dir = loadMigrationDir(dirPath);
+  const fileName = nextMigrationFileName(dir.migrations, name);
+  const file = path.join(dirPath, fileName);
+  try {
+    writeFileSync(file, newMigrationTemplate(fileName, now), { flag: "wx" });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "EEXIST") throw new CliError("conflict", `${displayPath(file)} already exists.`, { exitCode: EXIT.conflict });
+    throw err;
+  }
+  return file;
+}
+
+export function printNewMigration(out: Output, file: string): void {
+  if (out.json) return out.data({ file: displayPath(file) });
+  out.success(`Created ${displayPath(file)}`);
+}
