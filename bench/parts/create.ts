@@ -64,7 +64,7 @@ async function measureCcp(n: number): Promise<CcpSamples & { pgVersion: string }
   const env = { ...process.env, XDG_CONFIG_HOME: path.join(work, "config"), CCP_LOG_LEVEL: process.env["CCP_LOG_LEVEL"] ?? "warn" };
   let server: RunningServer | undefined;
   try {
-    server = await startServer(resolveServerConfig({ dataDir: path.join(work, "data"), port: 0 }, env));
+    server = await startServer(resolveServerConfig({ dataDir: path.join(work, "data"), port: 0, wirePort: 0 }, env));
     const key = server.createdAdminKey;
     if (!key) throw new Error("fresh ccpd created no admin key");
 

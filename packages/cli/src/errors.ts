@@ -13,6 +13,8 @@ export const EXIT = {
   declined: 7,
   /** Postgres rejected the SQL (syntax error, constraint violation, …). */
   sqlError: 8,
+  /** `ccp run`: the command to run does not exist (as a shell says). */
+  commandNotFound: 127,
 } as const;
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];

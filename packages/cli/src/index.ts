@@ -4,11 +4,12 @@ import { ApiClient } from "./api.js";
 import { createDatabase, printCreated } from "./commands/db/create.js";
 import { destroyDatabase, printDestroyed } from "./commands/db/destroy.js";
 import { execSql, printExec, readSql, resolveExecTarget } from "./commands/db/exec.js";
-import { getDatabase, printInfo } from "./commands/db/info.js";
+import { getDatabase, getDatabaseWithSecrets, printInfo } from "./commands/db/info.js";
 import { listDatabases, printList } from "./commands/db/list.js";
 import { createMigration, DEFAULT_MIGRATIONS_DIR, printNewMigration, runMigrate } from "./commands/db/migrate.js";
 import { parseSteps, runRollback } from "./commands/db/rollback.js";
 import { login, printLogin } from "./commands/login.js";
+import { runWithDatabase } from "./commands/run.js";
 import { runServer } from "./commands/server/start.js";
 import { printStatus, serverStatus } from "./commands/server/status.js";
 import { CliError, EXIT } from "./errors.js";
@@ -33,6 +34,8 @@ function program(result: { code: number }): Command {
     .version(VERSION)
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride()
+    // `ccp run -- cmd --flags`: options after the command belong to it (passThroughOptions below).
+    .enablePositionalOptions()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
   const server = ccp.command("server").description("run and inspect ccpd, the control plane");
@@ -62,6 +65,15 @@ function program(result: { code: number }): Command {
     .action(async (o: { json?: boolean }) => printStatus(output(o), await serverStatus(new ApiClient())));
 
   ccp
+    .command("run")
+    .description("run a command with DATABASE_URL, DATABASE_TOKEN and DATABASE_ID from .cluster/config.json")
+    .argument("<command...>", "the command and its arguments (after --)")
+    .passThroughOptions()
+    .action(async (command: string[]) => {
+      result.code = await runWithDatabase(command);
+    });
+
+  ccp
     .command("login")
     .description("save the API URL and admin key of a (remote) ccpd")
     .requiredOption("--api-url <url>", "ccpd's HTTP URL, e.g. http://127.0.0.1:7070")
@@ -86,8 +98,13 @@ function program(result: { code: number }): Command {
   db.command("info")
     .description("show a database")
     .argument("<id|name>", "database id (db-…) or name")
+    .option("--show-secrets", "also show the DATABASE_URL, password included")
     .addOption(jsonOption())
-    .action(async (ref: string, o: { json?: boolean }) => printInfo(output(o), await getDatabase(new ApiClient(), ref)));
+    .action(async (ref: string, o: { json?: boolean; showSecrets?: boolean }) => {
+      if (!o.showSecrets) return printInfo(output(o), await getDatabase(new ApiClient(), ref));
+      const r = await getDatabaseWithSecrets(new ApiClient(), ref);
+      printInfo(output(o), r.database, r.databaseUrl);
+    });
   db.command("destroy")
     .alias("rm")
     .description("destroy a database and all its data")
@@ -148,6 +165,7 @@ function program(result: { code: number }): Command {
     .action(async (o: { dir?: string; dbId?: string; token?: string; steps: number; json?: boolean }) => {
       result.code = await runRollback(output(o), o);
     });
+
   return ccp;
 }
 

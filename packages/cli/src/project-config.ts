@@ -11,6 +11,8 @@ export interface ProjectConfig {
   readonly apiUrl: string;
   readonly database: string;
   readonly user: string;
+  /** postgresql:// URL through ccpd's wire endpoint (with the password). */
+  readonly databaseUrl?: string;
 }
 
 export const PROJECT_CONFIG = path.join(".cluster", "config.json");

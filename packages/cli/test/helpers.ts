@@ -60,7 +60,7 @@ export class TestCcpd {
   }
 
   async start(extraArgs: string[] = []): Promise<void> {
-    const child = spawn(process.execPath, [CCP_BIN, "server", "start", "--port", "0", "--data-dir", this.dataDir, ...extraArgs], {
+    const child = spawn(process.execPath, [CCP_BIN, "server", "start", "--port", "0", "--wire-port", "0", "--data-dir", this.dataDir, ...extraArgs], {
       env: { ...this.env, NO_COLOR: "1" },
       stdio: ["ignore", "pipe", "pipe"],
     });

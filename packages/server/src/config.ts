@@ -11,6 +11,11 @@ export interface ServerOptions {
   catalogUrl?: string;
   /** Default statement_timeout of SQL-over-HTTP sessions, in ms. */
   statementTimeoutMs?: number;
+  /** Certificate and key (PEM files) for the wire endpoint's TLS; default: self-signed, made on first start. */
+  tlsCert?: string;
+  tlsKey?: string;
+  /** Server connections per instance through the wire endpoint. */
+  wireMaxConnections?: number;
 }
 
 export interface ServerConfig {
@@ -24,6 +29,10 @@ export interface ServerConfig {
   /** System user instances run as when ccpd is root. */
   readonly instanceUser: string;
   readonly gateway: Partial<GatewaySettings>;
+  readonly tls: { readonly certFile: string; readonly keyFile: string } | undefined;
+  readonly wireMaxConnections: number;
+  /** A wire client must finish start-up and authentication within this many ms. */
+  readonly wireStartupTimeoutMs: number;
   readonly env: NodeJS.ProcessEnv;
 }
 
@@ -43,6 +52,9 @@ export function resolveServerConfig(options: ServerOptions = {}, env: NodeJS.Pro
     catalogUrl: options.catalogUrl,
     instanceUser: env["CCP_INSTANCE_USER"] || "ccp",
     gateway: Object.freeze({ ...(options.statementTimeoutMs === undefined ? {} : { statementTimeoutMs: options.statementTimeoutMs }) }),
+    tls: options.tlsCert && options.tlsKey ? Object.freeze({ certFile: options.tlsCert, keyFile: options.tlsKey }) : undefined,
+    wireMaxConnections: options.wireMaxConnections ?? 50,
+    wireStartupTimeoutMs: 10_000,
     env,
   });
 }

@@ -12,6 +12,11 @@ export function newDatabaseToken(): string {
   return randomBytes(32).toString("hex");
 }
 
+/** The wire-protocol password of a database: 192 random bits, URL-safe. */
+export function newDatabasePassword(): string {
+  return randomBytes(24).toString("base64url");
+}
+
 /** Admin API keys carry a prefix so they are recognisable in config files and logs. */
 export function newAdminKey(): string {
   return `ccpk_${randomBytes(32).toString("hex")}`;

@@ -16,7 +16,11 @@ import { isProcessAlive } from "./runtime/process/proc.js";
 import { ProcessDriver } from "./runtime/process/process-driver.js";
 import { currentOsUser, ensureTraversable, resolveRunAs } from "./runtime/process/system-user.js";
 import { ADMIN_ROLE, ensureTemplate } from "./runtime/process/template.js";
+import { loadOrCreateSecret } from "./secrets.js";
 import { readUserConfig, writeUserConfig } from "./user-config.js";
+import { ensureCertificate } from "./wire/certificate.js";
+import { WireProxy } from "./wire/proxy.js";
+import { databaseUrl } from "./wire/url.js";
 import { VERSION } from "./version.js";
 
 export interface RunningServer {
@@ -27,6 +31,11 @@ export interface RunningServer {
   readonly driver: ProcessDriver;
   readonly catalog: Catalog;
   readonly gateway: Gateway;
+  readonly wire: WireProxy;
+  /** The port the wire endpoint listens on. */
+  readonly wirePort: number;
+  /** PEM file of the wire endpoint's certificate (for clients that verify it). */
+  readonly tlsCertFile: string;
   /** Set on the first start only: the admin key that was created and saved. */
   readonly createdAdminKey: string | undefined;
   close(): Promise<void>;
@@ -110,12 +119,40 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
       onRestartFailed: (id, err) => log.error(`instance ${id}: restart failed, retrying: ${err.message}`),
     });
     cleanups.push(() => driver.shutdown());
-    const databases = new DatabaseService({ catalog, driver, domain: config.domain, log });
+
+    const secret = loadOrCreateSecret(config.dataDir);
+    const certificate = await ensureCertificate(config.dataDir, config.domain, config.tls);
+    const wire = new WireProxy({
+      listen: config.listen,
+      port: config.wirePort,
+      domain: config.domain,
+      tls: certificate,
+      catalog,
+      driver,
+      maxConnectionsPerInstance: config.wireMaxConnections,
+      startupTimeoutMs: config.wireStartupTimeoutMs,
+      secret,
+      log,
+    });
+    let wirePort = config.wirePort;
+    const databases = new DatabaseService({
+      catalog,
+      driver,
+      domain: config.domain,
+      log,
+      secret,
+      databaseUrl: (o) => databaseUrl({ ...o, domain: config.domain, listen: config.listen, wirePort }),
+    });
     await databases.reconcile();
 
     const gateway = new Gateway({ catalog, driver, settings: config.gateway });
     cleanups.push(() => gateway.close());
-    databases.onBeforeRemove((id) => gateway.forget(id));
+    databases.onBeforeRemove(async (id) => {
+      wire.disconnect(id);
+      await gateway.forget(id);
+    });
+    wirePort = await wire.listen();
+    cleanups.push(() => wire.close());
 
     const adminAuth = new AdminAuth(catalog);
     await adminAuth.load();
@@ -143,6 +180,9 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
       driver,
       catalog,
       gateway,
+      wire,
+      wirePort,
+      tlsCertFile: certificate.certFile,
       createdAdminKey,
       close: () => (closing ??= cleanup()),
     };

@@ -19,7 +19,7 @@ describe("SQL over HTTP gateway", () => {
   let direct: pg.Client;
 
   before(async () => {
-    const config = resolveServerConfig({ dataDir: path.join(root, "data"), port: 0 }, { ...process.env, XDG_CONFIG_HOME: path.join(root, "config"), CCP_LOG_LEVEL: "silent" });
+    const config = resolveServerConfig({ dataDir: path.join(root, "data"), port: 0, wirePort: 0 }, { ...process.env, XDG_CONFIG_HOME: path.join(root, "config"), CCP_LOG_LEVEL: "silent" });
     // One pooled connection, so consecutive requests share a session: the leak tests then can fail.
     server = await startServer({ ...config, gateway: { poolSize: 1, statementTimeoutMs: 1_000, maxResponseBytes: 1024 * 1024, maxBodyBytes: 64 * 1024 } });
     const ca = await server.databases.create("gw-a");

@@ -20,7 +20,7 @@ describe("Neon serverless driver over POST /sql", () => {
 
   before(async () => {
     server = await startServer(
-      resolveServerConfig({ dataDir: path.join(root, "data"), port: 0 }, { ...process.env, XDG_CONFIG_HOME: path.join(root, "config"), CCP_LOG_LEVEL: "silent" }),
+      resolveServerConfig({ dataDir: path.join(root, "data"), port: 0, wirePort: 0 }, { ...process.env, XDG_CONFIG_HOME: path.join(root, "config"), CCP_LOG_LEVEL: "silent" }),
     );
     const connection = (c: { database: { id: string }; token: string }) => ({
       id: c.database.id,

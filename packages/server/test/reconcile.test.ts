@@ -11,7 +11,7 @@ describe("reconcile after a ccpd killed mid-operation", () => {
   let server: RunningServer;
 
   before(async () => {
-    server = await startServer(resolveServerConfig({ dataDir: path.join(root, "data"), port: 0 }, { ...process.env, XDG_CONFIG_HOME: path.join(root, "config"), CCP_LOG_LEVEL: "silent" }));
+    server = await startServer(resolveServerConfig({ dataDir: path.join(root, "data"), port: 0, wirePort: 0 }, { ...process.env, XDG_CONFIG_HOME: path.join(root, "config"), CCP_LOG_LEVEL: "silent" }));
   });
   after(async () => {
     await server.close();

@@ -129,6 +129,24 @@ export class Catalog {
     return rows;
   }
 
+  // --- credentials ---
+
+  async findCredential(databaseId: string, role: string): Promise<string | undefined> {
+    const { rows } = await this.#pool.query<{ scram_verifier: string }>(
+      "SELECT scram_verifier FROM ccp.credentials WHERE database_id = $1 AND role = $2",
+      [databaseId, role],
+    );
+    return rows[0]?.scram_verifier;
+  }
+
+  async sealedPassword(databaseId: string, role: string): Promise<string | undefined> {
+    const { rows } = await this.#pool.query<{ password_sealed: string }>(
+      "SELECT password_sealed FROM ccp.credentials WHERE database_id = $1 AND role = $2",
+      [databaseId, role],
+    );
+    return rows[0]?.password_sealed;
+  }
+
   // --- operations ---
 
   async runningOperations(): Promise<OperationRow[]> {

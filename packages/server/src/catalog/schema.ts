@@ -47,4 +47,17 @@ export const CATALOG_MIGRATIONS: readonly string[] = [
     at           timestamptz NOT NULL DEFAULT now()
   );
   `,
+  `
+  -- Wire-protocol credentials: a SCRAM verifier (what the proxy checks) and the
+  -- password sealed with the data dir's secret key (for \`ccp db info --show-secrets\`).
+  CREATE TABLE ccp.credentials (
+    database_id     text NOT NULL REFERENCES ccp.databases (id) ON DELETE CASCADE,
+    role            text NOT NULL,
+    scram_verifier  text NOT NULL,
+    password_sealed text NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (database_id, role)
+  );
+  `,
 ];

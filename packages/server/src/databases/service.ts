@@ -1,10 +1,12 @@
 import type { Catalog, DatabaseRow } from "../catalog/catalog.js";
 import { beginOperation } from "../catalog/catalog.js";
 import { CcpError } from "../errors.js";
-import { hashSecret, newDatabaseId, newDatabaseToken } from "../ids.js";
+import { hashSecret, newDatabaseId, newDatabasePassword, newDatabaseToken } from "../ids.js";
 import { validateDatabaseName } from "../names.js";
 import type { RuntimeDriver } from "../runtime/driver.js";
 import { TENANT_DATABASE, TENANT_ROLE } from "../runtime/process/template.js";
+import { seal, unseal } from "../secrets.js";
+import { makeVerifier } from "../wire/scram.js";
 
 /** A database as the API shows it. */
 export interface DatabaseView {
@@ -32,6 +34,18 @@ export interface DatabaseServiceOptions {
   readonly driver: RuntimeDriver;
   readonly domain: string;
   readonly log: Logger;
+  /** Seals wire passwords in the catalog (secrets.ts). */
+  readonly secret: Buffer;
+  /** DATABASE_URL through the wire endpoint (wire/url.ts). */
+  readonly databaseUrl: (o: { id: string; role: string; password: string; database: string }) => string;
+}
+
+/** What `create` returns: the only time the token is shown. */
+export interface CreatedDatabase {
+  readonly database: DatabaseView;
+  readonly token: string;
+  readonly password: string;
+  readonly database_url: string;
 }
 
 const NOT_FOUND_HINT = "List your databases with `ccp db list`.";
@@ -90,11 +104,12 @@ export class DatabaseService {
    * template, start, then mark ready. Any failure undoes every step, so nothing
    * is left behind; a crash in between is undone by reconcile().
    */
-  async create(nameInput: unknown): Promise<{ database: DatabaseView; token: string }> {
+  async create(nameInput: unknown): Promise<CreatedDatabase> {
     const name = validateDatabaseName(nameInput);
     const { catalog, driver } = this.#o;
     const id = newDatabaseId();
     const token = newDatabaseToken();
+    const password = newDatabasePassword();
     let opId: string;
     try {
       opId = await catalog.tx(async (q) => {
@@ -103,6 +118,12 @@ export class DatabaseService {
            VALUES ($1, $2, 'creating', $3, $4, $5, $6, $7)`,
           [id, name, driver.name, driver.pgVersion, TENANT_ROLE, TENANT_DATABASE, hashSecret(token)],
         );
+        await q.query("INSERT INTO ccp.credentials (database_id, role, scram_verifier, password_sealed) VALUES ($1, $2, $3, $4)", [
+          id,
+          TENANT_ROLE,
+          makeVerifier(password),
+          seal(this.#o.secret, password),
+        ]);
         return beginOperation(q, id, "create");
       });
     } catch (err) {
@@ -132,7 +153,16 @@ export class DatabaseService {
     } finally {
       this.#busy.delete(id);
     }
-    return { database: await this.get(id), token };
+    const database = await this.get(id);
+    return { database, token, password, database_url: this.#o.databaseUrl({ id, role: TENANT_ROLE, password, database: TENANT_DATABASE }) };
+  }
+
+  /** The DATABASE_URL with its password (admin only: `ccp db info --show-secrets`). */
+  async databaseUrl(ref: string): Promise<string> {
+    const row = await this.getRow(ref);
+    const sealed = await this.#o.catalog.sealedPassword(row.id, row.owner_role);
+    if (!sealed) throw new CcpError("not_found", `Database ${row.id} has no wire password.`);
+    return this.#o.databaseUrl({ id: row.id, role: row.owner_role, password: unseal(this.#o.secret, sealed), database: row.database_name });
   }
 
   /** Destroy: mark `destroying` with an operation row, stop, remove files, delete the row. */

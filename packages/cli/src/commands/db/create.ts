@@ -6,21 +6,31 @@ import { PROJECT_CONFIG, writeProjectConfig } from "../../project-config.js";
 export interface CreateResult {
   readonly database: DatabaseView;
   readonly token: string;
+  readonly databaseUrl: string;
   readonly configFile: string;
 }
 
 /** `ccp db create --name NAME`: create a database and save its credentials in the project. */
 export async function createDatabase(api: ApiClient, name: string, cwd = process.cwd()): Promise<CreateResult> {
-  const { database, token } = await api.request<{ database: DatabaseView; token: string }>("POST", "/v1/databases", { name });
+  const { database, token, database_url } = await api.request<{ database: DatabaseView; token: string; database_url: string }>("POST", "/v1/databases", { name });
   const configFile = writeProjectConfig(
-    { databaseId: database.id, name: database.name, host: database.host, token, apiUrl: api.target.apiUrl, database: database.database, user: database.user },
+    {
+      databaseId: database.id,
+      name: database.name,
+      host: database.host,
+      token,
+      apiUrl: api.target.apiUrl,
+      database: database.database,
+      user: database.user,
+      databaseUrl: database_url,
+    },
     cwd,
   );
-  return { database, token, configFile };
+  return { database, token, databaseUrl: database_url, configFile };
 }
 
 export function printCreated(out: Output, r: CreateResult): void {
-  if (out.json) return out.data({ database: r.database, token: r.token, config_file: r.configFile });
+  if (out.json) return out.data({ database: r.database, token: r.token, database_url: r.databaseUrl, config_file: r.configFile });
   out.success(`Created database ${out.style("bold", r.database.name)}`);
   out.line();
   out.fields([

@@ -7,8 +7,14 @@ export async function getDatabase(api: ApiClient, ref: string): Promise<Database
   return (await api.request<{ database: DatabaseView }>("GET", `/v1/databases/${encodeURIComponent(ref)}`)).database;
 }
 
-export function printInfo(out: Output, d: DatabaseView): void {
-  if (out.json) return out.data({ database: d });
+/** `ccp db info --show-secrets`: the database with its DATABASE_URL (password included). */
+export async function getDatabaseWithSecrets(api: ApiClient, ref: string): Promise<{ database: DatabaseView; databaseUrl: string }> {
+  const r = await api.request<{ database: DatabaseView; database_url: string }>("GET", `/v1/databases/${encodeURIComponent(ref)}?show_secrets=true`);
+  return { database: r.database, databaseUrl: r.database_url };
+}
+
+export function printInfo(out: Output, d: DatabaseView, databaseUrl?: string): void {
+  if (out.json) return out.data(databaseUrl === undefined ? { database: d } : { database: d, database_url: databaseUrl });
   out.line(`${out.style("dim", "Database")} ${out.style("bold", d.name)}`);
   out.line();
   const rows: [string, string][] = [
@@ -22,5 +28,6 @@ export function printInfo(out: Output, d: DatabaseView): void {
   ];
   if (d.restarts > 0) rows.push(["Restarts", String(d.restarts)]);
   if (d.last_error) rows.push(["Last error", d.last_error]);
+  if (databaseUrl !== undefined) rows.push(["DATABASE_URL", databaseUrl]);
   out.fields(rows);
 }

@@ -42,8 +42,13 @@ export function databaseRoutes(app: FastifyInstance, databases: DatabaseService)
         response: {
           201: {
             type: "object",
-            required: ["database", "token"],
-            properties: { database: databaseSchema, token: { type: "string", description: "HTTP token; shown only here" } },
+            required: ["database", "token", "password", "database_url"],
+            properties: {
+              database: databaseSchema,
+              token: { type: "string", description: "HTTP token; shown only here" },
+              password: { type: "string", description: "Wire-protocol password of the owner role" },
+              database_url: { type: "string", description: "postgresql:// URL through ccpd's wire endpoint" },
+            },
           },
           "4xx": errorSchema,
         },
@@ -67,17 +72,24 @@ export function databaseRoutes(app: FastifyInstance, databases: DatabaseService)
     async () => ({ databases: await databases.list() }),
   );
 
-  app.get<{ Params: { ref: string } }>(
+  app.get<{ Params: { ref: string }; Querystring: { show_secrets?: boolean } }>(
     "/v1/databases/:ref",
     {
       schema: {
-        summary: "Show a database",
+        summary: "Show a database (with its DATABASE_URL when show_secrets=true)",
         tags: ["databases"],
         params: refParams,
-        response: { 200: { type: "object", required: ["database"], properties: { database: databaseSchema } }, "4xx": errorSchema },
+        querystring: { type: "object", additionalProperties: false, properties: { show_secrets: { type: "boolean", default: false } } },
+        response: {
+          200: { type: "object", required: ["database"], properties: { database: databaseSchema, database_url: { type: "string" } } },
+          "4xx": errorSchema,
+        },
       },
     },
-    async (req) => ({ database: await databases.get(req.params.ref) }),
+    async (req) => {
+      const database = await databases.get(req.params.ref);
+      return req.query.show_secrets ? { database, database_url: await databases.databaseUrl(database.id) } : { database };
+    },
   );
 
   app.delete<{ Params: { ref: string } }>(
