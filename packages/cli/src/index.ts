@@ -1,19 +1,25 @@
-import { isCcpError, validateDatabaseName, VERSION } from "@ccp/server";
+import { isCcpError, validateDatabaseName, validateOwnerRole, validateProvisionName, VERSION } from "@ccp/server";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { ApiClient } from "./api.js";
 import { createDatabase, printCreated } from "./commands/db/create.js";
 import { destroyDatabase, printDestroyed } from "./commands/db/destroy.js";
-import { execSql, printExec, readSql, resolveExecTarget } from "./commands/db/exec.js";
+import { databaseOption, execSql, printExec, readSql, resolveExecTarget } from "./commands/db/exec.js";
 import { getDatabase, getDatabaseWithSecrets, printInfo } from "./commands/db/info.js";
 import { listDatabases, printList } from "./commands/db/list.js";
 import { createMigration, DEFAULT_MIGRATIONS_DIR, printNewMigration, runMigrate } from "./commands/db/migrate.js";
+import { printProvisioned, provisionDatabase } from "./commands/db/provision.js";
+import { printPasswordReset, resetPassword } from "./commands/db/reset-password.js";
 import { parseSteps, runRollback } from "./commands/db/rollback.js";
+import { databaseStatus, printDatabaseStatus } from "./commands/db/status.js";
+import { printRotated, rotateToken } from "./commands/db/token.js";
+import { printUse, useDatabase } from "./commands/db/use.js";
 import { login, printLogin } from "./commands/login.js";
 import { runWithDatabase } from "./commands/run.js";
 import { runServer } from "./commands/server/start.js";
 import { printStatus, serverStatus } from "./commands/server/status.js";
 import { CliError, EXIT } from "./errors.js";
 import { Output } from "./output.js";
+import { readNewPassword } from "./password-input.js";
 
 function port(value: string): number {
   const n = Number(value);
@@ -90,6 +96,19 @@ function program(result: { code: number }): Command {
       validateDatabaseName(o.name); // fail fast, before contacting ccpd
       printCreated(output(o), await createDatabase(new ApiClient(), o.name));
     });
+  db.command("provision")
+    .description("create a database whose owner role and password you choose (password at a hidden prompt, or --password-stdin)")
+    .argument("<name>", "3–16 characters: lowercase letters, digits and _")
+    .requiredOption("-U, --username <username>", "owner role: 3–16 characters of lowercase letters, digits and _")
+    .option("--password-stdin", "read the password from standard input instead of prompting")
+    .addOption(jsonOption())
+    .action(async (name: string, o: { username: string; passwordStdin?: boolean; json?: boolean }) => {
+      // Fail fast, before asking for a password or contacting ccpd.
+      validateProvisionName(name);
+      validateOwnerRole(o.username);
+      const password = await readNewPassword(o);
+      printProvisioned(output(o), await provisionDatabase(new ApiClient(), name, o.username, password));
+    });
   db.command("list")
     .alias("ls")
     .description("list databases")
@@ -105,6 +124,34 @@ function program(result: { code: number }): Command {
       const r = await getDatabaseWithSecrets(new ApiClient(), ref);
       printInfo(output(o), r.database, r.databaseUrl);
     });
+  db.command("status")
+    .description("show a database's state, Postgres version, size, connections, uptime and last backup")
+    .argument("<id|name>", "database id (db-…) or name")
+    .addOption(jsonOption())
+    .action(async (ref: string, o: { json?: boolean }) => printDatabaseStatus(output(o), await databaseStatus(new ApiClient(), ref)));
+  db.command("reset-password")
+    .description("set a new password for the database's owner role (open sessions stay; new ones need it)")
+    .argument("<id|name>", "database id (db-…) or name")
+    .option("--password-stdin", "read the password from standard input instead of prompting")
+    .addOption(jsonOption())
+    .action(async (ref: string, o: { passwordStdin?: boolean; json?: boolean }) => {
+      const password = await readNewPassword(o);
+      printPasswordReset(output(o), await resetPassword(new ApiClient(), ref, password));
+    });
+  db.command("use")
+    .description("point this directory's .cluster/config.json at a database (issues a new token unless --token)")
+    .argument("<id|name>", "database id (db-…) or name")
+    .option("--token <token>", "the database's current token (default: issue a new one; the previous one stops working)")
+    .addOption(databaseOption())
+    .addOption(jsonOption())
+    .action(async (ref: string, o: { token?: string; database?: string; json?: boolean }) => printUse(output(o), await useDatabase(new ApiClient(), ref, o)));
+  db.command("token")
+    .description("manage a database's HTTP token")
+    .command("rotate")
+    .description("issue a new HTTP token; the previous one stops working at once")
+    .option("--db-id <id>", "database id or name (default: from .cluster/config.json)")
+    .addOption(jsonOption())
+    .action(async (o: { dbId?: string; json?: boolean }) => printRotated(output(o), await rotateToken(new ApiClient(), o.dbId)));
   db.command("destroy")
     .alias("rm")
     .description("destroy a database and all its data")
@@ -120,8 +167,9 @@ function program(result: { code: number }): Command {
     .option("-f, --file <file>", "read the SQL from a file (- for stdin)")
     .option("--db-id <id>", "database id (default: from .cluster/config.json; needs --token)")
     .option("--token <token>", "database token (default: from .cluster/config.json; needs --db-id)")
+    .addOption(databaseOption())
     .addOption(jsonOption())
-    .action(async (sql: string | undefined, o: { file?: string; dbId?: string; token?: string; json?: boolean }) => {
+    .action(async (sql: string | undefined, o: { file?: string; dbId?: string; token?: string; database?: string; json?: boolean }) => {
       const target = resolveExecTarget(o);
       printExec(output(o), await execSql(target, await readSql(sql, o)));
     });
@@ -129,8 +177,9 @@ function program(result: { code: number }): Command {
   const dbTargetOptions = (c: Command) =>
     c
       .option("--db-id <id>", "database id (default: from .cluster/config.json; needs --token)")
-      .option("--token <token>", "database token (default: from .cluster/config.json; needs --db-id)");
-  type MigrateOpts = { dir?: string; dbId?: string; token?: string; status?: boolean; dryRun?: boolean; json?: boolean };
+      .option("--token <token>", "database token (default: from .cluster/config.json; needs --db-id)")
+      .addOption(databaseOption());
+  type MigrateOpts = { dir?: string; dbId?: string; token?: string; database?: string; status?: boolean; dryRun?: boolean; json?: boolean };
   const migrate = dbTargetOptions(
     db
       .command("migrate")
@@ -162,7 +211,7 @@ function program(result: { code: number }): Command {
       .option("--dir <path>", "migrations directory", DEFAULT_MIGRATIONS_DIR),
   )
     .addOption(jsonOption())
-    .action(async (o: { dir?: string; dbId?: string; token?: string; steps: number; json?: boolean }) => {
+    .action(async (o: { dir?: string; dbId?: string; token?: string; database?: string; steps: number; json?: boolean }) => {
       result.code = await runRollback(output(o), o);
     });
 

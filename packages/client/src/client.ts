@@ -105,6 +105,16 @@ export interface ClientOptions {
   readonly token: string;
   /** Address the database by path, `/v1/databases/<id>/…`, instead of by host name. */
   readonly databaseId?: string | undefined;
+  /**
+   * The Postgres database inside the instance every request runs in (an
+   * instance can hold several: `CREATE DATABASE app`); `default` when omitted.
+   *
+   * @example
+   * ```ts
+   * const app = createClient({ url, databaseId: "db-c1cf9a9be667", token, database: "app" });
+   * ```
+   */
+  readonly database?: string | undefined;
   /** Defaults to the global `fetch`. */
   readonly fetch?: Fetch | undefined;
 }
@@ -150,6 +160,7 @@ export class Client {
   readonly #base: string;
   readonly #headers: Readonly<Record<string, string>>;
   readonly #fetch: Fetch;
+  readonly #database: string | undefined;
 
   constructor(options: ClientOptions) {
     if (typeof options?.url !== "string" || !URL.canParse(options.url)) throw new TypeError(`createClient: url must be an absolute URL, got ${JSON.stringify(options?.url)}.`);
@@ -160,6 +171,10 @@ export class Client {
     const f = options.fetch ?? (globalThis.fetch as Fetch | undefined);
     if (typeof f !== "function") throw new TypeError("createClient: no global fetch; pass one as the `fetch` option.");
     this.#fetch = f;
+    if (options.database !== undefined && (typeof options.database !== "string" || options.database === "")) {
+      throw new TypeError("createClient: database must be a non-empty string (a Postgres database name).");
+    }
+    this.#database = options.database;
   }
 
   /**
@@ -229,7 +244,7 @@ export class Client {
 
   async #post<T>(path: string, payload: unknown): Promise<T> {
     const url = this.#base + path;
-    const body = JSON.stringify(payload, jsonParam);
+    const body = JSON.stringify(this.#database === undefined ? payload : { ...(payload as object), database: this.#database }, jsonParam);
     let res: Response;
     try {
       res = await this.#fetch(url, { method: "POST", headers: this.#headers, body });

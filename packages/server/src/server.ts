@@ -151,6 +151,7 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
       wire.disconnect(id);
       await gateway.forget(id);
     });
+    databases.onTokenRotated((id) => gateway.invalidate(id));
     wirePort = await wire.listen();
     cleanups.push(() => wire.close());
 

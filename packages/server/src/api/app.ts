@@ -6,6 +6,7 @@ import type { Gateway } from "../gateway/gateway.js";
 import { neonRoutes } from "../gateway/neon.js";
 import { gatewayRoutes } from "../gateway/routes.js";
 import type { AdminAuth } from "./admin-auth.js";
+import { databaseAdminRoutes } from "./routes/database-admin.js";
 import { databaseRoutes } from "./routes/databases.js";
 
 export interface AppDeps {
@@ -81,6 +82,7 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(async (scope) => {
     scope.addHook("onRequest", async (req) => deps.adminAuth.check(req.headers.authorization));
     databaseRoutes(scope, deps.databases);
+    databaseAdminRoutes(scope, deps.databases);
   });
 
   return app;

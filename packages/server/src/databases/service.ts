@@ -7,6 +7,8 @@ import type { RuntimeDriver } from "../runtime/driver.js";
 import { TENANT_DATABASE, TENANT_ROLE } from "../runtime/process/template.js";
 import { seal, unseal } from "../secrets.js";
 import { makeVerifier } from "../wire/scram.js";
+import { installOwnerRole, validatePassword, validateProvision } from "./roles.js";
+import { lastBackupAt, liveStatus, tenantDatabases, type LiveStatus } from "./status.js";
 
 /** A database as the API shows it. */
 export interface DatabaseView {
@@ -21,6 +23,31 @@ export interface DatabaseView {
   readonly restarts: number;
   readonly created_at: string;
   readonly last_error?: string;
+  /** Postgres databases inside the instance (list and info; absent when the instance could not be asked). */
+  readonly databases?: string[];
+}
+
+/** `GET /v1/databases/:ref/status`: live figures are null while the instance is not running. */
+export interface DatabaseStatusView {
+  readonly id: string;
+  readonly name: string;
+  readonly state: string;
+  readonly host: string;
+  readonly owner: string;
+  readonly pg_version: string;
+  readonly size_bytes: number | null;
+  readonly connections: number | null;
+  readonly max_connections: number | null;
+  readonly started_at: string | null;
+  readonly uptime_seconds: number | null;
+  readonly last_backup_at: string | null;
+  readonly databases: string[] | null;
+}
+
+/** Optional part of a create: `ccp db provision NAME -U OWNER` (seed 003's rules apply to all three). */
+export interface ProvisionInput {
+  readonly owner?: unknown;
+  readonly password?: unknown;
 }
 
 export interface Logger {
@@ -55,6 +82,8 @@ export class DatabaseService {
   readonly #o: DatabaseServiceOptions;
   /** Called before a database's server goes away (destroy): close connections to it. */
   readonly #beforeRemove: ((id: string) => Promise<void>)[] = [];
+  /** Called after a database's HTTP token changed: drop cached credentials at once. */
+  readonly #tokenRotated: ((id: string) => Promise<void> | void)[] = [];
   /** Database ids with an operation in flight in this process. */
   readonly #busy = new Set<string>();
 
@@ -64,6 +93,10 @@ export class DatabaseService {
 
   onBeforeRemove(listener: (id: string) => Promise<void>): void {
     this.#beforeRemove.push(listener);
+  }
+
+  onTokenRotated(listener: (id: string) => Promise<void> | void): void {
+    this.#tokenRotated.push(listener);
   }
 
   view(row: DatabaseRow): DatabaseView {
@@ -103,24 +136,29 @@ export class DatabaseService {
    * Create a database: record intent (row `creating` + operation), copy the
    * template, start, then mark ready. Any failure undoes every step, so nothing
    * is left behind; a crash in between is undone by reconcile().
+   * With `provision` (owner and password), seed 003's rules apply and the
+   * instance's tenant role is that owner instead of the template's (roles.ts).
    */
-  async create(nameInput: unknown): Promise<CreatedDatabase> {
-    const name = validateDatabaseName(nameInput);
+  async create(nameInput: unknown, provision: ProvisionInput = {}): Promise<CreatedDatabase> {
+    const provisioning = provision.owner !== undefined || provision.password !== undefined;
+    const spec = provisioning ? validateProvision(nameInput, provision.owner, provision.password) : undefined;
+    const name = spec ? spec.name : validateDatabaseName(nameInput);
+    const role = spec?.owner ?? TENANT_ROLE;
     const { catalog, driver } = this.#o;
     const id = newDatabaseId();
     const token = newDatabaseToken();
-    const password = newDatabasePassword();
+    const password = spec?.password ?? newDatabasePassword();
     let opId: string;
     try {
       opId = await catalog.tx(async (q) => {
         await q.query(
           `INSERT INTO ccp.databases (id, name, status, runtime, pg_version, owner_role, database_name, token_hash)
            VALUES ($1, $2, 'creating', $3, $4, $5, $6, $7)`,
-          [id, name, driver.name, driver.pgVersion, TENANT_ROLE, TENANT_DATABASE, hashSecret(token)],
+          [id, name, driver.name, driver.pgVersion, role, TENANT_DATABASE, hashSecret(token)],
         );
         await q.query("INSERT INTO ccp.credentials (database_id, role, scram_verifier, password_sealed) VALUES ($1, $2, $3, $4)", [
           id,
-          TENANT_ROLE,
+          role,
           makeVerifier(password),
           seal(this.#o.secret, password),
         ]);
@@ -138,6 +176,7 @@ export class DatabaseService {
     try {
       await driver.create(id);
       await driver.start(id);
+      await installOwnerRole(driver.endpoint(id), role);
       await catalog.tx(async (q) => {
         await q.query("UPDATE ccp.databases SET status = 'ready', updated_at = now() WHERE id = $1", [id]);
         await q.query("UPDATE ccp.operations SET state = 'done', finished_at = now() WHERE id = $1", [opId]);
@@ -154,7 +193,92 @@ export class DatabaseService {
       this.#busy.delete(id);
     }
     const database = await this.get(id);
-    return { database, token, password, database_url: this.#o.databaseUrl({ id, role: TENANT_ROLE, password, database: TENANT_DATABASE }) };
+    return { database, token, password, database_url: this.#o.databaseUrl({ id, role, password, database: TENANT_DATABASE }) };
+  }
+
+  /**
+   * A new wire password for the owner role: the verifier the proxy checks and
+   * the sealed copy behind DATABASE_URL change together. The proxy reads the
+   * verifier per connection, so new sessions need the new password while open
+   * ones carry on.
+   */
+  async resetPassword(ref: string, passwordInput: unknown): Promise<{ database: DatabaseView; database_url: string }> {
+    const password = validatePassword(passwordInput);
+    const row = this.#settled(await this.getRow(ref));
+    const { rowCount } = await this.#o.catalog.tx((q) =>
+      q.query("UPDATE ccp.credentials SET scram_verifier = $3, password_sealed = $4, updated_at = now() WHERE database_id = $1 AND role = $2", [
+        row.id,
+        row.owner_role,
+        makeVerifier(password),
+        seal(this.#o.secret, password),
+      ]),
+    );
+    if (rowCount !== 1) throw new CcpError("not_found", `Database ${row.id} has no wire credentials for "${row.owner_role}".`);
+    return { database: this.view(row), database_url: this.#o.databaseUrl({ id: row.id, role: row.owner_role, password, database: row.database_name }) };
+  }
+
+  /** Issue a new HTTP token; the old one stops working at once (listeners drop cached rows). */
+  async rotateToken(ref: string): Promise<{ database: DatabaseView; token: string }> {
+    const row = this.#settled(await this.getRow(ref));
+    const token = newDatabaseToken();
+    await this.#o.catalog.tx((q) => q.query("UPDATE ccp.databases SET token_hash = $2, updated_at = now() WHERE id = $1", [row.id, hashSecret(token)]));
+    for (const listener of this.#tokenRotated) await listener(row.id);
+    return { database: this.view(row), token };
+  }
+
+  /** Credentials change only on a database that is neither being created nor destroyed. */
+  #settled(row: DatabaseRow): DatabaseRow {
+    if (this.#busy.has(row.id) || row.status === "creating" || row.status === "destroying") {
+      throw new CcpError("conflict", `Database ${row.id} has an operation in progress (${row.status}).`, { hint: "Retry in a moment." });
+    }
+    return row;
+  }
+
+  /** State, size, connections, uptime and last backup (`ccp db status`). */
+  async status(ref: string): Promise<DatabaseStatusView> {
+    const row = await this.getRow(ref);
+    const view = this.view(row);
+    let live: LiveStatus | undefined;
+    if (row.status === "ready" && this.#o.driver.state(row.id) === "running") {
+      try {
+        live = await liveStatus(this.#o.driver.endpoint(row.id));
+      } catch (err) {
+        this.#o.log.warn(`status of ${row.id}: ${(err as Error).message}`);
+      }
+    }
+    return {
+      id: row.id,
+      name: row.name,
+      state: view.status,
+      host: view.host,
+      owner: row.owner_role,
+      pg_version: live?.pg_version ?? row.pg_version,
+      size_bytes: live?.size_bytes ?? null,
+      connections: live?.connections ?? null,
+      max_connections: live?.max_connections ?? null,
+      started_at: live?.started_at ?? null,
+      uptime_seconds: live?.uptime_seconds ?? null,
+      last_backup_at: await lastBackupAt(this.#o.catalog, row.id),
+      databases: live?.databases ?? null,
+    };
+  }
+
+  /**
+   * Views with the Postgres databases inside each running instance, asked
+   * concurrently with a short timeout each, so a slow instance costs a list
+   * at most that long and just shows no databases.
+   */
+  async withDatabases(views: readonly DatabaseView[], timeoutMs = 1_000): Promise<DatabaseView[]> {
+    return Promise.all(
+      views.map(async (v) => {
+        if (v.status !== "ready") return v;
+        try {
+          return { ...v, databases: await tenantDatabases(this.#o.driver.endpoint(v.id), timeoutMs) };
+        } catch {
+          return v;
+        }
+      }),
+    );
   }
 
   /** The DATABASE_URL with its password (admin only: `ccp db info --show-secrets`). */

@@ -56,6 +56,8 @@ export class Gateway {
   readonly #driver: RuntimeDriver;
   readonly #pools: GatewayPools;
   readonly #rows = new Map<string, { row: DatabaseRow | undefined; at: number }>();
+  /** Bumped by invalidate(): a lookup that began before it must not cache what it read. */
+  readonly #generation = new Map<string, number>();
 
   constructor(options: { catalog: Catalog; driver: RuntimeDriver; settings?: Partial<GatewaySettings> }) {
     this.settings = Object.freeze({ ...DEFAULT_GATEWAY_SETTINGS, ...options.settings });
@@ -67,15 +69,22 @@ export class Gateway {
   async #lookup(id: string): Promise<DatabaseRow | undefined> {
     const hit = this.#rows.get(id);
     if (hit && Date.now() - hit.at < CACHE_MS) return hit.row;
+    const generation = this.#generation.get(id) ?? 0;
     const row = await this.#catalog.findDatabase(id);
     const found = row?.id === id ? row : undefined; // ids only here, never names
-    this.#rows.set(id, { row: found, at: Date.now() });
+    if ((this.#generation.get(id) ?? 0) === generation) this.#rows.set(id, { row: found, at: Date.now() });
     return found;
+  }
+
+  /** Drop the cached row of a database (token rotated): the next request reads the catalog. */
+  invalidate(id: string): void {
+    this.#rows.delete(id);
+    this.#generation.set(id, (this.#generation.get(id) ?? 0) + 1);
   }
 
   /** Drop cached state and close connections of a database (destroyed, restored, token rotated). */
   async forget(id: string): Promise<void> {
-    this.#rows.delete(id);
+    this.invalidate(id);
     await this.#pools.forget(id);
   }
 

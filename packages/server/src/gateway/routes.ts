@@ -14,11 +14,16 @@ const statementSchema = {
   },
 } as const;
 
+/** The Postgres database inside the instance a request runs in; `default` when absent. */
+const databaseField = { type: "string", minLength: 1, maxLength: 63, description: "Postgres database inside the instance (default: default)" } as const;
+
+const queryBodySchema = { ...statementSchema, properties: { ...statementSchema.properties, database: databaseField } } as const;
+
 const transactionSchema = {
   type: "object",
   required: ["statements"],
   additionalProperties: false,
-  properties: { statements: { type: "array", minItems: 1, maxItems: 10_000, items: statementSchema } },
+  properties: { statements: { type: "array", minItems: 1, maxItems: 10_000, items: statementSchema }, database: databaseField },
 } as const;
 
 const ID_IN_HOST = /^(db-[0-9a-f]{12})\./;
@@ -51,20 +56,21 @@ function execution(r: StatementResult) {
 const last = (results: StatementResult[]): StatementResult => results[results.length - 1] as StatementResult;
 
 export function gatewayRoutes(app: FastifyInstance, gateway: Gateway, domain: string): void {
-  const authorize = (req: FastifyRequest): Promise<Target> => gateway.authorize(databaseIdOf(req, domain), bearer(req));
+  const authorize = (req: FastifyRequest): Promise<Target> =>
+    gateway.authorize(databaseIdOf(req, domain), bearer(req), (req.body as { database?: string } | undefined)?.database);
   const opts = (summary: string, body: object) => ({
     bodyLimit: gateway.settings.maxBodyBytes,
     schema: { summary, tags: ["sql"], body, response: { "4xx": errorSchema, "5xx": errorSchema } },
   });
 
   for (const prefix of ["", "/v1/databases/:id"]) {
-    app.post<{ Body: Statement }>(`${prefix}/query`, opts("Run a query; returns { rows, fields }", statementSchema), async (req) => {
+    app.post<{ Body: Statement }>(`${prefix}/query`, opts("Run a query; returns { rows, fields }", queryBodySchema), async (req) => {
       const target = await authorize(req);
       const r = last(await gateway.run(target, req.body));
       return { rows: rowsAsObjects(r), fields: r.fields, row_count: r.rowCount ?? r.rows.length, command: r.command };
     });
 
-    app.post<{ Body: Statement }>(`${prefix}/execute`, opts("Run a statement; returns { rows_affected } (and rows with RETURNING)", statementSchema), async (req) => {
+    app.post<{ Body: Statement }>(`${prefix}/execute`, opts("Run a statement; returns { rows_affected } (and rows with RETURNING)", queryBodySchema), async (req) => {
       const target = await authorize(req);
       const results = await gateway.run(target, req.body);
       const out = execution(last(results));

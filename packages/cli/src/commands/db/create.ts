@@ -10,9 +10,13 @@ export interface CreateResult {
   readonly configFile: string;
 }
 
-/** `ccp db create --name NAME`: create a database and save its credentials in the project. */
-export async function createDatabase(api: ApiClient, name: string, cwd = process.cwd()): Promise<CreateResult> {
-  const { database, token, database_url } = await api.request<{ database: DatabaseView; token: string; database_url: string }>("POST", "/v1/databases", { name });
+/**
+ * `ccp db create --name NAME`: create a database and save its credentials in
+ * the project. With `provision` (`ccp db provision NAME -U OWNER`), its owner
+ * role and password are the ones given.
+ */
+export async function createDatabase(api: ApiClient, name: string, cwd = process.cwd(), provision?: { owner: string; password: string }): Promise<CreateResult> {
+  const { database, token, database_url } = await api.request<{ database: DatabaseView; token: string; database_url: string }>("POST", "/v1/databases", { name, ...provision });
   const configFile = writeProjectConfig(
     {
       databaseId: database.id,

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { CcpError, ConnectionError, createClient, PostgresError, type ExecuteResult, type Fetch } from "@ccp/client";
+import { InvalidArgumentError, Option } from "commander";
 import { resolveApiTarget, START_HINT } from "../../api.js";
 import { CliError, EXIT, usageError } from "../../errors.js";
 import { positionLines } from "../../format/sql-error.js";
@@ -14,9 +15,23 @@ export interface ExecTarget {
   readonly apiUrl: string;
   readonly databaseId: string;
   readonly token: string;
+  /** Postgres database inside the instance (`--database`, else the project's); undefined: the instance's `default`. */
+  readonly database?: string | undefined;
   /** Where the credentials came from, for hints. */
   readonly source: "flags" | "project";
 }
+
+/**
+ * `--database <name>`: which Postgres database inside the instance a command
+ * uses (seed 003's app_db_name). Every command that talks to a database adds
+ * it; resolveExecTarget() folds it into the target, and createClient() takes
+ * it as its `database` option.
+ */
+export const databaseOption = (): Option =>
+  new Option("--database <name>", "Postgres database inside the instance (default: the project's, else default)").argParser((value: string) => {
+    if (value === "" || value.length > 63) throw new InvalidArgumentError("expected a Postgres database name of 1–63 characters.");
+    return value;
+  });
 
 export interface ExecOutcome {
   readonly result: ExecuteResult;
@@ -31,7 +46,11 @@ const SQL_SOURCES_HINT = 'Pass the SQL as an argument (ccp db exec "SELECT 1"), 
  * .cluster/config.json; the API URL then comes from the project, else from the
  * user config (CCP_API_URL / `ccp login`).
  */
-export function resolveExecTarget(flags: { dbId?: string | undefined; token?: string | undefined }, cwd = process.cwd(), env: NodeJS.ProcessEnv = process.env): ExecTarget {
+export function resolveExecTarget(
+  flags: { dbId?: string | undefined; token?: string | undefined; database?: string | undefined },
+  cwd = process.cwd(),
+  env: NodeJS.ProcessEnv = process.env,
+): ExecTarget {
   if (flags.dbId !== undefined || flags.token !== undefined) {
     if (!flags.dbId || !flags.token) {
       throw usageError(
@@ -39,7 +58,7 @@ export function resolveExecTarget(flags: { dbId?: string | undefined; token?: st
         `Or pass neither to use the database in ${PROJECT_CONFIG}.`,
       );
     }
-    return { apiUrl: resolveApiTarget(env).apiUrl, databaseId: flags.dbId, token: flags.token, source: "flags" };
+    return { apiUrl: resolveApiTarget(env).apiUrl, databaseId: flags.dbId, token: flags.token, database: flags.database, source: "flags" };
   }
   const project = readProjectConfig(cwd);
   if (!project?.databaseId || !project.token) {
@@ -48,7 +67,13 @@ export function resolveExecTarget(flags: { dbId?: string | undefined; token?: st
       "Create one here with `ccp db create --name my-app-db`, or pass --db-id and --token.",
     );
   }
-  return { apiUrl: (project.apiUrl || resolveApiTarget(env).apiUrl).replace(/\/+$/, ""), databaseId: project.databaseId, token: project.token, source: "project" };
+  return {
+    apiUrl: (project.apiUrl || resolveApiTarget(env).apiUrl).replace(/\/+$/, ""),
+    databaseId: project.databaseId,
+    token: project.token,
+    database: flags.database ?? project.database,
+    source: "project",
+  };
 }
 
 /** The SQL: the argument, `-f FILE` (`-` for stdin), or stdin when it is not a terminal. */
@@ -80,7 +105,7 @@ export async function readSql(arg: string | undefined, options: { file?: string 
  * the last one's rows are shown.
  */
 export async function execSql(target: ExecTarget, sql: string, options: { fetch?: Fetch } = {}): Promise<ExecOutcome> {
-  const db = createClient({ url: target.apiUrl, databaseId: target.databaseId, token: target.token, fetch: options.fetch });
+  const db = createClient({ url: target.apiUrl, databaseId: target.databaseId, token: target.token, database: target.database, fetch: options.fetch });
   const started = performance.now();
   try {
     const result = await db.execute(sql);

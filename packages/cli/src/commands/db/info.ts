@@ -23,6 +23,7 @@ export function printInfo(out: Output, d: DatabaseView, databaseUrl?: string): v
     ["Host", d.host],
     ["Database", d.database],
     ["User", d.user],
+    ["Databases", d.databases ? d.databases.join(", ") : out.style("dim", "unknown (not running)")],
     ["Postgres", d.pg_version],
     ["Created", d.created_at],
   ];

@@ -18,6 +18,7 @@ export function printList(out: Output, databases: readonly DatabaseView[]): void
   for (const d of databases) {
     const status = d.status === "ready" ? out.style("green", d.status.padEnd(statusWidth)) : out.style("yellow", d.status.padEnd(statusWidth));
     out.line(`${out.style("dim", "•")} ${out.style("bold", d.name.padEnd(nameWidth))}  ${status}  ${d.id}`);
-    out.line(`  ${out.style("dim", d.host)}`);
+    const inside = d.databases ? ` · databases: ${d.databases.join(", ")}` : "";
+    out.line(`  ${out.style("dim", `${d.host} · owner ${d.user}${inside}`)}`);
   }
 }

@@ -18,6 +18,7 @@ export interface MigrateFlags {
   readonly dir?: string | undefined;
   readonly dbId?: string | undefined;
   readonly token?: string | undefined;
+  readonly database?: string | undefined;
   readonly status?: boolean | undefined;
   readonly dryRun?: boolean | undefined;
 }
@@ -107,7 +108,7 @@ export function describeSqlFailure(f: SqlFileFailure, what = "failed"): string {
 }
 
 function runnerFor(target: ExecTarget, fetch?: Fetch): MigrationRunner {
-  return new MigrationRunner(createClient({ url: target.apiUrl, databaseId: target.databaseId, token: target.token, fetch }));
+  return new MigrationRunner(createClient({ url: target.apiUrl, databaseId: target.databaseId, token: target.token, database: target.database, fetch }));
 }
 
 export interface MigrationStatusResult {

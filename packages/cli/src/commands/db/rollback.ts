@@ -13,6 +13,7 @@ export interface RollbackFlags {
   readonly dir?: string | undefined;
   readonly dbId?: string | undefined;
   readonly token?: string | undefined;
+  readonly database?: string | undefined;
   readonly steps?: number | undefined;
 }
 
@@ -43,7 +44,7 @@ export async function rollback(
   steps: number,
   options: { fetch?: Fetch; onStart?: (targets: readonly AppliedRow[]) => void; onReverted?: (name: string, durationMs: number) => void } = {},
 ): Promise<RollbackResult> {
-  const runner = new MigrationRunner(createClient({ url: target.apiUrl, databaseId: target.databaseId, token: target.token, fetch: options.fetch }));
+  const runner = new MigrationRunner(createClient({ url: target.apiUrl, databaseId: target.databaseId, token: target.token, database: target.database, fetch: options.fetch }));
   let applied: AppliedRow[];
   try {
     applied = await runner.applied();

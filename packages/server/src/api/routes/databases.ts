@@ -1,8 +1,8 @@
 import type { FastifyInstance } from "fastify";
-import type { DatabaseService } from "../../databases/service.js";
+import type { DatabaseService, DatabaseView } from "../../databases/service.js";
 import { errorSchema } from "../schemas.js";
 
-const databaseSchema = {
+export const databaseSchema = {
   type: "object",
   required: ["id", "name", "status", "host", "database", "user", "pg_version", "runtime", "restarts", "created_at"],
   properties: {
@@ -17,17 +17,18 @@ const databaseSchema = {
     restarts: { type: "integer" },
     created_at: { type: "string", format: "date-time" },
     last_error: { type: "string" },
+    databases: { type: "array", items: { type: "string" }, description: "Postgres databases inside the instance (when it could be asked)" },
   },
 } as const;
 
-const refParams = {
+export const refParams = {
   type: "object",
   required: ["ref"],
   properties: { ref: { type: "string", description: "Database id (db-…) or name" } },
 } as const;
 
 export function databaseRoutes(app: FastifyInstance, databases: DatabaseService): void {
-  app.post<{ Body: { name: string } }>(
+  app.post<{ Body: { name: string; owner?: string; password?: string } }>(
     "/v1/databases",
     {
       schema: {
@@ -37,7 +38,11 @@ export function databaseRoutes(app: FastifyInstance, databases: DatabaseService)
           type: "object",
           required: ["name"],
           additionalProperties: false,
-          properties: { name: { type: "string", description: "3–32 of a-z 0-9 - _, starting with a letter" } },
+          properties: {
+            name: { type: "string", description: "3–32 of a-z 0-9 - _, starting with a letter; with owner: 3–16 of a-z 0-9 _" },
+            owner: { type: "string", description: "Owner role instead of clusterbase (`ccp db provision -U`): 3–16 of a-z 0-9 _, not reserved; needs password" },
+            password: { type: "string", description: "Wire password of the owner role, 8 or more characters; needs owner" },
+          },
         },
         response: {
           201: {
@@ -55,7 +60,8 @@ export function databaseRoutes(app: FastifyInstance, databases: DatabaseService)
       },
     },
     async (req, reply) => {
-      const result = await databases.create(req.body.name);
+      const { name, owner, password } = req.body;
+      const result = await databases.create(name, { owner, password });
       return reply.code(201).send(result);
     },
   );
@@ -69,7 +75,7 @@ export function databaseRoutes(app: FastifyInstance, databases: DatabaseService)
         response: { 200: { type: "object", required: ["databases"], properties: { databases: { type: "array", items: databaseSchema } } } },
       },
     },
-    async () => ({ databases: await databases.list() }),
+    async () => ({ databases: await databases.withDatabases(await databases.list()) }),
   );
 
   app.get<{ Params: { ref: string }; Querystring: { show_secrets?: boolean } }>(
@@ -87,7 +93,7 @@ export function databaseRoutes(app: FastifyInstance, databases: DatabaseService)
       },
     },
     async (req) => {
-      const database = await databases.get(req.params.ref);
+      const database = (await databases.withDatabases([await databases.get(req.params.ref)], 5_000))[0] as DatabaseView;
       return req.query.show_secrets ? { database, database_url: await databases.databaseUrl(database.id) } : { database };
     },
   );

@@ -1,0 +1,53 @@
+import type { DatabaseStatusView } from "@ccp/server";
+import type { ApiClient } from "../../api.js";
+import type { Output } from "../../output.js";
+
+/** `ccp db status <id|name>` (seed 003). */
+export async function databaseStatus(api: ApiClient, ref: string): Promise<DatabaseStatusView> {
+  return (await api.request<{ status: DatabaseStatusView }>("GET", `/v1/databases/${encodeURIComponent(ref)}/status`)).status;
+}
+
+/** 1536 → "1.5 kB": powers of 1024 with the units people read (as pg_size_pretty does). */
+export function formatBytes(n: number): string {
+  const units = ["bytes", "kB", "MB", "GB", "TB"];
+  let value = n;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${n} bytes` : `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+}
+
+/** 93784 → "1d 2h 3m": the two or three largest units. */
+export function formatDuration(seconds: number): string {
+  const parts: string[] = [];
+  const d = Math.floor(seconds / 86_400);
+  const h = Math.floor((seconds % 86_400) / 3_600);
+  const m = Math.floor((seconds % 3_600) / 60);
+  const s = Math.floor(seconds % 60);
+  if (d) parts.push(`${d}d`);
+  if (h || d) parts.push(`${h}h`);
+  if (!d) parts.push(`${m}m`);
+  if (!d && !h) parts.push(`${s}s`);
+  return parts.join(" ");
+}
+
+export function printDatabaseStatus(out: Output, s: DatabaseStatusView): void {
+  if (out.json) return out.data({ status: s });
+  const unknown = out.style("dim", "unknown (not running)");
+  out.line(`${out.style("dim", "Database")} ${out.style("bold", s.name)} ${out.style("dim", `(${s.id})`)}`);
+  out.line();
+  const state = s.state === "ready" ? out.style("green", s.state) : out.style("yellow", s.state);
+  out.fields([
+    ["State", state],
+    ["Host", s.host],
+    ["Owner", s.owner],
+    ["Postgres", s.pg_version],
+    ["Size", s.size_bytes === null ? unknown : formatBytes(s.size_bytes)],
+    ["Connections", s.connections === null ? unknown : `${s.connections}${s.max_connections === null ? "" : ` / ${s.max_connections}`}`],
+    ["Uptime", s.uptime_seconds === null || s.started_at === null ? unknown : `${formatDuration(s.uptime_seconds)} (since ${s.started_at})`],
+    ["Last backup", s.last_backup_at ?? "none"],
+    ["Databases", s.databases === null ? unknown : s.databases.join(", ")],
+  ]);
+}
