@@ -1,6 +1,7 @@
 import { isCcpError, validateDatabaseName, validateOwnerRole, validateProvisionName, VERSION } from "@ccp/server";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { ApiClient } from "./api.js";
+import { runConnect } from "./commands/db/connect.js";
 import { createDatabase, printCreated } from "./commands/db/create.js";
 import { destroyDatabase, printDestroyed } from "./commands/db/destroy.js";
 import { databaseOption, execSql, printExec, readSql, resolveExecTarget } from "./commands/db/exec.js";
@@ -172,6 +173,15 @@ function program(result: { code: number }): Command {
     .action(async (sql: string | undefined, o: { file?: string; dbId?: string; token?: string; database?: string; json?: boolean }) => {
       const target = resolveExecTarget(o);
       printExec(output(o), await execSql(target, await readSql(sql, o)));
+    });
+  db.command("connect")
+    .description("open an interactive SQL shell on the project's database (with stdin piped: run the script, stop at the first error)")
+    .argument("[id|name]", "the project's database (default: from .cluster/config.json)")
+    .option("--db-id <id>", "database id (default: from .cluster/config.json; needs --token)")
+    .option("--token <token>", "database token (default: from .cluster/config.json; needs --db-id)")
+    .addOption(databaseOption())
+    .action(async (ref: string | undefined, o: { dbId?: string; token?: string; database?: string }) => {
+      result.code = await runConnect(new Output(), ref, o);
     });
 
   const dbTargetOptions = (c: Command) =>

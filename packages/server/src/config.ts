@@ -16,6 +16,12 @@ export interface ServerOptions {
   tlsKey?: string;
   /** Server connections per instance through the wire endpoint. */
   wireMaxConnections?: number;
+  /** Daily base backup time "HH:MM" (UTC), or "off" to take none automatically. */
+  backupAt?: string;
+  /** Days backups (and the WAL they need) are kept. */
+  backupRetentionDays?: number;
+  /** archive_timeout in seconds: the most an idle-but-written database can lose. */
+  archiveTimeoutS?: number;
 }
 
 export interface ServerConfig {
@@ -33,6 +39,7 @@ export interface ServerConfig {
   readonly wireMaxConnections: number;
   /** A wire client must finish start-up and authentication within this many ms. */
   readonly wireStartupTimeoutMs: number;
+  readonly backups: { readonly dailyAt: string | undefined; readonly retentionDays: number; readonly archiveTimeoutS: number };
   readonly env: NodeJS.ProcessEnv;
 }
 
@@ -55,6 +62,11 @@ export function resolveServerConfig(options: ServerOptions = {}, env: NodeJS.Pro
     tls: options.tlsCert && options.tlsKey ? Object.freeze({ certFile: options.tlsCert, keyFile: options.tlsKey }) : undefined,
     wireMaxConnections: options.wireMaxConnections ?? 50,
     wireStartupTimeoutMs: 10_000,
+    backups: Object.freeze({
+      dailyAt: options.backupAt === "off" ? undefined : (options.backupAt ?? "00:00"),
+      retentionDays: options.backupRetentionDays ?? 7,
+      archiveTimeoutS: options.archiveTimeoutS ?? 60,
+    }),
     env,
   });
 }

@@ -4,6 +4,10 @@ import type { FastifyInstance } from "fastify";
 import { pino, type Logger as PinoLogger } from "pino";
 import { AdminAuth } from "./api/admin-auth.js";
 import { createApp } from "./api/app.js";
+import { BackupScheduler } from "./backups/scheduler.js";
+import { restoreToPointInTime } from "./backups/pitr.js";
+import { BackupService } from "./backups/service.js";
+import { DirBackupStore } from "./backups/store.js";
 import { Catalog } from "./catalog/catalog.js";
 import type { ServerConfig } from "./config.js";
 import { DatabaseService } from "./databases/service.js";
@@ -31,6 +35,8 @@ export interface RunningServer {
   readonly driver: ProcessDriver;
   readonly catalog: Catalog;
   readonly gateway: Gateway;
+  readonly backups: BackupService;
+  readonly store: DirBackupStore;
   readonly wire: WireProxy;
   /** The port the wire endpoint listens on. */
   readonly wirePort: number;
@@ -106,12 +112,15 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
       await catalog.addAdminKey(hashSecret(createdAdminKey));
     }
 
+    const store = new DirBackupStore(path.join(config.dataDir, "backups"));
     const driver = new ProcessDriver({
       bin,
       instancesDir: path.join(config.dataDir, "instances"),
       templateDir,
       runAs,
       ccpdOsUser,
+      walArchiveDir: (id) => store.walDir(id),
+      archiveTimeoutS: config.backups.archiveTimeoutS,
       onRestart: (e) => {
         log.warn(`instance ${e.id}: postgres exited (code ${e.exitCode}, signal ${e.signal}); restarting`);
         void catalog.recordRestart(e.id, { exit_code: e.exitCode, signal: e.signal }).catch((err: Error) => log.error(err.message));
@@ -143,23 +152,46 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
       secret,
       databaseUrl: (o) => databaseUrl({ ...o, domain: config.domain, listen: config.listen, wirePort }),
     });
+    const backups = new BackupService({
+      catalog,
+      driver,
+      store,
+      databases,
+      log,
+      beforeStop: async (id) => {
+        wire.disconnect(id);
+        await gateway.forget(id);
+      },
+    });
+    // Before databases.reconcile(): an interrupted restore must get its previous data back before the instance starts.
+    await backups.reconcile();
     await databases.reconcile();
 
     const gateway = new Gateway({ catalog, driver, settings: config.gateway });
+    let scheduler: BackupScheduler | undefined;
+    if (config.backups.dailyAt) {
+      scheduler = new BackupScheduler({ catalog, backups, settings: { dailyAt: config.backups.dailyAt, retentionDays: config.backups.retentionDays }, log });
+      const s = scheduler;
+      cleanups.push(() => s.stop());
+    }
     cleanups.push(() => gateway.close());
     databases.onBeforeRemove(async (id) => {
       wire.disconnect(id);
       await gateway.forget(id);
     });
+    databases.onRemoved((id) => backups.forgetDatabase(id));
     databases.onTokenRotated((id) => gateway.invalidate(id));
     wirePort = await wire.listen();
     cleanups.push(() => wire.close());
 
     const adminAuth = new AdminAuth(catalog);
     await adminAuth.load();
-    const app = await createApp({ databases, adminAuth, gateway, domain: config.domain, version: VERSION, loggerInstance: log });
+    const pitr = (ref: string, time: string, name: string) =>
+      restoreToPointInTime({ databases, backups, driver, retentionDays: config.backups.retentionDays }, ref, time, name);
+    const app = await createApp({ databases, backups, pitr, adminAuth, gateway, domain: config.domain, version: VERSION, loggerInstance: log });
     await app.listen({ port: config.port, host: config.listen });
     cleanups.push(() => app.close());
+    scheduler?.start();
     const address = app.server.address();
     const boundUrl = typeof address === "object" && address ? url.replace(/:\d+$/, `:${address.port}`) : url;
 
@@ -181,6 +213,8 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
       driver,
       catalog,
       gateway,
+      backups,
+      store,
       wire,
       wirePort,
       tlsCertFile: certificate.certFile,

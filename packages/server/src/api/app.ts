@@ -2,16 +2,21 @@ import swagger from "@fastify/swagger";
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from "fastify";
 import type { DatabaseService } from "../databases/service.js";
 import { CcpError, isCcpError, type ErrorCode } from "../errors.js";
+import type { BackupService } from "../backups/service.js";
 import type { Gateway } from "../gateway/gateway.js";
 import { neonRoutes } from "../gateway/neon.js";
 import { gatewayRoutes } from "../gateway/routes.js";
 import type { AdminAuth } from "./admin-auth.js";
 import { databaseAdminRoutes } from "./routes/database-admin.js";
+import { backupRoutes } from "./routes/backups.js";
 import { databaseRoutes } from "./routes/databases.js";
 
 export interface AppDeps {
   readonly databases: DatabaseService;
   readonly adminAuth: AdminAuth;
+  readonly backups: BackupService;
+  /** Point-in-time restore into a new database (backups/pitr.ts). */
+  readonly pitr: (ref: string, time: string, name: string) => Promise<unknown>;
   readonly gateway: Gateway;
   /** Database hosts are `db-<hex>.<domain>`. */
   readonly domain: string;
@@ -82,6 +87,7 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(async (scope) => {
     scope.addHook("onRequest", async (req) => deps.adminAuth.check(req.headers.authorization));
     databaseRoutes(scope, deps.databases);
+    backupRoutes(scope, deps.backups, deps.pitr);
     databaseAdminRoutes(scope, deps.databases);
   });
 

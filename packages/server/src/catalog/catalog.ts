@@ -1,7 +1,7 @@
 import pg from "pg";
 import { CATALOG_MIGRATIONS } from "./schema.js";
 
-export type DatabaseStatus = "creating" | "ready" | "stopped" | "failed" | "destroying";
+export type DatabaseStatus = "creating" | "ready" | "stopped" | "failed" | "destroying" | "restoring";
 
 export interface DatabaseRow {
   readonly id: string;

@@ -60,4 +60,21 @@ export const CATALOG_MIGRATIONS: readonly string[] = [
     PRIMARY KEY (database_id, role)
   );
   `,
+  `
+  -- Base backups. Intent first (status 'running'), then the copy, then 'ready'.
+  CREATE TABLE ccp.backups (
+    id           text PRIMARY KEY,
+    database_id  text NOT NULL,
+    kind         text NOT NULL,
+    status       text NOT NULL,
+    started_at   timestamptz NOT NULL DEFAULT now(),
+    finished_at  timestamptz,
+    start_lsn    pg_lsn,
+    stop_lsn     pg_lsn,
+    start_wal    text,
+    size_bytes   bigint,
+    error        text
+  );
+  CREATE INDEX backups_by_database ON ccp.backups (database_id, started_at);
+  `,
 ];

@@ -44,6 +44,17 @@ export interface DatabaseStatusView {
   readonly databases: string[] | null;
 }
 
+/**
+ * A create that starts from a backup instead of the template (point-in-time
+ * restore into a new database): `populate` fills the new instance's data dir,
+ * the first start replays WAL, and the owner role is the source's (it is in the data).
+ */
+export interface RestoreSource {
+  readonly owner: string;
+  populate(id: string): Promise<void>;
+  readonly startOnce: { settings: Record<string, string>; timeoutMs: number };
+}
+
 /** Optional part of a create: `ccp db provision NAME -U OWNER` (seed 003's rules apply to all three). */
 export interface ProvisionInput {
   readonly owner?: unknown;
@@ -82,6 +93,7 @@ export class DatabaseService {
   readonly #o: DatabaseServiceOptions;
   /** Called before a database's server goes away (destroy): close connections to it. */
   readonly #beforeRemove: ((id: string) => Promise<void>)[] = [];
+  readonly #removed: ((id: string) => Promise<void>)[] = [];
   /** Called after a database's HTTP token changed: drop cached credentials at once. */
   readonly #tokenRotated: ((id: string) => Promise<void> | void)[] = [];
   /** Database ids with an operation in flight in this process. */
@@ -93,6 +105,11 @@ export class DatabaseService {
 
   onBeforeRemove(listener: (id: string) => Promise<void>): void {
     this.#beforeRemove.push(listener);
+  }
+
+  /** Called once a database is gone (its backups go with it). */
+  onRemoved(listener: (id: string) => Promise<void>): void {
+    this.#removed.push(listener);
   }
 
   onTokenRotated(listener: (id: string) => Promise<void> | void): void {
@@ -139,11 +156,11 @@ export class DatabaseService {
    * With `provision` (owner and password), seed 003's rules apply and the
    * instance's tenant role is that owner instead of the template's (roles.ts).
    */
-  async create(nameInput: unknown, provision: ProvisionInput = {}): Promise<CreatedDatabase> {
+  async create(nameInput: unknown, provision: ProvisionInput = {}, restore?: RestoreSource): Promise<CreatedDatabase> {
     const provisioning = provision.owner !== undefined || provision.password !== undefined;
     const spec = provisioning ? validateProvision(nameInput, provision.owner, provision.password) : undefined;
     const name = spec ? spec.name : validateDatabaseName(nameInput);
-    const role = spec?.owner ?? TENANT_ROLE;
+    const role = restore?.owner ?? spec?.owner ?? TENANT_ROLE;
     const { catalog, driver } = this.#o;
     const id = newDatabaseId();
     const token = newDatabaseToken();
@@ -174,9 +191,14 @@ export class DatabaseService {
     }
     this.#busy.add(id);
     try {
-      await driver.create(id);
-      await driver.start(id);
-      await installOwnerRole(driver.endpoint(id), role);
+      if (restore) {
+        await restore.populate(id);
+        await driver.start(id, restore.startOnce);
+      } else {
+        await driver.create(id);
+        await driver.start(id);
+        await installOwnerRole(driver.endpoint(id), role);
+      }
       await catalog.tx(async (q) => {
         await q.query("UPDATE ccp.databases SET status = 'ready', updated_at = now() WHERE id = $1", [id]);
         await q.query("UPDATE ccp.operations SET state = 'done', finished_at = now() WHERE id = $1", [opId]);
@@ -315,6 +337,7 @@ export class DatabaseService {
       await q.query("DELETE FROM ccp.databases WHERE id = $1", [id]);
       await q.query("UPDATE ccp.operations SET state = 'done', finished_at = now() WHERE id = $1", [opId]);
     });
+    for (const listener of this.#removed) await listener(id);
   }
 
   /**

@@ -26,8 +26,12 @@ export interface RuntimeDriver {
   readonly pgVersion: string;
   /** Provision storage for a new instance (from the pre-initialised template). */
   create(id: string): Promise<void>;
-  /** Start the instance (or adopt/replace a stale server) and wait until it accepts connections. */
-  start(id: string): Promise<InstanceEndpoint>;
+  /**
+   * Start the instance (or adopt/replace a stale server) and wait until it accepts
+   * connections. `once`: settings and a start-up timeout for this start only
+   * (recovery from a backup).
+   */
+  start(id: string, once?: { settings?: Record<string, string>; timeoutMs?: number }): Promise<InstanceEndpoint>;
   /** Stop cleanly; the data stays. */
   stop(id: string): Promise<void>;
   /** Stop and remove everything the instance had. Idempotent. */

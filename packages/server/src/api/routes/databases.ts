@@ -8,7 +8,7 @@ export const databaseSchema = {
   properties: {
     id: { type: "string", pattern: "^db-[0-9a-f]{12}$" },
     name: { type: "string" },
-    status: { type: "string", enum: ["creating", "ready", "restarting", "stopped", "failed", "destroying", "destroyed"] },
+    status: { type: "string", enum: ["creating", "ready", "restarting", "restoring", "stopped", "failed", "destroying", "destroyed"] },
     host: { type: "string" },
     database: { type: "string" },
     user: { type: "string" },

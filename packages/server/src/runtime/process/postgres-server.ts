@@ -103,12 +103,17 @@ export class PostgresServer {
     writeFileSync(`${this.#o.dataDir}/pg_ident.conf`, `ccp ${this.#o.ccpdOsUser} all\n`);
   }
 
-  async start(): Promise<void> {
+  /**
+   * Start and wait until Postgres accepts connections. `once` adds settings and
+   * a start-up timeout for this start only (recovery from a backup: recovery
+   * targets, restore_command, and time to replay WAL).
+   */
+  async start(once: { settings?: Readonly<Record<string, string>>; timeoutMs?: number } = {}): Promise<void> {
     if (this.#child) return;
     await this.stopStale();
     this.writeIdentMap();
     const args = ["-D", this.#o.dataDir, "-k", this.#o.socketDir, "-c", "listen_addresses="];
-    for (const [k, v] of Object.entries(this.#o.settings ?? {})) args.push("-c", `${k}=${v}`);
+    for (const [k, v] of Object.entries({ ...this.#o.settings, ...once.settings })) args.push("-c", `${k}=${v}`);
     const logFd = openSync(this.#o.logFile, "a", 0o600);
     let child: ChildProcess;
     try {
@@ -135,11 +140,11 @@ export class PostgresServer {
         resolve({ code: null, signal: null });
       });
     });
-    await this.#waitReady(child);
+    await this.#waitReady(child, once.timeoutMs ?? this.#o.startTimeoutMs ?? 30_000);
   }
 
-  async #waitReady(child: ChildProcess): Promise<void> {
-    const deadline = Date.now() + (this.#o.startTimeoutMs ?? 30_000);
+  async #waitReady(child: ChildProcess, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
     let exited = false;
     void this.#exited?.then(() => (exited = true));
     // Postgres writes "ready" as the 8th line of postmaster.pid once it accepts connections.

@@ -15,6 +15,14 @@ export interface ProcessDriverOptions {
   readonly templateDir: string;
   readonly runAs: RunAs | undefined;
   readonly ccpdOsUser: string;
+  /**
+   * Where each instance archives its WAL (a local directory of the backup store),
+   * through Postgres's basic_archive module: it fsyncs before reporting success
+   * and refuses to overwrite a segment with different content.
+   */
+  readonly walArchiveDir?: (id: string) => string;
+  /** archive_timeout in seconds: bounds what an idle-but-written database can lose. */
+  readonly archiveTimeoutS?: number;
   /** Called each time the supervisor restarts a postgres that died. */
   readonly onRestart?: (event: RestartEvent) => void;
   /** Called when a restart attempt fails (it is retried with back-off). */
@@ -56,11 +64,26 @@ export class ProcessDriver implements RuntimeDriver {
         logFile: p.log,
         runAs: this.#o.runAs,
         ccpdOsUser: this.#o.ccpdOsUser,
+        settings: this.#archiveSettings(id),
       });
       server.onUnexpectedExit((info) => void this.#restart(id, info.code, info.signal));
       this.#servers.set(id, server);
     }
     return server;
+  }
+
+  #archiveSettings(id: string): Record<string, string> {
+    const dir = this.#o.walArchiveDir?.(id);
+    if (!dir) return {};
+    // The parent (one folder per database in the store) only needs to be traversable by the instance user.
+    makeDir(path.dirname(dir), 0o711, undefined);
+    makeDir(dir, 0o700, this.#o.runAs);
+    return {
+      archive_mode: "on",
+      archive_library: "basic_archive",
+      "basic_archive.archive_directory": dir,
+      archive_timeout: String(this.#o.archiveTimeoutS ?? 60),
+    };
   }
 
   async #restart(id: string, exitCode: number | null, signal: string | null): Promise<void> {
@@ -88,13 +111,13 @@ export class ProcessDriver implements RuntimeDriver {
     makeDir(p.run, 0o700, this.#o.runAs);
   }
 
-  async start(id: string): Promise<InstanceEndpoint> {
+  async start(id: string, once?: { settings?: Record<string, string>; timeoutMs?: number }): Promise<InstanceEndpoint> {
     const p = this.#paths(id);
     if (!existsSync(p.data)) throw new Error(`Instance ${id} has no data directory (${p.data}).`);
     makeDir(p.run, 0o700, this.#o.runAs);
     this.#supervised.add(id);
     try {
-      await this.#server(id).start();
+      await this.#server(id).start(once);
     } catch (err) {
       this.#supervised.delete(id);
       throw err;
@@ -111,6 +134,24 @@ export class ProcessDriver implements RuntimeDriver {
     await this.stop(id);
     this.#servers.delete(id);
     rmSync(this.#paths(id).root, { recursive: true, force: true });
+  }
+
+  /** The instance's data directory (backups copy from it and restore into it). */
+  dataDir(id: string): string {
+    return this.#paths(id).data;
+  }
+
+  /** Make an empty instance directory (run dir included) for a restore to fill. */
+  prepareEmpty(id: string): string {
+    const p = this.#paths(id);
+    if (existsSync(p.root)) throw new Error(`Instance directory already exists: ${p.root}`);
+    makeDir(p.root, 0o700, this.#o.runAs);
+    makeDir(p.run, 0o700, this.#o.runAs);
+    return p.root;
+  }
+
+  get runAs(): RunAs | undefined {
+    return this.#o.runAs;
   }
 
   state(id: string): InstanceState {

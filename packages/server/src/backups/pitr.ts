@@ -1,0 +1,88 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import pg from "pg";
+import type { CreatedDatabase, DatabaseService } from "../databases/service.js";
+import { CcpError } from "../errors.js";
+import type { ProcessDriver } from "../runtime/process/process-driver.js";
+import type { BackupService } from "./service.js";
+
+const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
+const RECOVERY_TIMEOUT_MS = 60 * 60 * 1000;
+
+export function parseRfc3339(input: unknown): Date {
+  const text = typeof input === "string" ? input.trim() : "";
+  const t = RFC3339.test(text) ? new Date(text.replace(" ", "T")) : undefined;
+  if (!t || Number.isNaN(t.getTime())) {
+    throw new CcpError("invalid_request", `Invalid timestamp "${String(input)}": use RFC 3339, e.g. 2026-04-12T14:22:00Z.`, {
+      hint: "The time zone is required (Z or ±hh:mm).",
+    });
+  }
+  return t;
+}
+
+/**
+ * Make sure WAL up to now is in the archive: a commit stamped now (so a target
+ * after the last real commit is still "reached" by recovery), then a segment
+ * switch, then wait for the archiver.
+ */
+async function flushWalToArchive(driver: ProcessDriver, id: string): Promise<void> {
+  const ep = driver.endpoint(id);
+  const admin = new pg.Client({ host: ep.socketDir, port: ep.port, user: ep.adminUser, database: "postgres" });
+  await admin.connect();
+  try {
+    await admin.query("SELECT pg_current_xact_id()");
+    const { rows } = await admin.query<{ wal: string }>("SELECT pg_walfile_name(pg_switch_wal()) AS wal");
+    const wanted = rows[0]?.wal ?? "";
+    for (let i = 0; i < 300; i++) {
+      const r = await admin.query<{ last: string | null }>("SELECT last_archived_wal AS last FROM pg_stat_archiver");
+      const last = r.rows[0]?.last ?? "";
+      if (last.slice(8) >= wanted.slice(8)) return;
+      await sleep(100);
+    }
+    throw new CcpError("not_ready", `WAL of ${id} is not being archived (waiting for ${wanted}).`, { hint: "Check the database's postgres.log for archiver errors." });
+  } finally {
+    await admin.end();
+  }
+}
+
+/**
+ * `ccp db restore <db> -t <time> -n <new>`: a new database holding the source's
+ * state at `time` (latest base backup finished before it, archived WAL replayed
+ * to it). The source is untouched.
+ */
+export async function restoreToPointInTime(
+  o: { databases: DatabaseService; backups: BackupService; driver: ProcessDriver; retentionDays: number; now?: () => Date },
+  sourceRef: string,
+  timeInput: unknown,
+  newName: unknown,
+): Promise<CreatedDatabase> {
+  const time = parseRfc3339(timeInput);
+  const source = await o.databases.getRow(sourceRef);
+  const now = o.now?.() ?? new Date();
+  if (time.getTime() > now.getTime()) {
+    throw new CcpError("invalid_request", `${time.toISOString()} is in the future.`, { hint: "Pick an instant between the oldest backup and now." });
+  }
+  const windowStart = new Date(now.getTime() - o.retentionDays * 24 * 3600 * 1000);
+  const oldest = await o.backups.oldestBackup(source.id);
+  const earliest = oldest ? new Date(Math.max(new Date(oldest.finished_at ?? oldest.created_at).getTime(), windowStart.getTime())) : undefined;
+  if (!earliest || time < earliest) {
+    throw new CcpError(
+      "invalid_request",
+      earliest
+        ? `${time.toISOString()} is outside the restorable window of ${source.id}: the earliest restorable instant is ${earliest.toISOString()}.`
+        : `${source.id} has no backup yet, so there is nothing to restore from.`,
+      { hint: earliest ? `Retention is ${o.retentionDays} days; list backups with \`ccp db backup list --db-id ${source.id}\`.` : "Take one with `ccp db backup create`." },
+    );
+  }
+  const backup = await o.backups.backupBefore(source.id, time);
+  if (!backup) throw new CcpError("invalid_request", `No backup of ${source.id} finished before ${time.toISOString()}.`);
+  if (source.status === "ready" && o.driver.state(source.id) === "running") await flushWalToArchive(o.driver, source.id);
+
+  return o.databases.create(newName, {}, {
+    owner: source.owner_role,
+    populate: async (id) => {
+      o.driver.prepareEmpty(id);
+      await o.backups.unpack(source.id, backup.id, o.driver.dataDir(id));
+    },
+    startOnce: { settings: o.backups.recoverySettings(source.id, { time }), timeoutMs: RECOVERY_TIMEOUT_MS },
+  });
+}

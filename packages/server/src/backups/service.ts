@@ -1,0 +1,439 @@
+import { randomBytes } from "node:crypto";
+import { chownSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import pg from "pg";
+import type { Catalog } from "../catalog/catalog.js";
+import type { DatabaseService, Logger } from "../databases/service.js";
+import { CcpError } from "../errors.js";
+import type { ProcessDriver } from "../runtime/process/process-driver.js";
+import { ChecksumMismatch, eachLimit, fsyncPath, listDataFiles, makeDirs, packFile, syncFilesystem, unpackFile, type ManifestFile } from "./files.js";
+import type { BackupStore } from "./store.js";
+
+export type BackupKind = "manual" | "scheduled";
+
+export interface BackupView {
+  readonly id: string;
+  readonly database_id: string;
+  readonly kind: BackupKind;
+  readonly status: string;
+  readonly created_at: string;
+  readonly finished_at: string | null;
+  readonly size_bytes: number | null;
+}
+
+interface BackupRow {
+  id: string;
+  database_id: string;
+  kind: BackupKind;
+  status: string;
+  started_at: Date;
+  finished_at: Date | null;
+  start_wal: string | null;
+  size_bytes: string | null;
+}
+
+export interface Manifest {
+  readonly format: 1;
+  readonly id: string;
+  readonly database_id: string;
+  readonly pg_version: string;
+  readonly start_lsn: string;
+  readonly stop_lsn: string;
+  readonly backup_label: string;
+  readonly tablespace_map: string;
+  readonly dirs: string[];
+  readonly files: ManifestFile[];
+}
+
+export interface BackupServiceOptions {
+  readonly catalog: Catalog;
+  readonly driver: ProcessDriver;
+  readonly store: BackupStore;
+  readonly databases: DatabaseService;
+  readonly log: Logger;
+  /** Injected clock (scheduler and retention tests). */
+  readonly now?: () => Date;
+  /** Called before an instance is stopped for a restore: close gateway/wire sessions. */
+  readonly beforeStop?: (id: string) => Promise<void>;
+}
+
+const BACKUP_ID = /^bkp-[0-9a-f]{8}$/;
+const PARALLEL_FILES = 4;
+/** Replaying WAL can take a while; a restore's start-up gets this long. */
+const RECOVERY_TIMEOUT_MS = 60 * 60 * 1000;
+
+function view(r: BackupRow): BackupView {
+  return {
+    id: r.id,
+    database_id: r.database_id,
+    kind: r.kind,
+    status: r.status,
+    created_at: r.started_at.toISOString(),
+    finished_at: r.finished_at?.toISOString() ?? null,
+    size_bytes: r.size_bytes === null ? null : Number(r.size_bytes),
+  };
+}
+
+/** Single quotes for a value inside a shell command Postgres runs (restore_command). */
+const shellQuote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
+
+/**
+ * Base backups with Postgres's low-level API (pg_backup_start / pg_backup_stop)
+ * and a file copy, since the embedded binaries have no pg_basebackup; restores
+ * from them; retention. WAL archiving itself is Postgres's (basic_archive).
+ */
+export class BackupService {
+  readonly #o: BackupServiceOptions;
+  readonly #busy = new Set<string>();
+
+  constructor(options: BackupServiceOptions) {
+    this.#o = Object.freeze({ ...options });
+  }
+
+  #now(): Date {
+    return this.#o.now?.() ?? new Date();
+  }
+
+  async #admin(id: string): Promise<pg.Client> {
+    const ep = this.#o.driver.endpoint(id);
+    const client = new pg.Client({ host: ep.socketDir, port: ep.port, user: ep.adminUser, database: "postgres" });
+    await client.connect();
+    return client;
+  }
+
+  async #readyDatabase(ref: string) {
+    const row = await this.#o.databases.getRow(ref);
+    if (row.status !== "ready" || this.#o.driver.state(row.id) !== "running") {
+      throw new CcpError("not_ready", `Database ${row.id} is not ready (${row.status}).`, { hint: "Retry when `ccp db info` shows it ready." });
+    }
+    return row;
+  }
+
+  #claim(id: string, what: string): void {
+    if (this.#busy.has(id)) throw new CcpError("conflict", `Database ${id} already has a backup or restore in progress.`, { hint: `Retry the ${what} when it is done.` });
+    this.#busy.add(id);
+  }
+
+  async list(ref: string): Promise<BackupView[]> {
+    const row = await this.#o.databases.getRow(ref);
+    const { rows } = await this.#o.catalog.tx((q) =>
+      q.query<BackupRow>("SELECT * FROM ccp.backups WHERE database_id = $1 AND status = 'ready' ORDER BY started_at DESC", [row.id]),
+    );
+    return rows.map(view);
+  }
+
+  async #get(backupId: string, databaseId?: string): Promise<BackupRow> {
+    if (!BACKUP_ID.test(backupId)) {
+      throw new CcpError("invalid_request", `"${backupId}" is not a backup id (bkp- and 8 hex characters).`, { hint: "List backups with `ccp db backup list`." });
+    }
+    const { rows } = await this.#o.catalog.tx((q) => q.query<BackupRow>("SELECT * FROM ccp.backups WHERE id = $1 AND status = 'ready'", [backupId]));
+    const row = rows[0];
+    if (!row || (databaseId && row.database_id !== databaseId)) {
+      throw new CcpError("not_found", `No backup ${backupId}${databaseId ? ` of database ${databaseId}` : ""}.`, { hint: "List backups with `ccp db backup list`." });
+    }
+    return row;
+  }
+
+  /** Take a base backup now. Resolves when it is complete and durable. */
+  async create(ref: string, kind: BackupKind = "manual"): Promise<BackupView> {
+    const db = await this.#readyDatabase(ref);
+    this.#claim(db.id, "backup");
+    const id = `bkp-${randomBytes(4).toString("hex")}`;
+    const dir = this.#o.store.backupDir(db.id, id);
+    const started = this.#now();
+    const opId = await this.#o.catalog.tx(async (q) => {
+      await q.query("INSERT INTO ccp.backups (id, database_id, kind, status, started_at) VALUES ($1, $2, $3, 'running', $4)", [id, db.id, kind, started]);
+      const { rows } = await q.query<{ id: string }>(
+        "INSERT INTO ccp.operations (database_id, kind, state) VALUES ($1, 'backup:' || $2, 'running') RETURNING id::text",
+        [db.id, id],
+      );
+      return (rows[0] as { id: string }).id;
+    });
+    let admin: pg.Client | undefined;
+    try {
+      admin = await this.#admin(db.id);
+      // The same session must run start and stop: closing it aborts the backup.
+      const start = await admin.query<{ lsn: string; wal: string }>("SELECT lsn::text, pg_walfile_name(lsn) AS wal FROM pg_backup_start($1, true) AS lsn", [id]);
+      const dataDir = this.#o.driver.dataDir(db.id);
+      const { files, dirs } = listDataFiles(dataDir);
+      mkdirSync(path.join(dir, "files"), { recursive: true, mode: 0o700 });
+      makeDirs(path.join(dir, "files"), dirs, undefined);
+      const manifestFiles: ManifestFile[] = [];
+      await eachLimit(files, PARALLEL_FILES, async (rel) => {
+        const dst = path.join(dir, "files", `${rel}.gz`);
+        const packed = await packFile(path.join(dataDir, rel), dst);
+        if (packed) manifestFiles.push({ ...packed, path: rel });
+      });
+      // One syncfs for the whole copy (an fsync per file costs seconds on ~1300 files), before the manifest makes it count.
+      await syncFilesystem(dir);
+      const stop = await admin.query<{ lsn: string; labelfile: string; spcmapfile: string }>("SELECT lsn::text, labelfile, spcmapfile FROM pg_backup_stop(true)");
+      const s = stop.rows[0] as { lsn: string; labelfile: string; spcmapfile: string };
+      const manifest: Manifest = {
+        format: 1,
+        id,
+        database_id: db.id,
+        pg_version: this.#o.driver.pgVersion,
+        start_lsn: start.rows[0]?.lsn ?? "",
+        stop_lsn: s.lsn,
+        backup_label: s.labelfile,
+        tablespace_map: s.spcmapfile ?? "",
+        dirs,
+        files: manifestFiles.sort((a, b) => a.path.localeCompare(b.path)),
+      };
+      const manifestFile = path.join(dir, "manifest.json");
+      writeFileSync(manifestFile, JSON.stringify(manifest), { mode: 0o600 });
+      await fsyncPath(manifestFile);
+      const finished = this.#now();
+      await this.#o.catalog.tx(async (q) => {
+        await q.query(
+          "UPDATE ccp.backups SET status = 'ready', finished_at = $2, start_lsn = $3, stop_lsn = $4, start_wal = $5, size_bytes = $6 WHERE id = $1",
+          [id, finished, manifest.start_lsn, manifest.stop_lsn, start.rows[0]?.wal, this.#o.store.size(db.id, id)],
+        );
+        await q.query("UPDATE ccp.operations SET state = 'done', finished_at = now() WHERE id = $1", [opId]);
+      });
+    } catch (err) {
+      this.#o.store.removeBackup(db.id, id);
+      await this.#o.catalog.tx(async (q) => {
+        await q.query("UPDATE ccp.backups SET status = 'failed', error = $2 WHERE id = $1", [id, (err as Error).message]);
+        await q.query("UPDATE ccp.operations SET state = 'failed', error = $2, finished_at = now() WHERE id = $1", [opId, (err as Error).message]);
+      });
+      throw err instanceof CcpError ? err : new CcpError("internal", `Backup of ${db.id} failed: ${(err as Error).message}`, { cause: err });
+    } finally {
+      await admin?.end().catch(() => undefined);
+      this.#busy.delete(db.id);
+    }
+    return view(await this.#get(id));
+  }
+
+  async delete(ref: string, backupId: string): Promise<BackupView> {
+    const db = await this.#o.databases.getRow(ref);
+    const row = await this.#get(backupId, db.id);
+    await this.#o.catalog.tx((q) => q.query("DELETE FROM ccp.backups WHERE id = $1", [row.id]));
+    this.#o.store.removeBackup(db.id, row.id);
+    return { ...view(row), status: "deleted" };
+  }
+
+  #manifest(databaseId: string, backupId: string): Manifest {
+    const file = path.join(this.#o.store.backupDir(databaseId, backupId), "manifest.json");
+    try {
+      return JSON.parse(readFileSync(file, "utf8")) as Manifest;
+    } catch (err) {
+      throw new CcpError("conflict", `Backup ${backupId} is damaged: its manifest cannot be read (${(err as Error).message}).`);
+    }
+  }
+
+  /**
+   * Unpack a backup into `target` (a new data dir), checking every file against
+   * the manifest first-to-last; on any mismatch, nothing is left and a
+   * CcpError says which file.
+   */
+  async #unpack(databaseId: string, backupId: string, target: string): Promise<Manifest> {
+    const manifest = this.#manifest(databaseId, backupId);
+    const src = path.join(this.#o.store.backupDir(databaseId, backupId), "files");
+    const runAs = this.#o.driver.runAs;
+    rmSync(target, { recursive: true, force: true });
+    mkdirSync(target, { recursive: true, mode: 0o700 });
+    if (runAs) chownSync(target, runAs.uid, runAs.gid);
+    try {
+      makeDirs(target, manifest.dirs, runAs);
+      await eachLimit(manifest.files, PARALLEL_FILES, (f) => unpackFile(path.join(src, `${f.path}.gz`), path.join(target, f.path), f, runAs));
+      const extra: [string, string][] = [["backup_label", manifest.backup_label], ["recovery.signal", ""]];
+      if (manifest.tablespace_map) extra.push(["tablespace_map", manifest.tablespace_map]);
+      for (const [name, content] of extra) {
+        writeFileSync(path.join(target, name), content, { mode: 0o600 });
+        if (runAs) chownSync(path.join(target, name), runAs.uid, runAs.gid);
+      }
+    } catch (err) {
+      rmSync(target, { recursive: true, force: true });
+      if (err instanceof ChecksumMismatch || (err as NodeJS.ErrnoException).code === "ENOENT" || (err as NodeJS.ErrnoException).code === "Z_DATA_ERROR") {
+        throw new CcpError("conflict", `Backup ${backupId} does not match its manifest (${(err as Error).message}); refusing to use it.`, {
+          hint: "Pick another backup (`ccp db backup list`).",
+        });
+      }
+      throw err;
+    }
+    return manifest;
+  }
+
+  /** Settings for the first start of a restored data dir. */
+  #recoverySettings(walSourceId: string, target: { time?: Date }): Record<string, string> {
+    const wal = this.#o.store.walDir(walSourceId);
+    return {
+      restore_command: `cp ${shellQuote(wal)}/%f %p`,
+      recovery_target_action: "promote",
+      // Postgres's own timestamp syntax: recovery_target_time refuses the ISO "T…Z" form.
+      ...(target.time
+        ? { recovery_target_time: target.time.toISOString().replace("T", " ").replace("Z", "+00"), recovery_target_inclusive: "true" }
+        : { recovery_target: "immediate" }),
+    };
+  }
+
+  /**
+   * `backup verify`: unpack into a scratch directory (checking every file),
+   * start Postgres on it, check it answers, remove it all.
+   */
+  async verify(ref: string, backupId: string): Promise<{ backup: BackupView; files: number; bytes: number }> {
+    const db = await this.#o.databases.getRow(ref);
+    const row = await this.#get(backupId, db.id);
+    const scratchId = `db-${randomBytes(6).toString("hex")}`;
+    const root = this.#o.driver.prepareEmpty(scratchId);
+    try {
+      const manifest = await this.#unpack(db.id, row.id, this.#o.driver.dataDir(scratchId));
+      // Archiving from a scratch server would mix its WAL into nobody's archive: keep it off.
+      await this.#o.driver.start(scratchId, { settings: { ...this.#recoverySettings(db.id, {}), archive_mode: "off" }, timeoutMs: RECOVERY_TIMEOUT_MS });
+      const admin = await this.#admin(scratchId);
+      try {
+        await admin.query("SELECT count(*) FROM pg_database");
+      } finally {
+        await admin.end();
+      }
+      return { backup: view(row), files: manifest.files.length, bytes: manifest.files.reduce((n, f) => n + f.size, 0) };
+    } finally {
+      await this.#o.driver.destroy(scratchId).catch(() => rmSync(root, { recursive: true, force: true }));
+      this.#o.store.removeAll(scratchId);
+    }
+  }
+
+  /**
+   * Replace a database's data with a backup's. The backup is unpacked and
+   * checked beside the live data first (nothing stops if it is corrupt), then
+   * the server is stopped, the directories swapped, and Postgres replays the
+   * archived WAL to the backup's consistent point. On failure the old data
+   * comes back. Id, host and token stay the same.
+   */
+  async restoreInPlace(ref: string, backupId: string): Promise<BackupView> {
+    const db = await this.#readyDatabase(ref);
+    const row = await this.#get(backupId, db.id);
+    this.#claim(db.id, "restore");
+    const dataDir = this.#o.driver.dataDir(db.id);
+    const staged = `${dataDir}.restore`;
+    const old = `${dataDir}.old`;
+    const opId = await this.#o.catalog.tx(async (q) => {
+      const { rows } = await q.query<{ id: string }>("INSERT INTO ccp.operations (database_id, kind, state) VALUES ($1, 'restore:' || $2, 'running') RETURNING id::text", [db.id, row.id]);
+      return (rows[0] as { id: string }).id;
+    });
+    try {
+      await this.#unpack(db.id, row.id, staged);
+    } catch (err) {
+      await this.#o.catalog.finishOperation(opId, "failed", (err as Error).message);
+      this.#busy.delete(db.id);
+      throw err;
+    }
+    try {
+      await this.#o.catalog.setStatus(db.id, "restoring");
+      await this.#o.beforeStop?.(db.id);
+      await this.#o.driver.stop(db.id);
+      rmSync(old, { recursive: true, force: true });
+      renameSync(dataDir, old);
+      renameSync(staged, dataDir);
+      try {
+        await this.#o.driver.start(db.id, { settings: this.#recoverySettings(db.id, {}), timeoutMs: RECOVERY_TIMEOUT_MS });
+      } catch (err) {
+        this.#o.log.error(`restore of ${db.id} from ${row.id} failed, bringing the previous data back: ${(err as Error).message}`);
+        await this.#o.driver.stop(db.id);
+        rmSync(dataDir, { recursive: true, force: true });
+        renameSync(old, dataDir);
+        await this.#o.driver.start(db.id);
+        throw err;
+      }
+      rmSync(old, { recursive: true, force: true });
+      await this.#o.catalog.setStatus(db.id, "ready");
+      await this.#o.catalog.finishOperation(opId, "done");
+      return view(row);
+    } catch (err) {
+      await this.#o.catalog.setStatus(db.id, this.#o.driver.state(db.id) === "running" ? "ready" : "failed", (err as Error).message);
+      await this.#o.catalog.finishOperation(opId, "failed", (err as Error).message);
+      throw err instanceof CcpError ? err : new CcpError("internal", `Restore of ${db.id} from ${row.id} failed; the previous data is back. Cause: ${(err as Error).message}`);
+    } finally {
+      rmSync(staged, { recursive: true, force: true });
+      this.#busy.delete(db.id);
+    }
+  }
+
+  /**
+   * After a crash: an interrupted restore puts the previous data back; an
+   * interrupted backup is marked failed and its files removed. Runs before
+   * instances are started.
+   */
+  async reconcile(): Promise<void> {
+    for (const op of await this.#o.catalog.runningOperations()) {
+      const [kind, backupId] = op.kind.split(":");
+      if (kind === "restore") {
+        const dataDir = this.#o.driver.dataDir(op.database_id);
+        if (existsSync(`${dataDir}.old`)) {
+          rmSync(dataDir, { recursive: true, force: true });
+          renameSync(`${dataDir}.old`, dataDir);
+        }
+        rmSync(`${dataDir}.restore`, { recursive: true, force: true });
+        await this.#o.catalog.setStatus(op.database_id, "ready");
+        await this.#o.catalog.finishOperation(op.id, "failed", "interrupted by a ccpd restart; the previous data was kept");
+        this.#o.log.warn(`reconcile: restore of ${op.database_id} was interrupted; kept its previous data`);
+      } else if (kind === "backup" && backupId) {
+        this.#o.store.removeBackup(op.database_id, backupId);
+        await this.#o.catalog.tx((q) => q.query("UPDATE ccp.backups SET status = 'failed', error = 'interrupted by a ccpd restart' WHERE id = $1", [backupId]));
+        await this.#o.catalog.finishOperation(op.id, "failed", "interrupted by a ccpd restart");
+      }
+    }
+  }
+
+  /**
+   * Retention: backups finished before `now - days` are deleted, except the
+   * newest of them (it is what makes the window's first instant restorable);
+   * WAL older than the oldest kept backup's start is deleted too.
+   */
+  async prune(retentionDays: number): Promise<{ backups: string[]; wal: number }> {
+    const cutoff = new Date(this.#now().getTime() - retentionDays * 24 * 3600 * 1000);
+    const removed: string[] = [];
+    let walRemoved = 0;
+    const { rows } = await this.#o.catalog.tx((q) => q.query<BackupRow>("SELECT * FROM ccp.backups WHERE status = 'ready' ORDER BY database_id, finished_at DESC"));
+    const byDb = new Map<string, BackupRow[]>();
+    for (const r of rows) byDb.set(r.database_id, [...(byDb.get(r.database_id) ?? []), r]);
+    for (const [dbId, backups] of byDb) {
+      const older = backups.filter((b) => (b.finished_at as Date) < cutoff);
+      for (const b of older.slice(1)) {
+        await this.#o.catalog.tx((q) => q.query("DELETE FROM ccp.backups WHERE id = $1", [b.id]));
+        this.#o.store.removeBackup(dbId, b.id);
+        removed.push(b.id);
+      }
+      const kept = backups.filter((b) => !removed.includes(b.id));
+      const oldest = kept[kept.length - 1];
+      if (oldest?.start_wal) {
+        const floor = oldest.start_wal.slice(8);
+        const stale = this.#o.store.listWal(dbId).filter((n) => /^[0-9A-F]{24}(\.partial)?$/.test(n) && n.slice(8, 24) < floor);
+        this.#o.store.removeWal(dbId, stale);
+        walRemoved += stale.length;
+      }
+    }
+    return { backups: removed, wal: walRemoved };
+  }
+
+  /** Remove everything stored for a destroyed database. */
+  async forgetDatabase(id: string): Promise<void> {
+    await this.#o.catalog.tx((q) => q.query("DELETE FROM ccp.backups WHERE database_id = $1", [id]));
+    this.#o.store.removeAll(id);
+  }
+
+  /** The latest ready backup (for `ccp db status`). */
+  async latest(id: string): Promise<BackupView | undefined> {
+    const { rows } = await this.#o.catalog.tx((q) => q.query<BackupRow>("SELECT * FROM ccp.backups WHERE database_id = $1 AND status = 'ready' ORDER BY started_at DESC LIMIT 1", [id]));
+    return rows[0] ? view(rows[0]) : undefined;
+  }
+
+  // exposed for PITR (pitr.ts)
+  unpack(databaseId: string, backupId: string, target: string): Promise<Manifest> {
+    return this.#unpack(databaseId, backupId, target);
+  }
+  recoverySettings(walSourceId: string, target: { time?: Date }): Record<string, string> {
+    return this.#recoverySettings(walSourceId, target);
+  }
+  async backupBefore(databaseId: string, time: Date): Promise<BackupView | undefined> {
+    const { rows } = await this.#o.catalog.tx((q) =>
+      q.query<BackupRow>("SELECT * FROM ccp.backups WHERE database_id = $1 AND status = 'ready' AND finished_at <= $2 ORDER BY finished_at DESC LIMIT 1", [databaseId, time]),
+    );
+    return rows[0] ? view(rows[0]) : undefined;
+  }
+  async oldestBackup(databaseId: string): Promise<BackupView | undefined> {
+    const { rows } = await this.#o.catalog.tx((q) => q.query<BackupRow>("SELECT * FROM ccp.backups WHERE database_id = $1 AND status = 'ready' ORDER BY finished_at LIMIT 1", [databaseId]));
+    return rows[0] ? view(rows[0]) : undefined;
+  }
+}

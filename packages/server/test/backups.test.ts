@@ -1,0 +1,237 @@
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { after, before, describe, it } from "node:test";
+import { gzipSync } from "node:zlib";
+import pg from "pg";
+import { BackupScheduler } from "../src/backups/scheduler.js";
+import { BackupService } from "../src/backups/service.js";
+import { restoreToPointInTime } from "../src/backups/pitr.js";
+import { resolveServerConfig, startServer, type RunningServer } from "../src/index.js";
+
+describe("backups and point-in-time restore, with real data", () => {
+  const root = mkdtempSync(path.join(os.tmpdir(), "ccp-backups-"));
+  let server: RunningServer;
+  let db: { id: string; token: string };
+
+  before(async () => {
+    const config = resolveServerConfig(
+      { dataDir: path.join(root, "data"), port: 0, wirePort: 0, backupAt: "off", archiveTimeoutS: 5 },
+      { ...process.env, XDG_CONFIG_HOME: path.join(root, "config"), CCP_LOG_LEVEL: "silent" },
+    );
+    server = await startServer(config);
+    const created = await server.databases.create("backed-up");
+    db = { id: created.database.id, token: created.token };
+    await sql(db.id, "CREATE TABLE batches (batch int, n int)");
+  });
+  after(async () => {
+    await server?.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  async function sql<T extends pg.QueryResultRow = Record<string, unknown>>(id: string, text: string): Promise<T[]> {
+    const ep = server.driver.endpoint(id);
+    const c = new pg.Client({ host: ep.socketDir, port: ep.port, user: "clusterbase", database: "default" });
+    await c.connect();
+    try {
+      return (await c.query<T>(text)).rows;
+    } finally {
+      await c.end();
+    }
+  }
+  const insertBatch = (id: string, b: number) => sql(id, `INSERT INTO batches SELECT ${b}, g FROM generate_series(1, 1000) g`);
+  const batches = async (id: string) => (await sql<{ batch: number }>(id, "SELECT DISTINCT batch FROM batches ORDER BY batch")).map((r) => r.batch);
+  const count = async (id: string) => Number((await sql<{ c: string }>(id, "SELECT count(*) AS c FROM batches"))[0]?.c);
+
+  it("restores exactly the rows present at backup time, keeping id and token", async () => {
+    await insertBatch(db.id, 1);
+    await insertBatch(db.id, 2);
+    const backup = await server.backups.create(db.id);
+    assert.match(backup.id, /^bkp-[0-9a-f]{8}$/);
+    assert.equal(backup.kind, "manual");
+    await insertBatch(db.id, 3);
+    await sql(db.id, "DELETE FROM batches WHERE batch = 1");
+    assert.deepEqual(await batches(db.id), [2, 3]);
+
+    await server.backups.restoreInPlace(db.id, backup.id);
+    assert.deepEqual(await batches(db.id), [1, 2]);
+    assert.equal(await count(db.id), 2000);
+    const after = await server.databases.get(db.id);
+    assert.equal(after.status, "ready");
+    // The token still works through the gateway.
+    const res = await fetch(`${server.url}/v1/databases/${db.id}/query`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${db.token}`, "content-type": "application/json" },
+      body: JSON.stringify({ sql: "SELECT count(*)::int AS c FROM batches" }),
+    });
+    assert.deepEqual(((await res.json()) as { rows: unknown[] }).rows, [{ c: 2000 }]);
+  });
+
+  it("lists backups newest first and deletes them", async () => {
+    const extra = await server.backups.create(db.id);
+    const list = await server.backups.list(db.id);
+    assert.equal(list[0]?.id, extra.id);
+    assert.ok(list.length >= 2);
+    await server.backups.delete(db.id, extra.id);
+    assert.equal((await server.backups.list(db.id)).some((b) => b.id === extra.id), false);
+    assert.equal(existsSync(server.store.backupDir(db.id, extra.id)), false);
+  });
+
+  it("restores to a point in time into a new database: exactly the batches committed before it", async () => {
+    const source = (await server.databases.create("pitr-source")).database.id;
+    await sql(source, "CREATE TABLE batches (batch int, n int)");
+    await insertBatch(source, 1);
+    await server.backups.create(source);
+    await insertBatch(source, 2);
+    await sleep(300);
+    const between = new Date().toISOString();
+    await sleep(300);
+    await insertBatch(source, 3);
+
+    const restored = await restoreToPointInTime({ databases: server.databases, backups: server.backups, driver: server.driver, retentionDays: 7 }, source, between, "pitr-copy");
+    assert.equal(restored.database.status, "ready");
+    assert.notEqual(restored.database.id, source);
+    assert.deepEqual(await batches(restored.database.id), [1, 2]);
+    assert.deepEqual(await batches(source), [1, 2, 3]);
+    // The copy is a full database: writable, with its own token.
+    await insertBatch(restored.database.id, 9);
+    assert.deepEqual(await batches(restored.database.id), [1, 2, 9]);
+  });
+
+  it("refuses bad point-in-time requests with clear errors", async () => {
+    const o = { databases: server.databases, backups: server.backups, driver: server.driver, retentionDays: 7 };
+    const cases: [string, RegExp][] = [
+      ["yesterday-ish", /Invalid timestamp/],
+      ["2026-13-45T99:00:00Z", /Invalid timestamp/],
+      ["2024-05-01T12:00:00", /Invalid timestamp/],
+      [new Date(Date.now() + 3600_000).toISOString(), /in the future/],
+      ["2000-01-01T00:00:00Z", /outside the restorable window/],
+    ];
+    for (const [time, message] of cases) {
+      await assert.rejects(restoreToPointInTime(o, db.id, time, "never-made"), (e: Error & { status?: number }) => message.test(e.message) && e.status === 400);
+    }
+    await assert.rejects(restoreToPointInTime(o, db.id, new Date().toISOString(), "backed-up"), /already exists/);
+    assert.equal(await server.catalog.findDatabase("never-made"), undefined);
+  });
+
+  it("keeps clients getting clean answers during a restore, then the restored data", async () => {
+    const backup = (await server.backups.list(db.id))[0];
+    assert.ok(backup);
+    await insertBatch(db.id, 7);
+    let stop = false;
+    const statuses = new Map<number, number>();
+    const load = (async () => {
+      while (!stop) {
+        const res = await fetch(`${server.url}/v1/databases/${db.id}/query`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${db.token}`, "content-type": "application/json" },
+          body: JSON.stringify({ sql: "SELECT count(*)::int AS c FROM batches" }),
+        });
+        await res.text();
+        statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+      }
+    })();
+    await sleep(200);
+    await server.backups.restoreInPlace(db.id, backup.id);
+    await sleep(200);
+    stop = true;
+    await load;
+    for (const status of statuses.keys()) assert.ok(status === 200 || status === 503, `unexpected status ${status}: ${JSON.stringify([...statuses])}`);
+    assert.ok((statuses.get(200) ?? 0) > 0);
+    assert.deepEqual(await batches(db.id), [1, 2]);
+  });
+
+  it("refuses to verify or restore a backup whose files do not match, leaving the data alone", async () => {
+    const backup = await server.backups.create(db.id);
+    await insertBatch(db.id, 5);
+    const files = path.join(server.store.backupDir(db.id, backup.id), "files", "global");
+    const victim = readdirSync(files).find((f) => f.endsWith(".gz"));
+    assert.ok(victim);
+    writeFileSync(path.join(files, victim), gzipSync(Buffer.from("not the original content")));
+    await assert.rejects(server.backups.verify(db.id, backup.id), /does not match its manifest/);
+    await assert.rejects(server.backups.restoreInPlace(db.id, backup.id), /does not match its manifest/);
+    assert.deepEqual(await batches(db.id), [1, 2, 5]);
+    assert.equal((await server.databases.get(db.id)).status, "ready");
+    await server.backups.delete(db.id, backup.id);
+  });
+
+  it("verifies a good backup in a scratch instance and removes it afterwards", async () => {
+    const backup = (await server.backups.list(db.id))[0];
+    assert.ok(backup);
+    const before = await server.driver.list();
+    const r = await server.backups.verify(db.id, backup.id);
+    assert.ok(r.files > 100);
+    assert.deepEqual(await server.driver.list(), before);
+  });
+
+  it("refuses unknown or malformed backup ids", async () => {
+    await assert.rejects(server.backups.restoreInPlace(db.id, "bkp-00000000"), (e: Error & { status?: number }) => e.status === 404);
+    await assert.rejects(server.backups.restoreInPlace(db.id, "nope"), (e: Error & { status?: number }) => e.status === 400);
+    const other = (await server.databases.list()).find((d) => d.id !== db.id) as { id: string };
+    const foreign = (await server.backups.list(db.id))[0] as { id: string };
+    await assert.rejects(server.backups.delete(other.id, foreign.id), (e: Error & { status?: number }) => e.status === 404);
+  });
+
+  it("after a crash mid-restore, reconcile brings the previous data back", async () => {
+    const dataDir = server.driver.dataDir(db.id);
+    const before = await batches(db.id);
+    await server.driver.stop(db.id);
+    // As left by a ccpd killed right after swapping directories.
+    renameSync(dataDir, `${dataDir}.old`);
+    await server.driver.prepareEmpty(`db-${"f".repeat(12)}`);
+    rmSync(path.join(path.dirname(dataDir), "..", `db-${"f".repeat(12)}`), { recursive: true, force: true });
+    await server.catalog.tx((q) => q.query("INSERT INTO ccp.operations (database_id, kind, state) VALUES ($1, 'restore:bkp-12345678', 'running')", [db.id]));
+    await server.catalog.setStatus(db.id, "restoring");
+    await server.backups.reconcile();
+    await server.driver.start(db.id);
+    assert.deepEqual(await batches(db.id), before);
+    assert.equal((await server.databases.get(db.id)).status, "ready");
+  });
+
+  it("retention (injected clock): prunes backups and WAL past the window, keeps every instant inside it restorable", async () => {
+    const id = (await server.databases.create("retained")).database.id;
+    await sql(id, "CREATE TABLE batches (batch int, n int)");
+    let now = new Date();
+    const clock = () => now;
+    const backups = new BackupService({ catalog: server.catalog, driver: server.driver, store: server.store, databases: server.databases, log: console, now: clock });
+    const scheduler = new BackupScheduler({ catalog: server.catalog, backups, settings: { dailyAt: "00:00", retentionDays: 7 }, now: clock, log: console });
+
+    // Day 0: the scheduler takes this database's daily backup, once.
+    const first = await scheduler.tick();
+    assert.ok(first.taken.length >= 1);
+    assert.equal((await scheduler.tick()).taken.length, 0);
+    const b1 = (await backups.list(id))[0] as { id: string };
+    await insertBatch(id, 1);
+    // Day 4 and day 9: more daily backups, more data.
+    now = new Date(now.getTime() + 4 * 86400_000);
+    await scheduler.tick();
+    const b2 = (await backups.list(id))[0] as { id: string };
+    await insertBatch(id, 2);
+    now = new Date(now.getTime() + 5 * 86400_000);
+    const day9 = await scheduler.tick();
+    const b3 = (await backups.list(id))[0] as { id: string };
+    assert.ok(day9.taken.includes(b3.id));
+    // Window = [day 2, day 9]: b1 (day 0) is the only base for instants between day 2 and b2 (day 4), so it stays.
+    assert.equal(day9.pruned.includes(b1.id), false);
+    // Day 12, window = [day 5, day 12]: b2 (day 4) now covers the window's start, so b1 and its WAL go.
+    now = new Date(now.getTime() + 3 * 86400_000);
+    const segments = () => server.store.listWal(id).filter((n) => /^[0-9A-F]{24}$/.test(n));
+    const walBefore = segments();
+    const day12 = await scheduler.tick();
+    assert.ok(day12.pruned.includes(b1.id), JSON.stringify(day12));
+    const left = (await backups.list(id)).map((b) => b.id);
+    assert.equal(left.includes(b1.id), false);
+    assert.ok(left.includes(b2.id) && left.includes(b3.id));
+    assert.equal(existsSync(server.store.backupDir(id, b1.id)), false);
+    // WAL older than b2's start is gone; what b2 needs is there.
+    const walLeft = segments();
+    assert.ok(walLeft.length > 0 && walLeft.length < walBefore.length, `${walBefore.length} → ${walLeft.length}`);
+    assert.ok(walBefore[0] !== undefined && !walLeft.includes(walBefore[0]), "the oldest segment was pruned");
+    // The window's first instant is restorable: the oldest kept backup restores and replays.
+    await backups.restoreInPlace(id, b2.id);
+    assert.deepEqual(await batches(id), [1]);
+    await scheduler.stop();
+  });
+});
