@@ -22,6 +22,7 @@ export async function runServer(out: Output, options: ServerOptions): Promise<nu
   out.line();
   out.fields([
     ["API + SQL over HTTP", server.url],
+    ["Postgres protocol", `${config.listen}:${server.wirePort} (TLS certificate: ${server.tlsCertFile})`],
     ["Data dir", config.dataDir],
     ["Domain", config.domain],
     ...(config.catalogUrl ? [["Catalog", "external (--catalog-url)"] as [string, string]] : []),
