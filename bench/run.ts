@@ -6,10 +6,12 @@ import { parseArgs } from "node:util";
 import type { Part } from "./lib/part.ts";
 import { createPart } from "./parts/create.ts";
 import { gatewayPart } from "./parts/gateway.ts";
+import { wirePart } from "./parts/wire.ts";
 
 const PARTS: Readonly<Record<string, Part>> = {
   create: createPart,
   gateway: gatewayPart,
+  wire: wirePart,
 };
 
 const { values } = parseArgs({

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -7,6 +7,7 @@ import pg from "pg";
 import { resolveServerConfig, startServer, type RunningServer } from "../../packages/server/dist/index.js";
 import { runHttpLoad, type HttpLoad } from "../lib/http-load.ts";
 import type { PartOptions } from "../lib/part.ts";
+import { runPgbench } from "../lib/pgbench.ts";
 import { installPostgresMeta, PG_META_VERSION, PostgresMeta } from "../lib/postgres-meta.ts";
 import { percentile } from "../lib/stats.ts";
 import { renderGrid } from "../lib/table.ts";
@@ -92,31 +93,13 @@ async function httpRun(label: string, load: HttpLoad): Promise<Measured> {
   return { label, rate: r.latencies.length / r.elapsed, latencies: r.latencies };
 }
 
-let pgbenchRuns = 0;
-
 /** The reference: pgbench with the same SELECT; latencies from its per-transaction log (µs). */
 async function pgbenchRun(socketDir: string, port: number, dir: string, clients: number, seconds: number): Promise<Measured> {
-  const script = path.join(dir, "select.sql");
-  writeFileSync(script, `\\set aid random(1, ${ROWS})\nSELECT abalance FROM pgbench_accounts WHERE aid = :aid;\n`);
-  const prefix = `pgbench-${++pgbenchRuns}-c${clients}`;
-  const args = ["-n", "-M", "simple", "-f", script, "-c", String(clients), "-j", String(clients > 1 ? 2 : 1), "-T", String(seconds)];
-  args.push("-l", `--log-prefix=${path.join(dir, prefix)}`, "-h", socketDir, "-p", String(port), "-U", TENANT.user, TENANT.database);
-  const { stdout } = await execFileAsync("pgbench", args, { maxBuffer: 16 * 1024 * 1024 });
-  const tps = /^tps = ([\d.]+) \(without initial connection time\)$/m.exec(stdout)?.[1];
-  const processed = /^number of transactions actually processed: (\d+)$/m.exec(stdout)?.[1];
-  const failed = /^number of failed transactions: (\d+)/m.exec(stdout)?.[1] ?? "0";
-  if (!tps || !processed) throw new Error(`cannot read pgbench's output:\n${stdout}`);
-  if (failed !== "0") throw new Error(`pgbench: ${failed} failed transactions:\n${stdout}`);
-  // Log line: client_id transaction_no latency_us script_no epoch_s epoch_us
-  const latencies: number[] = [];
-  for (const file of readdirSync(dir).filter((f) => f.startsWith(`${prefix}.`))) {
-    for (const line of readFileSync(path.join(dir, file), "utf8").split("\n")) {
-      const us = line.split(" ")[2];
-      if (us !== undefined) latencies.push(Number(us) / 1000);
-    }
-  }
-  if (latencies.length !== Number(processed)) throw new Error(`pgbench logged ${latencies.length} transactions but processed ${processed}`);
-  return { label: PGBENCH, rate: Number(tps), latencies };
+  const file = path.join(dir, "select.sql");
+  writeFileSync(file, `\\set aid random(1, ${ROWS})\nSELECT abalance FROM pgbench_accounts WHERE aid = :aid;\n`);
+  const connection = { PGHOST: socketDir, PGPORT: String(port), PGUSER: TENANT.user, PGDATABASE: TENANT.database };
+  const r = await runPgbench({ script: { file }, clients, seconds, logDir: dir, connection, protocol: "simple" });
+  return { label: PGBENCH, rate: r.tps, latencies: r.latencies };
 }
 
 const num = (x: number, digits: number) => x.toFixed(digits);
