@@ -255,6 +255,10 @@ describe("ccpd lifecycle: restart, crash supervision", () => {
     const newPid = await waitFor("a new postmaster", () => {
       const p = postmasterPid(path.join(ccpd.instanceDir(id), "data"));
       return p && p !== pid && isAlive(p) ? p : undefined;
+    }, 60_000).catch((err: Error) => {
+      // Say why: ccpd's log and the instance's.
+      const log = readFileSync(path.join(ccpd.instanceDir(id), "postgres.log"), "utf8").split("\n").slice(-20).join("\n");
+      throw new Error(`${err.message}\nccpd:\n${ccpd.output}\npostgres.log:\n${log}`);
     });
     assert.notEqual(newPid, pid);
     const rows = await waitFor("the restarted instance to answer", () =>

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import pg from "pg";
+import { withAdmin } from "../databases/admin-connection.js";
 import type { CreatedDatabase, DatabaseService } from "../databases/service.js";
 import { CcpError } from "../errors.js";
 import type { ProcessDriver } from "../runtime/process/process-driver.js";
@@ -25,23 +25,23 @@ export function parseRfc3339(input: unknown): Date {
  * switch, then wait for the archiver.
  */
 async function flushWalToArchive(driver: ProcessDriver, id: string): Promise<void> {
-  const ep = driver.endpoint(id);
-  const admin = new pg.Client({ host: ep.socketDir, port: ep.port, user: ep.adminUser, database: "postgres" });
-  await admin.connect();
-  try {
-    await admin.query("SELECT pg_current_xact_id()");
-    const { rows } = await admin.query<{ wal: string }>("SELECT pg_walfile_name(pg_switch_wal()) AS wal");
-    const wanted = rows[0]?.wal ?? "";
-    for (let i = 0; i < 300; i++) {
-      const r = await admin.query<{ last: string | null }>("SELECT last_archived_wal AS last FROM pg_stat_archiver");
-      const last = r.rows[0]?.last ?? "";
-      if (last.slice(8) >= wanted.slice(8)) return;
-      await sleep(100);
-    }
-    throw new CcpError("not_ready", `WAL of ${id} is not being archived (waiting for ${wanted}).`, { hint: "Check the database's postgres.log for archiver errors." });
-  } finally {
-    await admin.end();
-  }
+  await withAdmin(
+    driver.endpoint(id),
+    "postgres",
+    async (admin) => {
+      await admin.query("SELECT pg_current_xact_id()");
+      const { rows } = await admin.query<{ wal: string }>("SELECT pg_walfile_name(pg_switch_wal()) AS wal");
+      const wanted = rows[0]?.wal ?? "";
+      for (let i = 0; i < 300; i++) {
+        const r = await admin.query<{ last: string | null }>("SELECT last_archived_wal AS last FROM pg_stat_archiver");
+        const last = r.rows[0]?.last ?? "";
+        if (last.slice(8) >= wanted.slice(8)) return;
+        await sleep(100);
+      }
+      throw new CcpError("not_ready", `WAL of ${id} is not being archived (waiting for ${wanted}).`, { hint: "Check the database's postgres.log for archiver errors." });
+    },
+    60_000,
+  );
 }
 
 /**

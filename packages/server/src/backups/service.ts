@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { chownSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import pg from "pg";
 import type { Catalog } from "../catalog/catalog.js";
 import type { DatabaseService, Logger } from "../databases/service.js";
+import { withAdmin } from "../databases/admin-connection.js";
 import { CcpError } from "../errors.js";
 import type { ProcessDriver } from "../runtime/process/process-driver.js";
 import { ChecksumMismatch, eachLimit, fsyncPath, listDataFiles, makeDirs, packFile, syncFilesystem, unpackFile, type ManifestFile } from "./files.js";
@@ -59,6 +59,8 @@ export interface BackupServiceOptions {
 
 const BACKUP_ID = /^bkp-[0-9a-f]{8}$/;
 const PARALLEL_FILES = 4;
+/** Statement timeout of the backup's admin session: pg_backup_stop waits for the archiver. */
+const BACKUP_SESSION_TIMEOUT_MS = 6 * 60 * 60 * 1000;
 /** Replaying WAL can take a while; a restore's start-up gets this long. */
 const RECOVERY_TIMEOUT_MS = 60 * 60 * 1000;
 
@@ -92,13 +94,6 @@ export class BackupService {
 
   #now(): Date {
     return this.#o.now?.() ?? new Date();
-  }
-
-  async #admin(id: string): Promise<pg.Client> {
-    const ep = this.#o.driver.endpoint(id);
-    const client = new pg.Client({ host: ep.socketDir, port: ep.port, user: ep.adminUser, database: "postgres" });
-    await client.connect();
-    return client;
   }
 
   async #readyDatabase(ref: string) {
@@ -149,45 +144,47 @@ export class BackupService {
       );
       return (rows[0] as { id: string }).id;
     });
-    let admin: pg.Client | undefined;
+    let taken = { start_lsn: "", stop_lsn: "", start_wal: null as string | null };
     try {
-      admin = await this.#admin(db.id);
       // The same session must run start and stop: closing it aborts the backup.
-      const start = await admin.query<{ lsn: string; wal: string }>("SELECT lsn::text, pg_walfile_name(lsn) AS wal FROM pg_backup_start($1, true) AS lsn", [id]);
-      const dataDir = this.#o.driver.dataDir(db.id);
-      const { files, dirs } = listDataFiles(dataDir);
-      mkdirSync(path.join(dir, "files"), { recursive: true, mode: 0o700 });
-      makeDirs(path.join(dir, "files"), dirs, undefined);
-      const manifestFiles: ManifestFile[] = [];
-      await eachLimit(files, PARALLEL_FILES, async (rel) => {
-        const dst = path.join(dir, "files", `${rel}.gz`);
-        const packed = await packFile(path.join(dataDir, rel), dst);
-        if (packed) manifestFiles.push({ ...packed, path: rel });
-      });
-      // One syncfs for the whole copy (an fsync per file costs seconds on ~1300 files), before the manifest makes it count.
-      await syncFilesystem(dir);
-      const stop = await admin.query<{ lsn: string; labelfile: string; spcmapfile: string }>("SELECT lsn::text, labelfile, spcmapfile FROM pg_backup_stop(true)");
-      const s = stop.rows[0] as { lsn: string; labelfile: string; spcmapfile: string };
-      const manifest: Manifest = {
-        format: 1,
-        id,
-        database_id: db.id,
-        pg_version: this.#o.driver.pgVersion,
-        start_lsn: start.rows[0]?.lsn ?? "",
-        stop_lsn: s.lsn,
-        backup_label: s.labelfile,
-        tablespace_map: s.spcmapfile ?? "",
-        dirs,
-        files: manifestFiles.sort((a, b) => a.path.localeCompare(b.path)),
-      };
-      const manifestFile = path.join(dir, "manifest.json");
-      writeFileSync(manifestFile, JSON.stringify(manifest), { mode: 0o600 });
-      await fsyncPath(manifestFile);
+      await withAdmin(this.#o.driver.endpoint(db.id), "postgres", async (admin) => {
+        const start = await admin.query<{ lsn: string; wal: string }>("SELECT lsn::text, pg_walfile_name(lsn) AS wal FROM pg_backup_start($1, true) AS lsn", [id]);
+        const dataDir = this.#o.driver.dataDir(db.id);
+        const { files, dirs } = listDataFiles(dataDir);
+        mkdirSync(path.join(dir, "files"), { recursive: true, mode: 0o700 });
+        makeDirs(path.join(dir, "files"), dirs, undefined);
+        const manifestFiles: ManifestFile[] = [];
+        await eachLimit(files, PARALLEL_FILES, async (rel) => {
+          const dst = path.join(dir, "files", `${rel}.gz`);
+          const packed = await packFile(path.join(dataDir, rel), dst);
+          if (packed) manifestFiles.push({ ...packed, path: rel });
+        });
+        // One syncfs for the whole copy (an fsync per file costs seconds on ~1300 files), before the manifest makes it count.
+        await syncFilesystem(dir);
+        const stop = await admin.query<{ lsn: string; labelfile: string; spcmapfile: string }>("SELECT lsn::text, labelfile, spcmapfile FROM pg_backup_stop(true)");
+        const s = stop.rows[0] as { lsn: string; labelfile: string; spcmapfile: string };
+        const manifest: Manifest = {
+          format: 1,
+          id,
+          database_id: db.id,
+          pg_version: this.#o.driver.pgVersion,
+          start_lsn: start.rows[0]?.lsn ?? "",
+          stop_lsn: s.lsn,
+          backup_label: s.labelfile,
+          tablespace_map: s.spcmapfile ?? "",
+          dirs,
+          files: manifestFiles.sort((a, b) => a.path.localeCompare(b.path)),
+        };
+        const manifestFile = path.join(dir, "manifest.json");
+        writeFileSync(manifestFile, JSON.stringify(manifest), { mode: 0o600 });
+        taken = { start_lsn: manifest.start_lsn, stop_lsn: manifest.stop_lsn, start_wal: start.rows[0]?.wal ?? null };
+        await fsyncPath(manifestFile);
+      }, BACKUP_SESSION_TIMEOUT_MS);
       const finished = this.#now();
       await this.#o.catalog.tx(async (q) => {
         await q.query(
           "UPDATE ccp.backups SET status = 'ready', finished_at = $2, start_lsn = $3, stop_lsn = $4, start_wal = $5, size_bytes = $6 WHERE id = $1",
-          [id, finished, manifest.start_lsn, manifest.stop_lsn, start.rows[0]?.wal, this.#o.store.size(db.id, id)],
+          [id, finished, taken.start_lsn, taken.stop_lsn, taken.start_wal, this.#o.store.size(db.id, id)],
         );
         await q.query("UPDATE ccp.operations SET state = 'done', finished_at = now() WHERE id = $1", [opId]);
       });
@@ -199,7 +196,6 @@ export class BackupService {
       });
       throw err instanceof CcpError ? err : new CcpError("internal", `Backup of ${db.id} failed: ${(err as Error).message}`, { cause: err });
     } finally {
-      await admin?.end().catch(() => undefined);
       this.#busy.delete(db.id);
     }
     return view(await this.#get(id));
@@ -261,6 +257,9 @@ export class BackupService {
     return {
       restore_command: `cp ${shellQuote(wal)}/%f %p`,
       recovery_target_action: "promote",
+      // No read-only connections during replay: postmaster.pid says "ready" (what start() waits
+      // for) only once recovery has reached its target and promoted, not at the consistent point.
+      hot_standby: "off",
       // Postgres's own timestamp syntax: recovery_target_time refuses the ISO "T…Z" form.
       ...(target.time
         ? { recovery_target_time: target.time.toISOString().replace("T", " ").replace("Z", "+00"), recovery_target_inclusive: "true" }
@@ -281,12 +280,7 @@ export class BackupService {
       const manifest = await this.#unpack(db.id, row.id, this.#o.driver.dataDir(scratchId));
       // Archiving from a scratch server would mix its WAL into nobody's archive: keep it off.
       await this.#o.driver.start(scratchId, { settings: { ...this.#recoverySettings(db.id, {}), archive_mode: "off" }, timeoutMs: RECOVERY_TIMEOUT_MS });
-      const admin = await this.#admin(scratchId);
-      try {
-        await admin.query("SELECT count(*) FROM pg_database");
-      } finally {
-        await admin.end();
-      }
+      await withAdmin(this.#o.driver.endpoint(scratchId), "postgres", (admin) => admin.query("SELECT count(*) FROM pg_database"));
       return { backup: view(row), files: manifest.files.length, bytes: manifest.files.reduce((n, f) => n + f.size, 0) };
     } finally {
       await this.#o.driver.destroy(scratchId).catch(() => rmSync(root, { recursive: true, force: true }));

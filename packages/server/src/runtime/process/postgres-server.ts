@@ -57,6 +57,8 @@ export class PostgresServer {
   #child: ChildProcess | undefined;
   #exited: Promise<ExitInfo> | undefined;
   #stopping = false;
+  /** Set once the current child accepted connections: only then is its exit "unexpected" (a failed start is the caller's error). */
+  #ready = false;
   #onUnexpectedExit: ((info: ExitInfo) => void) | undefined;
 
   constructor(options: PostgresServerOptions) {
@@ -128,11 +130,12 @@ export class PostgresServer {
     }
     this.#child = child;
     this.#stopping = false;
+    this.#ready = false;
     this.#exited = new Promise<ExitInfo>((resolve) => {
       child.once("exit", (code, signal) => {
         if (this.#child === child) this.#child = undefined;
         const info = { code, signal };
-        if (!this.#stopping) this.#onUnexpectedExit?.(info);
+        if (!this.#stopping && this.#ready) this.#onUnexpectedExit?.(info);
         resolve(info);
       });
       child.once("error", () => {
@@ -141,6 +144,7 @@ export class PostgresServer {
       });
     });
     await this.#waitReady(child, once.timeoutMs ?? this.#o.startTimeoutMs ?? 30_000);
+    this.#ready = true;
   }
 
   async #waitReady(child: ChildProcess, timeoutMs: number): Promise<void> {
@@ -157,6 +161,8 @@ export class PostgresServer {
       if (Date.now() > deadline) {
         this.#stopping = true;
         child.kill("SIGKILL");
+        // Wait for the exit so the next start() does not mistake this child for a running server.
+        await this.#exited;
         throw new Error(`Postgres did not become ready in time. Log (${this.#o.logFile}):\n${tail(this.#o.logFile)}`);
       }
       await sleep(delay);

@@ -105,6 +105,7 @@ export async function ensureTemplate(options: {
 
 async function setUpRoles(socketDir: string): Promise<void> {
   const client = new pg.Client({ host: socketDir, port: SOCKET_PORT, user: ADMIN_ROLE, database: "postgres" });
+  client.on("error", () => undefined); // a dropped connection rejects the pending query instead of crashing ccpd
   await client.connect();
   try {
     // The tenant role: may create databases (several per instance), nothing more.
