@@ -18,7 +18,7 @@ export interface GatewaySettings {
 }
 
 export const DEFAULT_GATEWAY_SETTINGS: GatewaySettings = Object.freeze({
-  poolSize: 10,
+  poolSize: 20,
   statementTimeoutMs: 30_000,
   maxResponseBytes: 32 * 1024 * 1024,
   maxBodyBytes: 4 * 1024 * 1024,
@@ -125,7 +125,9 @@ export class Gateway {
       broken = err instanceof ResponseTooLargeError || !isDatabaseError(err) || UNAVAILABLE_SQLSTATES.has(err.code ?? "");
       throw this.#mapError(err, target);
     } finally {
-      await releaseClean(client, broken);
+      // Not awaited: the reset (ROLLBACK if needed, DISCARD ALL) runs after the response is on its way.
+      // The connection returns to the pool only once it is clean, so nothing leaks into the next request.
+      void releaseClean(client, broken);
     }
   }
 
