@@ -4,6 +4,8 @@ export interface PartOptions {
   readonly n: number;
   /** Seconds per timed load run (parts that run load for a fixed time). */
   readonly duration: number;
+  /** Size of the database the backup part fills, in GiB (`--size-gb`, default 1). */
+  readonly sizeGb?: number;
 }
 
 /** A part runs its measurements and prints its own figures to stdout. */

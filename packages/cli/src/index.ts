@@ -1,6 +1,19 @@
 import { isCcpError, validateDatabaseName, validateOwnerRole, validateProvisionName, VERSION } from "@ccp/server";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { ApiClient } from "./api.js";
+import {
+  backupTarget,
+  createBackup,
+  deleteBackup,
+  listBackups,
+  printBackupCreated,
+  printBackupDeleted,
+  printBackupList,
+  printBackupRestored,
+  printBackupVerified,
+  restoreBackup,
+  verifyBackup,
+} from "./commands/db/backup.js";
 import { runConnect } from "./commands/db/connect.js";
 import { createDatabase, printCreated } from "./commands/db/create.js";
 import { destroyDatabase, printDestroyed } from "./commands/db/destroy.js";
@@ -9,6 +22,7 @@ import { getDatabase, getDatabaseWithSecrets, printInfo } from "./commands/db/in
 import { listDatabases, printList } from "./commands/db/list.js";
 import { createMigration, DEFAULT_MIGRATIONS_DIR, printNewMigration, runMigrate } from "./commands/db/migrate.js";
 import { printProvisioned, provisionDatabase } from "./commands/db/provision.js";
+import { printPointInTimeRestore, restoreToPointInTime } from "./commands/db/restore.js";
 import { printPasswordReset, resetPassword } from "./commands/db/reset-password.js";
 import { parseSteps, runRollback } from "./commands/db/rollback.js";
 import { databaseStatus, printDatabaseStatus } from "./commands/db/status.js";
@@ -29,6 +43,17 @@ function port(value: string): number {
 }
 
 const jsonOption = () => new Option("--json", "print JSON instead of text");
+
+function backupAt(value: string): string {
+  if (value !== "off" && !/^([01]\d|2[0-3]):[0-5]\d$/.test(value)) throw new InvalidArgumentError('expected HH:MM (UTC) or "off".');
+  return value;
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1) throw new InvalidArgumentError("expected a whole number of at least 1.");
+  return n;
+}
 
 function output(opts: { json?: boolean }): Output {
   return new Output({ json: Boolean(opts.json) });
@@ -55,7 +80,10 @@ function program(result: { code: number }): Command {
     .option("--listen <address>", "address to listen on", "127.0.0.1")
     .option("--domain <domain>", "domain of database hosts (db-<id>.<domain>)", "localhost")
     .option("--catalog-url <url>", "external catalog Postgres (default: one ccpd runs in its data dir)")
-    .action(async (o: { dataDir?: string; port: number; wirePort: number; listen: string; domain: string; catalogUrl?: string }) => {
+    .option("--backup-at <HH:MM|off>", "daily base backup time of every database, UTC; off: manual backups only", backupAt, "00:00")
+    .option("--backup-retention-days <days>", "days backups, and the WAL that point-in-time restore needs, are kept", positiveInt, 7)
+    .option("--archive-timeout <seconds>", "force a WAL segment switch after this many seconds with writes (the most an idle database can lose)", positiveInt, 60)
+    .action(async (o: { dataDir?: string; port: number; wirePort: number; listen: string; domain: string; catalogUrl?: string; backupAt: string; backupRetentionDays: number; archiveTimeout: number }) => {
       result.code = await runServer(new Output(), {
         ...(o.dataDir ? { dataDir: o.dataDir } : {}),
         port: o.port,
@@ -63,6 +91,9 @@ function program(result: { code: number }): Command {
         listen: o.listen,
         domain: o.domain,
         ...(o.catalogUrl ? { catalogUrl: o.catalogUrl } : {}),
+        backupAt: o.backupAt,
+        backupRetentionDays: o.backupRetentionDays,
+        archiveTimeoutS: o.archiveTimeout,
       });
     });
   server
@@ -182,6 +213,58 @@ function program(result: { code: number }): Command {
     .addOption(databaseOption())
     .action(async (ref: string | undefined, o: { dbId?: string; token?: string; database?: string }) => {
       result.code = await runConnect(new Output(), ref, o);
+    });
+
+  const backup = db.command("backup").description("base backups of a database (default: the project's, from .cluster/config.json)");
+  const backupDbId = () => new Option("--db-id <id>", "database id or name (default: from .cluster/config.json)");
+  type BackupOpts = { dbId?: string; json?: boolean };
+  backup
+    .command("create")
+    .description("take a manual base backup now")
+    .addOption(backupDbId())
+    .addOption(jsonOption())
+    .action(async (o: BackupOpts) => printBackupCreated(output(o), await createBackup(new ApiClient(), backupTarget(o.dbId))));
+  backup
+    .command("list")
+    .alias("ls")
+    .description("list backups, newest first")
+    .addOption(backupDbId())
+    .addOption(jsonOption())
+    .action(async (o: BackupOpts) => printBackupList(output(o), await listBackups(new ApiClient(), backupTarget(o.dbId)), o.dbId));
+  backup
+    .command("restore")
+    .description("replace the database's data with a backup's (id, host and token stay)")
+    .argument("<backup>", "backup id (bkp-…)")
+    .option("-y, --yes", "do not ask for confirmation")
+    .addOption(backupDbId())
+    .addOption(jsonOption())
+    .action(async (backupId: string, o: BackupOpts & { yes?: boolean }) =>
+      printBackupRestored(output(o), await restoreBackup(new ApiClient(), backupTarget(o.dbId), backupId, { yes: Boolean(o.yes) })),
+    );
+  backup
+    .command("delete")
+    .alias("rm")
+    .description("delete a backup")
+    .argument("<backup>", "backup id (bkp-…)")
+    .addOption(backupDbId())
+    .addOption(jsonOption())
+    .action(async (backupId: string, o: BackupOpts) => printBackupDeleted(output(o), await deleteBackup(new ApiClient(), backupTarget(o.dbId), backupId)));
+  backup
+    .command("verify")
+    .description("restore a backup into a scratch instance, check every file and that Postgres answers, then remove it")
+    .argument("<backup>", "backup id (bkp-…)")
+    .addOption(backupDbId())
+    .addOption(jsonOption())
+    .action(async (backupId: string, o: BackupOpts) => printBackupVerified(output(o), await verifyBackup(new ApiClient(), backupTarget(o.dbId), backupId)));
+  db.command("restore")
+    .description("point-in-time restore into a NEW database (the source and .cluster/config.json are untouched)")
+    .argument("<id|name>", "the database to restore from")
+    .requiredOption("-t, --time <timestamp>", "RFC 3339 instant inside the retention window, e.g. 2026-04-12T14:22:00Z")
+    .requiredOption("-n, --name <new-name>", "name of the new database")
+    .addOption(jsonOption())
+    .action(async (ref: string, o: { time: string; name: string; json?: boolean }) => {
+      validateDatabaseName(o.name); // fail fast, before contacting ccpd
+      printPointInTimeRestore(output(o), await restoreToPointInTime(new ApiClient(), ref, o.time, o.name));
     });
 
   const dbTargetOptions = (c: Command) =>

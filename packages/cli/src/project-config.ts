@@ -1,6 +1,6 @@
 import { readFileSync, rmSync } from "node:fs";
 import path from "node:path";
-import { writeSecretFile } from "@ccp/server";
+import { writeSecretFile, type DatabaseView } from "@ccp/server";
 
 /** `.cluster/config.json`: the project's database and its credentials (mode 0600). */
 export interface ProjectConfig {
@@ -16,6 +16,20 @@ export interface ProjectConfig {
 }
 
 export const PROJECT_CONFIG = path.join(".cluster", "config.json");
+
+/** The project config for a database, its token and DATABASE_URL (`database` picks another Postgres database inside it). */
+export function projectConfigFor(d: DatabaseView, o: { token: string; apiUrl: string; databaseUrl: string; database?: string }): ProjectConfig {
+  return {
+    databaseId: d.id,
+    name: d.name,
+    host: d.host,
+    token: o.token,
+    apiUrl: o.apiUrl,
+    database: o.database ?? d.database,
+    user: d.user,
+    databaseUrl: o.databaseUrl,
+  };
+}
 
 export function projectConfigPath(cwd = process.cwd()): string {
   return path.join(cwd, PROJECT_CONFIG);

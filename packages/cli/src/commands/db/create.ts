@@ -1,7 +1,7 @@
 import type { DatabaseView } from "@ccp/server";
 import type { ApiClient } from "../../api.js";
 import type { Output } from "../../output.js";
-import { PROJECT_CONFIG, writeProjectConfig } from "../../project-config.js";
+import { PROJECT_CONFIG, projectConfigFor, writeProjectConfig } from "../../project-config.js";
 
 export interface CreateResult {
   readonly database: DatabaseView;
@@ -17,19 +17,7 @@ export interface CreateResult {
  */
 export async function createDatabase(api: ApiClient, name: string, cwd = process.cwd(), provision?: { owner: string; password: string }): Promise<CreateResult> {
   const { database, token, database_url } = await api.request<{ database: DatabaseView; token: string; database_url: string }>("POST", "/v1/databases", { name, ...provision });
-  const configFile = writeProjectConfig(
-    {
-      databaseId: database.id,
-      name: database.name,
-      host: database.host,
-      token,
-      apiUrl: api.target.apiUrl,
-      database: database.database,
-      user: database.user,
-      databaseUrl: database_url,
-    },
-    cwd,
-  );
+  const configFile = writeProjectConfig(projectConfigFor(database, { token, apiUrl: api.target.apiUrl, databaseUrl: database_url }), cwd);
   return { database, token, databaseUrl: database_url, configFile };
 }
 

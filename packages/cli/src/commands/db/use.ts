@@ -3,7 +3,7 @@ import type { DatabaseView } from "@ccp/server";
 import type { ApiClient } from "../../api.js";
 import { CliError } from "../../errors.js";
 import type { Output } from "../../output.js";
-import { PROJECT_CONFIG, writeProjectConfig } from "../../project-config.js";
+import { PROJECT_CONFIG, projectConfigFor, writeProjectConfig } from "../../project-config.js";
 import { getDatabaseWithSecrets } from "./info.js";
 import { issueToken } from "./token.js";
 
@@ -32,16 +32,7 @@ export async function useDatabase(api: ApiClient, ref: string, options: { token?
   }
   const dbName = options.database ?? database.database;
   const configFile = writeProjectConfig(
-    {
-      databaseId: database.id,
-      name: database.name,
-      host: database.host,
-      token,
-      apiUrl: api.target.apiUrl,
-      database: dbName,
-      user: database.user,
-      databaseUrl: withDatabaseName(databaseUrl, dbName),
-    },
+    projectConfigFor(database, { token, apiUrl: api.target.apiUrl, databaseUrl: withDatabaseName(databaseUrl, dbName), database: dbName }),
     cwd,
   );
   return { database, token, rotated: options.token === undefined, configFile };
