@@ -193,6 +193,32 @@ describe("ccp db create / list / info / destroy against a real ccpd", () => {
     });
   });
 
+  it("ccp login checks the key before saving it, and server status reports ccpd up", async () => {
+    const other = path.join(ccpd.root, "other-user");
+    const env = { XDG_CONFIG_HOME: other, CCP_API_URL: "", CCP_API_KEY: "" };
+    const bad = await ccpd.ccp(["login", "--api-url", ccpd.url, "--token", "ccpk_wrong"], { env });
+    assert.equal(bad.code, 4);
+    assert.equal(existsSync(path.join(other, "ccp", "config.json")), false);
+    const good = await ccpd.ccp(["login", "--api-url", ccpd.url, "--token", ccpd.adminKey()], { env });
+    assert.equal(good.code, 0, good.stderr);
+    assert.equal(statSync(path.join(other, "ccp", "config.json")).mode & 0o777, 0o600);
+    assert.equal((await ccpd.ccp(["db", "list", "--json"], { env })).code, 0);
+    const status = await ccpd.ccp(["server", "status"]);
+    assert.equal(status.code, 0);
+    assert.match(status.stdout, /ccpd \S+ is up at http:\/\/127\.0\.0\.1:\d+/);
+  });
+
+  it("ccp run injects DATABASE_URL, DATABASE_TOKEN and DATABASE_ID, and passes the exit code through", async () => {
+    const saved = JSON.parse(readFileSync(path.join(project, ".cluster", "config.json"), "utf8")) as { databaseId: string; token: string; databaseUrl: string };
+    const r = await ccpd.ccp(["run", "--", "sh", "-c", 'printf "%s|%s|%s" "$DATABASE_ID" "$DATABASE_TOKEN" "$DATABASE_URL"; exit 3'], { cwd: project });
+    assert.equal(r.code, 3);
+    assert.equal(r.stdout, `${saved.databaseId}|${saved.token}|${saved.databaseUrl}`);
+    assert.match(saved.databaseUrl, /^postgresql:\/\/clusterbase\.db-[0-9a-f]{12}:[^@]+@127\.0\.0\.1:\d+\/default$/);
+    const outside = await ccpd.ccp(["run", "--", "true"], { cwd: ccpd.root });
+    assert.equal(outside.code, 2);
+    assert.match(outside.stderr, /No \.cluster\/config\.json/);
+  });
+
   it("serves an OpenAPI document describing /v1/databases", async () => {
     const res = await fetch(`${ccpd.url}/v1/openapi.json`);
     assert.equal(res.status, 200);
