@@ -32,7 +32,7 @@ import { login, printLogin } from "./commands/login.js";
 import { runWithDatabase } from "./commands/run.js";
 import { runServer } from "./commands/server/start.js";
 import { printStatus, serverStatus } from "./commands/server/status.js";
-import { CliError, EXIT } from "./errors.js";
+import { CliError, EXIT, usageError } from "./errors.js";
 import { Output } from "./output.js";
 import { readNewPassword } from "./password-input.js";
 
@@ -83,7 +83,26 @@ function program(result: { code: number }): Command {
     .option("--backup-at <HH:MM|off>", "daily base backup time of every database, UTC; off: manual backups only", backupAt, "00:00")
     .option("--backup-retention-days <days>", "days backups, and the WAL that point-in-time restore needs, are kept", positiveInt, 7)
     .option("--archive-timeout <seconds>", "force a WAL segment switch after this many seconds with writes (the most an idle database can lose)", positiveInt, 60)
-    .action(async (o: { dataDir?: string; port: number; wirePort: number; listen: string; domain: string; catalogUrl?: string; backupAt: string; backupRetentionDays: number; archiveTimeout: number }) => {
+    .option("--tls-cert <file>", "PEM certificate for the wire endpoint (default: self-signed, made on first start)")
+    .option("--tls-key <file>", "PEM private key of --tls-cert")
+    .option("--wire-max-connections <n>", "server connections per database through the wire endpoint", positiveInt, 50)
+    .option("--statement-timeout <ms>", "default statement timeout of SQL over HTTP", positiveInt, 30_000)
+    .action(async (o: {
+      dataDir?: string;
+      port: number;
+      wirePort: number;
+      listen: string;
+      domain: string;
+      catalogUrl?: string;
+      backupAt: string;
+      backupRetentionDays: number;
+      archiveTimeout: number;
+      tlsCert?: string;
+      tlsKey?: string;
+      wireMaxConnections: number;
+      statementTimeout: number;
+    }) => {
+      if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw usageError("--tls-cert and --tls-key go together.", "Pass both, or neither for a self-signed certificate.");
       result.code = await runServer(new Output(), {
         ...(o.dataDir ? { dataDir: o.dataDir } : {}),
         port: o.port,
@@ -94,6 +113,9 @@ function program(result: { code: number }): Command {
         backupAt: o.backupAt,
         backupRetentionDays: o.backupRetentionDays,
         archiveTimeoutS: o.archiveTimeout,
+        ...(o.tlsCert && o.tlsKey ? { tlsCert: o.tlsCert, tlsKey: o.tlsKey } : {}),
+        wireMaxConnections: o.wireMaxConnections,
+        statementTimeoutMs: o.statementTimeout,
       });
     });
   server
