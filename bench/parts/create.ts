@@ -3,6 +3,7 @@ import path from "node:path";
 import pg from "pg";
 import { resolvePgBinaries, resolveServerConfig, startServer, type RunningServer } from "../../packages/server/dist/index.js";
 import { resolveRunAs } from "../../packages/server/dist/runtime/process/system-user.js";
+import { api } from "../lib/api.ts";
 import type { PartOptions } from "../lib/part.ts";
 import { PlainPostgres } from "../lib/plain-postgres.ts";
 import { summarize, timed } from "../lib/stats.ts";
@@ -21,18 +22,6 @@ interface CcpSamples {
   readonly create: number[];
   readonly firstQuery: number[];
   readonly destroy: number[];
-}
-
-async function api(server: RunningServer, key: string, method: string, route: string, body?: unknown): Promise<unknown> {
-  const res = await fetch(`${server.url}${route}`, {
-    method,
-    headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const json: unknown = await res.json();
-  const expected = method === "POST" ? 201 : 200;
-  if (res.status !== expected) throw new Error(`${method} ${route}: HTTP ${res.status} ${JSON.stringify(json)}`);
-  return json;
 }
 
 /** Connect as the tenant over the instance's socket and run one query. */

@@ -6,6 +6,7 @@ import { promisify } from "node:util";
 import pg from "pg";
 import { resolveServerConfig, startServer, type RunningServer } from "../../packages/server/dist/index.js";
 import { runHttpLoad, type HttpLoad } from "../lib/http-load.ts";
+import { api } from "../lib/api.ts";
 import type { PartOptions } from "../lib/part.ts";
 import { runPgbench } from "../lib/pgbench.ts";
 import { installPostgresMeta, PG_META_VERSION, PostgresMeta } from "../lib/postgres-meta.ts";
@@ -49,18 +50,6 @@ function summary(m: Measured): Summary {
   const sorted = [...m.latencies].sort((a, b) => a - b);
   if (sorted.length === 0) throw new Error(`${m.label}: no completed requests`);
   return { rate: m.rate, p50: percentile(sorted, 50), p99: percentile(sorted, 99), n: sorted.length };
-}
-
-async function api(server: RunningServer, key: string, method: string, route: string, body?: unknown): Promise<unknown> {
-  const res = await fetch(`${server.url}${route}`, {
-    method,
-    headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const json: unknown = await res.json();
-  const expected = method === "POST" ? 201 : 200;
-  if (res.status !== expected) throw new Error(`${method} ${route}: HTTP ${res.status} ${JSON.stringify(json)}`);
-  return json;
 }
 
 /** POST a JSON body and return the parsed 200 answer. */

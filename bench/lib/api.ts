@@ -1,0 +1,14 @@
+import type { RunningServer } from "../../packages/server/dist/index.js";
+
+/** Call ccpd's admin API; throws unless the answer is 201 (POST) or 200. */
+export async function api(server: RunningServer, key: string, method: string, route: string, body?: unknown): Promise<unknown> {
+  const res = await fetch(`${server.url}${route}`, {
+    method,
+    headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const json: unknown = await res.json();
+  const expected = method === "POST" ? 201 : 200;
+  if (res.status !== expected) throw new Error(`${method} ${route}: HTTP ${res.status} ${JSON.stringify(json)}`);
+  return json;
+}
