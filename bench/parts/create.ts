@@ -12,7 +12,8 @@ import { makeTempDir, removeDir } from "../lib/tmp.ts";
 
 const TARGET_P50_MS = 300;
 
-const CCP_CREATE = "ccp (template copy)";
+// ccpd keeps 2 pre-copied template data dirs (refilled in the background); creates that outrun the refill copy on the request path.
+const CCP_CREATE = "ccp (warm spare / copy)";
 const CCP_FIRST_QUERY = "ccp create→first query";
 const PLAIN_CREATE = "initdb + pg_ctl start -w";
 const CCP_DESTROY = "ccp (DELETE /v1/databases/{id})";

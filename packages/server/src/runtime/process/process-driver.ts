@@ -1,4 +1,5 @@
-import { existsSync, readdirSync, rmSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { existsSync, readdirSync, renameSync, rmSync } from "node:fs";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { InstanceEndpoint, InstanceState, RestartEvent, RuntimeDriver } from "../driver.js";
@@ -23,6 +24,11 @@ export interface ProcessDriverOptions {
   readonly walArchiveDir?: (id: string) => string;
   /** archive_timeout in seconds: bounds what an idle-but-written database can lose. */
   readonly archiveTimeoutS?: number;
+  /**
+   * Pre-copied template data dirs kept ready, so a create renames one into
+   * place instead of copying on the request path (default 2; 0 turns it off).
+   */
+  readonly spares?: number;
   /** Called each time the supervisor restarts a postgres that died. */
   readonly onRestart?: (event: RestartEvent) => void;
   /** Called when a restart attempt fails (it is retried with back-off). */
@@ -37,10 +43,46 @@ export class ProcessDriver implements RuntimeDriver {
   readonly #o: ProcessDriverOptions;
   readonly #servers = new Map<string, PostgresServer>();
   readonly #supervised = new Set<string>();
+  /** Complete spare data dirs, ready to be renamed into a new instance. */
+  readonly #spares: string[] = [];
+  #refilling: Promise<void> | undefined;
+  #closed = false;
 
   constructor(options: ProcessDriverOptions) {
     this.#o = Object.freeze({ ...options });
     makeDir(options.instancesDir, 0o755, undefined);
+    // Spares are copied under a temporary name and renamed when complete: a
+    // partial copy left by a crash is never used. Spares of another Postgres
+    // version (another template) are dropped.
+    const current = `.spare-${this.#o.bin.version}-`;
+    for (const name of readdirSync(options.instancesDir)) {
+      if (!name.startsWith(".spare-")) continue;
+      const dir = path.join(options.instancesDir, name);
+      if (name.startsWith(current)) this.#spares.push(dir);
+      else rmSync(dir, { recursive: true, force: true });
+    }
+    this.#refill();
+  }
+
+  /** Top the spare pool up in the background (one copy at a time). */
+  #refill(): void {
+    const target = this.#o.spares ?? 2;
+    if (this.#refilling || this.#closed || this.#spares.length >= target) return;
+    this.#refilling = (async () => {
+      while (!this.#closed && this.#spares.length < target) {
+        const suffix = randomBytes(6).toString("hex");
+        const tmp = path.join(this.#o.instancesDir, `.spare-tmp-${suffix}`);
+        try {
+          await copyTree(this.#o.templateDir, tmp);
+          const ready = path.join(this.#o.instancesDir, `.spare-${this.#o.bin.version}-${suffix}`);
+          renameSync(tmp, ready);
+          this.#spares.push(ready);
+        } catch {
+          rmSync(tmp, { recursive: true, force: true });
+          return; // a create copies the template itself meanwhile
+        }
+      }
+    })().finally(() => (this.#refilling = undefined));
   }
 
   get pgVersion(): string {
@@ -107,8 +149,11 @@ export class ProcessDriver implements RuntimeDriver {
     const p = this.#paths(id);
     if (existsSync(p.root)) throw new Error(`Instance directory already exists: ${p.root}`);
     makeDir(p.root, 0o700, this.#o.runAs);
-    await copyTree(this.#o.templateDir, p.data);
+    const spare = this.#spares.shift();
+    if (spare) renameSync(spare, p.data);
+    else await copyTree(this.#o.templateDir, p.data);
     makeDir(p.run, 0o700, this.#o.runAs);
+    this.#refill();
   }
 
   async start(id: string, once?: { settings?: Record<string, string>; timeoutMs?: number }): Promise<InstanceEndpoint> {
@@ -178,6 +223,8 @@ export class ProcessDriver implements RuntimeDriver {
   }
 
   async shutdown(): Promise<void> {
+    this.#closed = true;
+    await this.#refilling;
     this.#supervised.clear();
     await Promise.all([...this.#servers.values()].map((s) => s.stop()));
   }
