@@ -1,3 +1,5 @@
+import http from "node:http";
+import https from "node:https";
 import { readUserConfig, userConfigPath } from "@ccp/server";
 import { CliError, EXIT } from "./errors.js";
 
@@ -40,16 +42,17 @@ export class ApiClient {
       headers["authorization"] = `Bearer ${this.target.token}`;
     }
     if (body !== undefined) headers["content-type"] = "application/json";
-    let res: Response;
+    let res: { status: number; text: string };
     try {
-      res = await fetch(`${this.target.apiUrl}${path}`, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+      res = await send(new URL(`${this.target.apiUrl}${path}`), method, headers, body === undefined ? undefined : JSON.stringify(body));
     } catch (err) {
-      throw new CliError("unreachable", `Cannot reach ccpd at ${this.target.apiUrl} (${describeFetchError(err)}).`, {
+      throw new CliError("unreachable", `Cannot reach ccpd at ${this.target.apiUrl} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}).`, {
         hint: START_HINT,
         exitCode: EXIT.unavailable,
       });
     }
-    const text = await res.text();
+    const text = res.text;
+    const ok = res.status >= 200 && res.status < 300;
     let parsed: unknown;
     try {
       parsed = text ? JSON.parse(text) : {};
@@ -58,7 +61,7 @@ export class ApiClient {
         hint: "Check that --api-url / CCP_API_URL points at a ccpd.",
       });
     }
-    if (!res.ok) {
+    if (!ok) {
       const e = (parsed as ErrorBody).error ?? {};
       const { code = "http_" + res.status, message = `ccpd answered HTTP ${res.status}.`, hint, ...details } = e;
       throw new CliError(code, message, { hint, details });
@@ -67,7 +70,22 @@ export class ApiClient {
   }
 }
 
-function describeFetchError(err: unknown): string {
-  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-  return cause?.code ?? cause?.message ?? (err as Error).message;
+/**
+ * One HTTP request with node:http(s) rather than fetch: restores and backups of
+ * big databases answer after minutes, and fetch gives up waiting for response
+ * headers after 300 s.
+ */
+function send(url: URL, method: string, headers: Record<string, string>, body: string | undefined): Promise<{ status: number; text: string }> {
+  const request = url.protocol === "https:" ? https.request : http.request;
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method, headers }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => (text += chunk));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, text }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
 }
