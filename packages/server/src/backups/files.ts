@@ -1,11 +1,11 @@
 import { createHash } from "node:crypto";
-import { chownSync, createReadStream, createWriteStream, mkdirSync, readdirSync, type Dirent } from "node:fs";
+import { chownSync, createReadStream, createWriteStream, readdirSync, type Dirent } from "node:fs";
 import { open } from "node:fs/promises";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import { Transform } from "node:stream";
 import { createGunzip, createGzip, constants as zlib } from "node:zlib";
-import { execFileAsync } from "../runtime/process/fs-util.js";
+import { execFileAsync, makeDir } from "../runtime/process/fs-util.js";
 import type { RunAs } from "../runtime/process/system-user.js";
 
 export interface ManifestFile {
@@ -113,11 +113,7 @@ export async function syncFilesystem(dir: string): Promise<void> {
 }
 
 export function makeDirs(root: string, rels: readonly string[], runAs: RunAs | undefined): void {
-  for (const rel of rels) {
-    const d = path.join(root, rel);
-    mkdirSync(d, { recursive: true, mode: 0o700 });
-    if (runAs) chownSync(d, runAs.uid, runAs.gid);
-  }
+  for (const rel of rels) makeDir(path.join(root, rel), 0o700, runAs);
 }
 
 /** Run `fn` over items with at most `n` at once (the libuv pool compresses files in parallel). */

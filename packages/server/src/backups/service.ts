@@ -407,12 +407,6 @@ export class BackupService {
     this.#o.store.removeAll(id);
   }
 
-  /** The latest ready backup (for `ccp db status`). */
-  async latest(id: string): Promise<BackupView | undefined> {
-    const { rows } = await this.#o.catalog.tx((q) => q.query<BackupRow>("SELECT * FROM ccp.backups WHERE database_id = $1 AND status = 'ready' ORDER BY started_at DESC LIMIT 1", [id]));
-    return rows[0] ? view(rows[0]) : undefined;
-  }
-
   // exposed for PITR (pitr.ts)
   unpack(databaseId: string, backupId: string, target: string): Promise<Manifest> {
     return this.#unpack(databaseId, backupId, target);

@@ -12,7 +12,8 @@ export const PROTOCOL_3_0 = 196608;
 /** Larger start-up packets are refused (Postgres's own limit is 10000 bytes). */
 export const MAX_STARTUP_PACKET = 10_000;
 
-function message(type: string, body: Buffer): Buffer {
+/** A typed message: byte type, int32 length (including itself), body. */
+export function message(type: string, body: Buffer): Buffer {
   const head = Buffer.alloc(5);
   head.write(type, 0, "latin1");
   head.writeInt32BE(body.length + 4, 1);

@@ -13,6 +13,7 @@ import {
   authenticationSaslFinal,
   backendKeyData,
   errorResponse,
+  message,
   MessageReader,
   negotiateProtocolVersion,
   parseStartupPacket,
@@ -276,7 +277,7 @@ export class WireProxy {
           if (body.readInt32BE(0) !== 0) throw new Error(`instance ${id} asked for authentication type ${body.readInt32BE(0)}`);
         } else if (type === "E") {
           // e.g. database "x" does not exist: the client is authenticated, so pass it on as is.
-          client.write(Buffer.concat([...toClient, frame(type, body)]));
+          client.write(Buffer.concat([...toClient, message(type, body)]));
           throw new AlreadyReported();
         } else if (type === "K") {
           const pid = randomInt(1, 0x7fffffff);
@@ -285,7 +286,7 @@ export class WireProxy {
           this.#cancelKeys.set(cancelKey, { socketPath, pid: body.readInt32BE(0), secret: Buffer.from(body.subarray(4)) });
           toClient.push(backendKeyData(pid, secret.readInt32BE(0)));
         } else {
-          toClient.push(frame(type, body));
+          toClient.push(message(type, body));
           if (type === "Z") break;
         }
       }
@@ -324,20 +325,9 @@ export class WireProxy {
     if (!target) return;
     const s = net.connect(target.socketPath);
     s.on("error", () => undefined);
-    const packet = Buffer.alloc(12 + target.secret.length);
-    packet.writeInt32BE(packet.length, 0);
-    packet.writeInt32BE(80877102, 4);
-    packet.writeInt32BE(target.pid, 8);
-    target.secret.copy(packet, 12);
-    s.end(packet);
+    // Backends are started on protocol 3.0, so their secret is always 4 bytes.
+    s.end(serialize.cancel(target.pid, target.secret.readInt32BE(0)));
   }
-}
-
-function frame(type: string, body: Buffer): Buffer {
-  const head = Buffer.alloc(5);
-  head.write(type, 0, "latin1");
-  head.writeInt32BE(body.length + 4, 1);
-  return Buffer.concat([head, body]);
 }
 
 function connectUnix(socketPath: string): Promise<Socket> {
