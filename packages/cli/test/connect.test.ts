@@ -250,6 +250,9 @@ class Terminal {
 
   /** Start `ccp db connect` in a 120×40 pane; the pane stays after it exits and shows its exit code. */
   open(cwd: string, args: string[] = []): Pane {
+    // A session that outlives the others: when the last session of a tmux server is killed the
+    // server exits, and a new-session racing that exit fails with "server exited unexpectedly".
+    if (this.#sessions === 0) this.#tmux(["new-session", "-d", "-s", "keep", "sleep 86400"]);
     const name = `s${++this.#sessions}`;
     const quoted = [process.execPath, CCP_BIN, "db", "connect", ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(" ");
     this.#tmux(["new-session", "-d", "-s", name, "-x", "120", "-y", "40", "-c", cwd, `${quoted}; echo "[exited $?]"; sleep 600`]);
