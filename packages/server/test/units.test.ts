@@ -3,6 +3,8 @@ import { describe, it } from "node:test";
 import { CcpError } from "../src/errors.js";
 import { DATABASE_ID_PATTERN, hashSecret, newDatabaseId, newDatabaseToken, secretMatches } from "../src/ids.js";
 import { validateDatabaseName } from "../src/names.js";
+import { encodeParam } from "../src/gateway/session.js";
+import { createRequire } from "node:module";
 
 describe("database names", () => {
   for (const ok of ["abc", "my-app-db", "a_b-c9", `a${"b".repeat(31)}`]) {
@@ -31,4 +33,33 @@ describe("ids and secrets", () => {
     assert.equal(secretMatches(`${t}x`, hashSecret(t)), false);
     assert.equal(secretMatches(t, "not-hex"), false);
   });
+});
+
+describe("gateway parameter encoding", () => {
+  // node-postgres' own value encoding (untyped, hence require): the reference for JSON-born values.
+  const { prepareValue } = createRequire(import.meta.url)("pg/lib/utils.js") as { prepareValue(v: unknown): unknown };
+  const values: unknown[] = [
+    null,
+    0,
+    -1.5,
+    1e21,
+    2 ** 53 + 2,
+    true,
+    false,
+    "",
+    "plain",
+    'quote " and \\ backslash',
+    "ünïcödé ✓",
+    [],
+    [1, 2, 3],
+    [null, "a", 'b"c', "d\\e"],
+    [[1, 2], [3, null]],
+    [{ a: 1 }, { b: ["x"] }],
+    [true, false],
+    { a: 1, b: [1, 2], c: { d: null } },
+    {},
+  ];
+  for (const v of values) {
+    it(`encodes ${JSON.stringify(v)} as node-postgres does`, () => assert.equal(encodeParam(v), prepareValue(v)));
+  }
 });

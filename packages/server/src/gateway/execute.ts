@@ -1,22 +1,13 @@
-import pg from "pg";
+import { DatabaseError } from "pg-protocol";
 import { CcpError } from "../errors.js";
 import { mapperFor, mapRow, type JsonValue } from "./json-types.js";
-import { RAW_TYPES } from "./pools.js";
+import type { ColumnDescription, RowSink, Session } from "./session.js";
+
+export type { ColumnDescription } from "./session.js";
 
 export interface Field {
   readonly name: string;
   readonly type_oid: number;
-}
-
-/** A result column as Postgres describes it (RowDescription), in node-postgres' names. */
-export interface ColumnDescription {
-  readonly name: string;
-  readonly tableID: number;
-  readonly columnID: number;
-  readonly dataTypeID: number;
-  readonly dataTypeSize: number;
-  readonly dataTypeModifier: number;
-  readonly format: string;
 }
 
 export interface OutputOptions {
@@ -44,8 +35,8 @@ const NUMERIC_FIELDS = new Set(["position", "internalPosition"]);
 
 /** A Postgres error as `{ error: { code: SQLSTATE, message, detail, hint, position, … } }`, HTTP 400. */
 export class PostgresQueryError extends CcpError {
-  readonly pg: pg.DatabaseError;
-  constructor(err: pg.DatabaseError, extra: Record<string, unknown> = {}) {
+  readonly pg: DatabaseError;
+  constructor(err: DatabaseError, extra: Record<string, unknown> = {}) {
     const details: Record<string, unknown> = {};
     for (const k of PG_ERROR_FIELDS) if (err[k] !== undefined) details[k] = NUMERIC_FIELDS.has(k) ? Number(err[k]) : err[k];
     super("invalid_request", err.message, { details: { ...details, ...extra } });
@@ -57,8 +48,8 @@ export class PostgresQueryError extends CcpError {
   }
 }
 
-export function isDatabaseError(err: unknown): err is pg.DatabaseError {
-  return err instanceof pg.DatabaseError;
+export function isDatabaseError(err: unknown): err is DatabaseError {
+  return err instanceof DatabaseError;
 }
 
 /** Thrown when the rows of a response would exceed the cap; the connection is then dropped. */
@@ -71,67 +62,51 @@ export class ResponseTooLargeError extends CcpError {
   }
 }
 
-type PgResultLike = { command: string; rowCount: number | null; fields: ColumnDescription[] };
-
 /**
  * Run one SQL text (several statements allowed when there are no parameters),
- * streaming rows so the response cap holds before the whole result is in memory.
- * Resolves to one result per statement.
+ * counting row bytes as they arrive so the response cap holds before the whole
+ * result is in memory. Resolves to one result per statement. `reset` writes the
+ * session's reset right behind the statement (session.ts).
  */
-export function runStatement(client: pg.PoolClient, sql: string, params: readonly unknown[] | undefined, maxBytes: number, budget: { used: number }, output: OutputOptions = {}): Promise<StatementResult[]> {
-  return new Promise((resolve, reject) => {
-    const config: pg.QueryArrayConfig = { text: sql, rowMode: "array", types: RAW_TYPES };
-    if (params && params.length > 0) config.values = [...params];
-    const query = new pg.Query(config);
-    const rowsByResult = new Map<object, JsonValue[][]>();
-    let mappers: ((t: string) => JsonValue)[] = [];
-    let mappersFor: object | undefined;
-    let failed: Error | undefined;
-    query.on("row", (row: (string | null)[], resultBuilder?: unknown) => {
-      if (failed) return;
-      const result = resultBuilder as PgResultLike;
-      if (mappersFor !== result) {
-        mappersFor = result;
-        mappers = output.rawText ? [] : result.fields.map((f) => mapperFor(f.dataTypeID));
-        rowsByResult.set(result, []);
-      }
-      for (const v of row) budget.used += v === null ? 4 : v.length + 4;
-      if (budget.used > maxBytes) {
-        failed = new ResponseTooLargeError(maxBytes);
-        // Stop reading: drop the connection; the server cancels the query when it sees the socket close.
-        (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
-        reject(failed);
-        return;
-      }
-      (rowsByResult.get(result) as JsonValue[][]).push(output.rawText ? row : mapRow(row, mappers));
-    });
-    query.on("error", (err: Error) => {
-      if (!failed) reject(err);
-    });
-    query.on("end", (res: PgResultLike | PgResultLike[]) => {
-      if (failed) return;
-      const list = Array.isArray(res) ? res : [res];
-      resolve(
-        list.map((r) => ({
-          command: r.command,
-          rowCount: r.rowCount,
-          fields: r.fields.map((f) => ({ name: f.name, type_oid: f.dataTypeID })),
-          columns: r.fields.map((f) => ({
-            name: f.name,
-            tableID: f.tableID,
-            columnID: f.columnID,
-            dataTypeID: f.dataTypeID,
-            dataTypeSize: f.dataTypeSize,
-            dataTypeModifier: f.dataTypeModifier,
-            format: f.format,
-          })),
-          rows: rowsByResult.get(r) ?? [],
-          hasRows: r.fields.length > 0,
-        })),
-      );
-    });
-    client.query(query);
-  });
+export async function runStatement(
+  session: Session,
+  sql: string,
+  params: readonly unknown[] | undefined,
+  maxBytes: number,
+  budget: { used: number },
+  output: OutputOptions = {},
+  reset = false,
+): Promise<StatementResult[]> {
+  let mappers: ((t: string) => JsonValue)[] = [];
+  let mappersFor: readonly ColumnDescription[] | undefined;
+  const sink: RowSink = (row, columns) => {
+    for (const v of row) budget.used += v === null ? 4 : v.length + 4;
+    if (budget.used > maxBytes) throw new ResponseTooLargeError(maxBytes);
+    if (output.rawText) return row;
+    if (mappersFor !== columns) {
+      mappersFor = columns;
+      mappers = columns.map((f) => mapperFor(f.dataTypeID));
+    }
+    return mapRow(row, mappers);
+  };
+  const results = await session.run(sql, params, { reset, sink });
+  return results.map((r) => ({
+    // node-postgres gave null for an empty query; kept so answers do not change.
+    command: r.command as string,
+    rowCount: r.rowCount,
+    fields: r.columns.map((f) => ({ name: f.name, type_oid: f.dataTypeID })),
+    columns: r.columns.map((f) => ({
+      name: f.name,
+      tableID: f.tableID,
+      columnID: f.columnID,
+      dataTypeID: f.dataTypeID,
+      dataTypeSize: f.dataTypeSize,
+      dataTypeModifier: f.dataTypeModifier,
+      format: f.format,
+    })),
+    rows: r.rows as JsonValue[][],
+    hasRows: r.columns.length > 0,
+  }));
 }
 
 /** Rows as objects keyed by field name (a later duplicate name wins, as in node-postgres). */

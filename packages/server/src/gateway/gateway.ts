@@ -1,10 +1,10 @@
-import type pg from "pg";
 import type { Catalog, DatabaseRow } from "../catalog/catalog.js";
 import { CcpError } from "../errors.js";
 import { secretMatches } from "../ids.js";
 import type { RuntimeDriver } from "../runtime/driver.js";
 import { isDatabaseError, PostgresQueryError, ResponseTooLargeError, runStatement, type OutputOptions, type StatementResult } from "./execute.js";
-import { GatewayPools, releaseClean } from "./pools.js";
+import { GatewayPools } from "./pools.js";
+import type { Session } from "./session.js";
 
 export interface GatewaySettings {
   /** Server connections per database kept by the gateway. */
@@ -110,24 +110,24 @@ export class Gateway {
     return { row, database: database ?? row.database_name };
   }
 
-  async #withClient<T>(target: Target, fn: (client: pg.PoolClient, budget: { used: number }) => Promise<T>): Promise<T> {
+  async #withSession<T>(target: Target, fn: (session: Session, budget: { used: number }) => Promise<T>): Promise<T> {
     const pool = this.#pools.get(target.row.id, this.#driver.endpoint(target.row.id), target.row.owner_role, target.database);
-    let client: pg.PoolClient;
+    let session: Session;
     try {
-      client = await pool.connect();
+      session = await pool.acquire();
     } catch (err) {
       throw this.#mapError(err, target);
     }
     let broken = false;
     try {
-      return await fn(client, { used: 0 });
+      return await fn(session, { used: 0 });
     } catch (err) {
       broken = err instanceof ResponseTooLargeError || !isDatabaseError(err) || UNAVAILABLE_SQLSTATES.has(err.code ?? "");
       throw this.#mapError(err, target);
     } finally {
-      // Not awaited: the reset (ROLLBACK if needed, DISCARD ALL) runs after the response is on its way.
-      // The connection returns to the pool only once it is clean, so nothing leaks into the next request.
-      void releaseClean(client, broken);
+      // Not awaited: the reset (written with the request where possible, session.settle()) finishes after
+      // the response is on its way. The session returns to the pool only once it is clean.
+      void pool.release(session, broken);
     }
   }
 
@@ -144,25 +144,25 @@ export class Gateway {
   /** One SQL text; several statements are allowed when there are no parameters. */
   async run(target: Target, stmt: Statement, output: OutputOptions = {}): Promise<StatementResult[]> {
     checkStatement(stmt);
-    return this.#withClient(target, (client, budget) => runStatement(client, stmt.sql, stmt.params, this.settings.maxResponseBytes, budget, output));
+    return this.#withSession(target, (session, budget) => runStatement(session, stmt.sql, stmt.params, this.settings.maxResponseBytes, budget, output, true));
   }
 
   /** All statements in one transaction: every one commits, or none does. */
   async transaction(target: Target, statements: readonly Statement[], options: TransactionOptions = {}, output: OutputOptions = {}): Promise<StatementResult[][]> {
     statements.forEach(checkStatement);
-    return this.#withClient(target, async (client, budget) => {
-      await client.query(beginStatement(options));
+    return this.#withSession(target, async (session, budget) => {
+      await session.run(beginStatement(options), undefined, { reset: false });
       const results: StatementResult[][] = [];
       for (let i = 0; i < statements.length; i++) {
         const s = statements[i] as Statement;
         try {
-          results.push(await runStatement(client, s.sql, s.params, this.settings.maxResponseBytes, budget, output));
+          results.push(await runStatement(session, s.sql, s.params, this.settings.maxResponseBytes, budget, output));
         } catch (err) {
-          // releaseClean rolls the transaction back.
+          // release() rolls the transaction back (session.settle()).
           throw this.#mapError(err, target, { statement_index: i });
         }
       }
-      await client.query("COMMIT");
+      await session.run("COMMIT", undefined, { reset: true });
       return results;
     });
   }
