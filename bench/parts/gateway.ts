@@ -5,7 +5,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import pg from "pg";
 import { resolveServerConfig, startServer, type RunningServer } from "../../packages/server/dist/index.js";
-import { runHttpLoad, type HttpLoad } from "../lib/http-load.ts";
+import { ensureWrk, runHttpLoad, type HttpLoad } from "../lib/http-load.ts";
 import { api } from "../lib/api.ts";
 import type { PartOptions } from "../lib/part.ts";
 import { runPgbench } from "../lib/pgbench.ts";
@@ -31,25 +31,19 @@ const CCP = "ccp POST /v1/databases/{id}/query";
 const PGBENCH = "pgbench -M simple, unix socket";
 const META = `postgres-meta ${PG_META_VERSION} POST /query`;
 
-interface Measured {
-  readonly label: string;
-  /** Completed requests (transactions) per second. */
-  readonly rate: number;
-  /** Per-request latency in ms, one sample per completed request. */
-  readonly latencies: readonly number[];
-}
-
 interface Summary {
+  /** Completed requests (transactions) per second. */
   readonly rate: number;
   readonly p50: number;
   readonly p99: number;
   readonly n: number;
 }
 
-function summary(m: Measured): Summary {
-  const sorted = [...m.latencies].sort((a, b) => a - b);
-  if (sorted.length === 0) throw new Error(`${m.label}: no completed requests`);
-  return { rate: m.rate, p50: percentile(sorted, 50), p99: percentile(sorted, 99), n: sorted.length };
+/** Nearest-rank percentiles of per-request latencies (pgbench's log). */
+function summary(label: string, rate: number, latencies: readonly number[]): Summary {
+  const sorted = [...latencies].sort((a, b) => a - b);
+  if (sorted.length === 0) throw new Error(`${label}: no completed requests`);
+  return { rate, p50: percentile(sorted, 50), p99: percentile(sorted, 99), n: sorted.length };
 }
 
 /** POST a JSON body and return the parsed 200 answer. */
@@ -73,22 +67,29 @@ async function initPgbench(socketDir: string, port: number): Promise<void> {
   }
 }
 
-/** An HTTP target, driven by autocannon; any non-2xx answer or connection error fails the run. */
-async function httpRun(label: string, load: HttpLoad): Promise<Measured> {
-  const r = await runHttpLoad(load);
+/** An HTTP target, driven by wrk; any non-2xx answer or connection error fails the run. */
+async function httpRun(wrk: string, label: string, load: HttpLoad): Promise<Summary> {
+  const r = await runHttpLoad(wrk, load);
   if (r.non2xx > 0 || r.errors > 0 || r.timeouts > 0) {
     throw new Error(`${label}, ${load.connections} connections: ${r.non2xx} non-2xx answers, ${r.errors} errors, ${r.timeouts} timeouts`);
   }
-  return { label, rate: r.latencies.length / r.elapsed, latencies: r.latencies };
+  if (r.requests === 0) throw new Error(`${label}: no completed requests`);
+  return { rate: r.rate, p50: r.p50, p99: r.p99, n: r.requests };
 }
 
 /** The reference: pgbench with the same SELECT; latencies from its per-transaction log (µs). */
-async function pgbenchRun(socketDir: string, port: number, dir: string, clients: number, seconds: number): Promise<Measured> {
+async function pgbenchRun(socketDir: string, port: number, dir: string, clients: number, seconds: number): Promise<Summary> {
   const file = path.join(dir, "select.sql");
   writeFileSync(file, `\\set aid random(1, ${ROWS})\nSELECT abalance FROM pgbench_accounts WHERE aid = :aid;\n`);
   const connection = { PGHOST: socketDir, PGPORT: String(port), PGUSER: TENANT.user, PGDATABASE: TENANT.database };
   const r = await runPgbench({ script: { file }, clients, seconds, logDir: dir, connection, protocol: "simple" });
-  return { label: PGBENCH, rate: r.tps, latencies: r.latencies };
+  return summary(PGBENCH, r.tps, r.latencies);
+}
+
+async function wrkVersion(bin: string): Promise<string> {
+  // wrk prints its version with a usage error (exit 1) when given -v alone.
+  const out = await execFileAsync(bin, ["-v"]).then(({ stdout }) => stdout, (err: { stdout?: string }) => err.stdout ?? "");
+  return /^wrk \S+/.exec(out)?.[0] ?? "wrk";
 }
 
 const num = (x: number, digits: number) => x.toFixed(digits);
@@ -101,6 +102,7 @@ const verdict = (ok: boolean) => (ok ? "met" : "NOT met");
  */
 export async function gatewayPart({ duration }: PartOptions): Promise<void> {
   const entry = await installPostgresMeta();
+  const wrk = await ensureWrk();
   const work = makeTempDir("ccp-bench-gateway-");
   const env = { ...process.env, XDG_CONFIG_HOME: path.join(work, "config"), CCP_LOG_LEVEL: process.env["CCP_LOG_LEVEL"] ?? "warn" };
   let server: RunningServer | undefined;
@@ -131,6 +133,7 @@ export async function gatewayPart({ duration }: PartOptions): Promise<void> {
       random: { placeholder: AID, min: 1, max: ROWS },
       connections,
       seconds,
+      dir: work,
     });
     const metaLoad = (connections: number, seconds: number): HttpLoad => ({
       url: metaUrl,
@@ -139,6 +142,7 @@ export async function gatewayPart({ duration }: PartOptions): Promise<void> {
       random: { placeholder: AID, min: 1, max: ROWS },
       connections,
       seconds,
+      dir: work,
     });
 
     // Same answer from both HTTP targets before anything is timed (pgbench -i sets every abalance to 0).
@@ -150,22 +154,22 @@ export async function gatewayPart({ duration }: PartOptions): Promise<void> {
 
     // Warm-up: JIT, pools, the table in shared buffers; not recorded.
     const warm = Math.min(WARMUP_SECONDS, duration);
-    await httpRun(CCP, ccpLoad(16, warm));
+    await httpRun(wrk, CCP, ccpLoad(16, warm));
     await pgbenchRun(socketDir, port, work, 16, warm);
-    await httpRun(META, metaLoad(16, warm));
+    await httpRun(wrk, META, metaLoad(16, warm));
 
     const results = new Map<number, Summary[]>();
     for (const c of CONCURRENCY) {
-      const ccp = summary(await httpRun(CCP, ccpLoad(c, duration)));
-      const bench = summary(await pgbenchRun(socketDir, port, work, c, duration));
-      const peer = summary(await httpRun(META, metaLoad(c, duration)));
+      const ccp = await httpRun(wrk, CCP, ccpLoad(c, duration));
+      const bench = await pgbenchRun(socketDir, port, work, c, duration);
+      const peer = await httpRun(wrk, META, metaLoad(c, duration));
       results.set(c, [ccp, bench, peer]);
     }
 
     console.log(`Postgres ${server.driver.pgVersion}, node ${process.version}, ${os.cpus().length} cores, load average ${os.loadavg()[0]?.toFixed(2)} at start`);
     console.log(`one instance, pgbench_accounts with ${ROWS.toLocaleString("en-US")} rows; random aid per request: ${SELECT}`);
-    console.log(`${duration} s per row after a ${warm} s warm-up; HTTP rows: autocannon, keep-alive, one request in flight per connection;`);
-    console.log("latency: every completed request, nearest-rank percentiles (HTTP: client-side hrtime; pgbench: its -l log, µs)\n");
+    console.log(`${duration} s per row after a ${warm} s warm-up; HTTP rows: ${await wrkVersion(wrk)} (C, like pgbench), keep-alive,`);
+    console.log("one request in flight per connection, -t 2 (-t 1 at concurrency 1); latency: every completed request (HTTP: wrk's histogram; pgbench: its -l log, µs)\n");
     for (const c of CONCURRENCY) {
       const [ccp, bench, peer] = results.get(c) as [Summary, Summary, Summary];
       const row = (label: string, s: Summary) => ({ label, cells: [num(s.rate, 0), num(s.p50, 3), num(s.p99, 3), String(s.n)] });
