@@ -2,6 +2,7 @@ import { execFile } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
+import { aptInstall, isRoot, which } from "./apt.ts";
 
 const execFileAsync = promisify(execFile);
 
@@ -31,27 +32,17 @@ export interface HttpLoadResult {
   readonly timeouts: number;
 }
 
-const isRoot = () => typeof process.getuid === "function" && process.getuid() === 0;
-
 /**
  * wrk, from Debian's package (installed with apt-get when absent and we are root).
  * A C load generator, as pgbench is on the reference row: the HTTP rows then
  * measure the server, not a JavaScript client competing with it for the cores.
  */
 export async function ensureWrk(): Promise<string> {
-  const find = () => execFileAsync("sh", ["-c", "command -v wrk"]).then(({ stdout }) => stdout.trim() || undefined, () => undefined);
-  const found = await find();
+  const found = await which("wrk");
   if (found) return found;
   if (!isRoot()) throw new Error("wrk is not installed and this bench is not root: apt-get install -y wrk");
-  console.log("installing wrk with apt-get …");
-  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
-  try {
-    await execFileAsync("apt-get", ["install", "-y", "-q", "wrk"], { env, maxBuffer: 16 * 1024 * 1024 });
-  } catch {
-    await execFileAsync("apt-get", ["update", "-q"], { env, maxBuffer: 16 * 1024 * 1024 });
-    await execFileAsync("apt-get", ["install", "-y", "-q", "wrk"], { env, maxBuffer: 16 * 1024 * 1024 });
-  }
-  const bin = await find();
+  await aptInstall("wrk");
+  const bin = await which("wrk");
   if (!bin) throw new Error("apt-get installed wrk, but there is no wrk binary");
   return bin;
 }

@@ -3,22 +3,10 @@ import { chownSync, closeSync, openSync, readFileSync, writeFileSync } from "nod
 import net from "node:net";
 import path from "node:path";
 import { promisify } from "node:util";
+import { aptInstall, isRoot, which } from "./apt.ts";
 import type { Owner } from "./tmp.ts";
 
 const execFileAsync = promisify(execFile);
-
-const isRoot = () => typeof process.getuid === "function" && process.getuid() === 0;
-
-async function which(cmd: string): Promise<string | undefined> {
-  // Debian puts pgbouncer in /usr/sbin, which a non-root PATH may lack.
-  const PATH = `${process.env["PATH"] ?? "/usr/bin:/bin"}:/usr/sbin:/sbin`;
-  try {
-    const { stdout } = await execFileAsync("sh", ["-c", `command -v ${cmd}`], { env: { PATH } });
-    return stdout.trim() || undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 async function version(bin: string): Promise<string> {
   const { stdout } = await execFileAsync(bin, ["--version"]);
@@ -39,14 +27,7 @@ export async function ensurePgBouncer(): Promise<PgBouncerBinary> {
   const found = await which("pgbouncer");
   if (found) return { bin: found, version: await version(found), installed: false };
   if (!isRoot()) return { skip: "pgbouncer is not installed and this bench is not root (apt-get install -y pgbouncer)" };
-  console.log("installing pgbouncer with apt-get …");
-  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
-  try {
-    await execFileAsync("apt-get", ["install", "-y", "-q", "pgbouncer"], { env, maxBuffer: 16 * 1024 * 1024 });
-  } catch {
-    await execFileAsync("apt-get", ["update", "-q"], { env, maxBuffer: 16 * 1024 * 1024 });
-    await execFileAsync("apt-get", ["install", "-y", "-q", "pgbouncer"], { env, maxBuffer: 16 * 1024 * 1024 });
-  }
+  await aptInstall("pgbouncer");
   try {
     const { stdout } = await execFileAsync("systemctl", ["is-active", "pgbouncer"]);
     if (stdout.trim() === "active") {
