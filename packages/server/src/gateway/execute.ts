@@ -3,8 +3,6 @@ import { CcpError } from "../errors.js";
 import { mapperFor, mapRow, type JsonValue } from "./json-types.js";
 import type { ColumnDescription, RowSink, Session } from "./session.js";
 
-export type { ColumnDescription } from "./session.js";
-
 export interface Field {
   readonly name: string;
   readonly type_oid: number;
@@ -95,15 +93,7 @@ export async function runStatement(
     command: r.command as string,
     rowCount: r.rowCount,
     fields: r.columns.map((f) => ({ name: f.name, type_oid: f.dataTypeID })),
-    columns: r.columns.map((f) => ({
-      name: f.name,
-      tableID: f.tableID,
-      columnID: f.columnID,
-      dataTypeID: f.dataTypeID,
-      dataTypeSize: f.dataTypeSize,
-      dataTypeModifier: f.dataTypeModifier,
-      format: f.format,
-    })),
+    columns: r.columns,
     rows: r.rows as JsonValue[][],
     hasRows: r.columns.length > 0,
   }));
