@@ -137,6 +137,11 @@ export class PgBouncer {
     return bouncer;
   }
 
+  /** The pgbouncer process id (to read its CPU time from /proc). */
+  get pid(): number | undefined {
+    return this.#child.pid;
+  }
+
   async #listening(): Promise<void> {
     const deadline = Date.now() + 10_000;
     while (Date.now() < deadline) {

@@ -11,6 +11,7 @@ import { runPgbench, type PgEnv } from "../lib/pgbench.ts";
 import { ensurePgBouncer, PgBouncer } from "../lib/pgbouncer.ts";
 import { percentile } from "../lib/stats.ts";
 import { renderGrid } from "../lib/table.ts";
+import { forwarderKind } from "../../packages/server/dist/wire/forwarder.js";
 import { makeDirFor, makeTempDir, removeDir, type Owner } from "../lib/tmp.ts";
 
 const execFileAsync = promisify(execFile);
@@ -18,6 +19,12 @@ const execFileAsync = promisify(execFile);
 const SCALE = 1; // pgbench -i -s 1: 100,000 accounts, all in shared_buffers
 const CLIENTS = [1, 16, 64] as const;
 const WARMUP_SECONDS = 2;
+/**
+ * Runs per path and client count, in a rotated order each round (ccp, direct, PgBouncer; then direct,
+ * PgBouncer, ccp; …), so a burst of other load on this shared machine lands on one round of one path,
+ * not on a whole path. The row shown is each path's median-TPS round.
+ */
+const ROUNDS = 3;
 /** ccpd's default is 50 server connections per instance through the wire endpoint; 64 clients need more. */
 const WIRE_MAX_CONNECTIONS = 100;
 const TENANT = { user: "clusterbase", database: "default" } as const;
@@ -27,16 +34,26 @@ type Path = "ccp" | "direct" | "pgbouncer";
 
 interface Summary {
   readonly tps: number;
+  /** CPU time of the proxy (ccpd's process, or pgbouncer's) per transaction, µs; undefined for the direct path. */
+  readonly cpu: number | undefined;
+  /** TPS of every round, in the order run. */
+  readonly rounds: readonly number[];
   readonly mean: number;
   readonly p50: number;
   readonly p99: number;
   readonly n: number;
 }
 
-function summary(tps: number, latencies: readonly number[]): Summary {
+function summary(tps: number, latencies: readonly number[], cpu: number | undefined): Omit<Summary, "rounds"> {
   const sorted = [...latencies].sort((a, b) => a - b);
   if (sorted.length === 0) throw new Error("no transactions");
-  return { tps, mean: sorted.reduce((s, x) => s + x, 0) / sorted.length, p50: percentile(sorted, 50), p99: percentile(sorted, 99), n: sorted.length };
+  return { tps, cpu, mean: sorted.reduce((s, x) => s + x, 0) / sorted.length, p50: percentile(sorted, 50), p99: percentile(sorted, 99), n: sorted.length };
+}
+
+/** CPU time (user + system) of a process, in µs, from /proc (clock ticks of 10 ms). */
+function processCpuMicros(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
 }
 
 /** The libpq environment of a postgresql:// URL (sslmode as given). */
@@ -129,6 +146,11 @@ async function drained(admin: pg.Client, baseline: number): Promise<void> {
   }
 }
 
+function forwarderDescription(): string {
+  const f = forwarderKind();
+  return f.kind === "native" ? `ccpd's native forwarder (native/forwarder.c) on ${f.engine}` : `Node streams in ccpd (native forwarder not in use: ${f.reason ?? "unknown"})`;
+}
+
 const num = (x: number, digits: number) => x.toFixed(digits);
 const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
 
@@ -204,33 +226,53 @@ export async function wirePart({ duration }: PartOptions): Promise<void> {
 
     const warm = Math.min(WARMUP_SECONDS, duration);
     const results = new Map<number, Map<Path, Summary>>();
+    const paths: [Path, PgEnv | undefined][] = [
+      ["ccp", ccp],
+      ["direct", direct],
+      ["pgbouncer", bouncerEnv],
+    ];
     for (const clients of CLIENTS) {
-      const row = new Map<Path, Summary>();
-      results.set(clients, row);
-      const paths: [Path, PgEnv | undefined][] = [
-        ["ccp", ccp],
-        ["direct", direct],
-        ["pgbouncer", bouncerEnv],
-      ];
-      for (const [name, target] of paths) {
-        if (!target) continue;
-        let connection = target;
-        await drained(admin, baseline);
-        // A fresh pgbouncer per row: stopping it closes its server connections, which would
-        // otherwise hold instance slots through the next rows. The warm-up fills its pool.
-        if (name === "pgbouncer" && startBouncer) {
-          bouncer = await startBouncer();
-          connection = { ...connection, PGPORT: String(bouncer.port) };
-        }
-        const run = (seconds: number) => runPgbench({ script: { builtin: "select-only" }, clients, seconds, logDir: work, connection, protocol: "simple" });
-        await run(warm);
-        const r = await run(duration);
-        row.set(name, summary(r.tps, r.latencies));
-        if (bouncer) {
-          await bouncer.close();
-          bouncer = undefined;
+      const runs = new Map<Path, Omit<Summary, "rounds">[]>();
+      for (let round = 0; round < ROUNDS; round++) {
+        for (const [name, target] of [...paths.slice(round % paths.length), ...paths.slice(0, round % paths.length)]) {
+          if (!target) continue;
+          let connection = target;
+          await drained(admin, baseline);
+          // A fresh pgbouncer per run: stopping it closes its server connections, which would
+          // otherwise hold instance slots through the next runs. The warm-up fills its pool.
+          if (name === "pgbouncer" && startBouncer) {
+            bouncer = await startBouncer();
+            connection = { ...connection, PGPORT: String(bouncer.port) };
+          }
+          const run = (seconds: number) => runPgbench({ script: { builtin: "select-only" }, clients, seconds, logDir: work, connection, protocol: "simple" });
+          await run(warm);
+          // ccpd runs in this process (idle otherwise while pgbench runs); pgbouncer in its own.
+          const bouncerPid = name === "pgbouncer" ? bouncer?.pid : undefined;
+          const cpuBefore = name === "ccp" ? process.cpuUsage() : undefined;
+          const bouncerBefore = bouncerPid ? processCpuMicros(bouncerPid) : 0;
+          const r = await run(duration);
+          let cpu: number | undefined;
+          if (cpuBefore) {
+            const used = process.cpuUsage(cpuBefore);
+            cpu = used.user + used.system;
+          } else if (bouncerPid) {
+            cpu = processCpuMicros(bouncerPid) - bouncerBefore;
+          }
+          const list = runs.get(name) ?? [];
+          runs.set(name, list);
+          list.push(summary(r.tps, r.latencies, cpu === undefined ? undefined : cpu / r.latencies.length));
+          if (bouncer) {
+            await bouncer.close();
+            bouncer = undefined;
+          }
         }
       }
+      const row = new Map<Path, Summary>();
+      for (const [name, list] of runs) {
+        const median = [...list].sort((a, b) => a.tps - b.tps)[Math.floor((list.length - 1) / 2)] as Omit<Summary, "rounds">;
+        row.set(name, { ...median, rounds: list.map((x) => x.tps) });
+      }
+      results.set(clients, row);
     }
 
     const { stdout: pgbenchVersion } = await execFileAsync("pgbench", ["--version"]);
@@ -245,20 +287,28 @@ export async function wirePart({ duration }: PartOptions): Promise<void> {
         `load average ${num(loadStart, 2)} at start (${num(os.loadavg()[0] ?? NaN, 2)} at end, this run's own load included)`,
     );
     console.log(`one instance, pgbench -i -s ${SCALE} (${(SCALE * 100_000).toLocaleString("en-US")} rows in pgbench_accounts); pgbench -S (built-in select-only), -M simple, --no-vacuum,`);
-    console.log(`-j 2 when more than one client; ${duration} s per row after a ${warm} s warm-up run of the same path and client count; sslmode=disable on both TCP paths`);
-    console.log("TPS: pgbench's, without initial connection time; latency: every transaction from pgbench's -l log (µs), mean and nearest-rank percentiles\n");
+    console.log(`-j 2 when more than one client; ${ROUNDS} rounds of ${duration} s per path and client count, each after a ${warm} s warm-up run of the same path, paths in rotated order;`);
+    console.log("sslmode=disable on both TCP paths. Each row is the path's median-TPS round; \"TPS of each round\" lists every round's TPS in the order run.");
+    console.log("TPS: pgbench's, without initial connection time; latency: every transaction from pgbench's -l log (µs), mean and nearest-rank percentiles;");
+    console.log("proxy µs/xact: CPU time of ccpd (all its threads) or of pgbouncer during the timed run, including its connection set-up, per transaction\n");
 
-    const heads = ["TPS", "avg ms", "p50 ms", "p99 ms", "xacts"];
+    const heads = ["TPS", "avg ms", "p50 ms", "p99 ms", "xacts", "proxy µs/xact", "TPS of each round"];
     for (const clients of CLIENTS) {
       const row = results.get(clients) as Map<Path, Summary>;
-      const lines = [...row].map(([name, s]) => ({ label: LABELS[name], cells: [num(s.tps, 0), num(s.mean, 3), num(s.p50, 3), num(s.p99, 3), String(s.n)] }));
+      const lines = [...row].map(([name, s]) => ({
+        label: LABELS[name],
+        cells: [num(s.tps, 0), num(s.mean, 3), num(s.p50, 3), num(s.p99, 3), String(s.n), s.cpu === undefined ? "" : num(s.cpu, 1), s.rounds.map((t) => num(t, 0)).join(" ")],
+      }));
       const c = row.get("ccp") as Summary;
       for (const [name, label] of [
         ["direct", "ccp / direct"],
         ["pgbouncer", "ccp / PgBouncer"],
       ] as const) {
         const o = row.get(name);
-        if (o) lines.push({ label, cells: [ratio(c.tps, o.tps), ratio(c.mean, o.mean), ratio(c.p50, o.p50), ratio(c.p99, o.p99), ""] });
+        if (o) {
+          const cpu = c.cpu !== undefined && o.cpu !== undefined ? ratio(c.cpu, o.cpu) : "";
+          lines.push({ label, cells: [ratio(c.tps, o.tps), ratio(c.mean, o.mean), ratio(c.p50, o.p50), ratio(c.p99, o.p99), "", cpu, ""] });
+        }
       }
       console.log(renderGrid(`${clients} client${clients > 1 ? "s" : ""}`, heads, lines));
       console.log("");
@@ -279,7 +329,8 @@ export async function wirePart({ duration }: PartOptions): Promise<void> {
     const notes = [
       `ccpd started with wireMaxConnections ${WIRE_MAX_CONNECTIONS} (default 50: 64 clients would be refused with 53300); the instance has max_connections ${max},`,
       `  superuser_reserved_connections ${su}${reserved === null ? "" : `, reserved_connections ${reserved}`}: ${slots} slots for ${TENANT.user}; each row waits until the previous row's sessions are gone.`,
-      "ccp: the DATABASE_URL from create (user clusterbase.db-…), SCRAM-SHA-256 in ccpd, one server connection per client session over the unix socket, then byte piping.",
+      "ccp: the DATABASE_URL from create (user clusterbase.db-…), SCRAM-SHA-256 in ccpd, one server connection per client session over the unix socket, then byte",
+      `  forwarding by ${forwarderDescription()}.`,
     ];
     if ("bin" in bouncerBin) {
       notes.push(

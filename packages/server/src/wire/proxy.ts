@@ -20,6 +20,7 @@ import {
   ProtocolError,
   type ErrorFields,
 } from "./messages.js";
+import { forwardNatively, type NativeSession } from "./forwarder.js";
 import { decoyVerifier, parseVerifier, ScramError, ScramExchange, type ScramVerifier } from "./scram.js";
 
 export interface WireProxyOptions {
@@ -74,6 +75,8 @@ export class WireProxy {
   readonly #connections = new Map<string, number>();
   readonly #cancelKeys = new Map<string, CancelTarget>();
   readonly #sockets = new Set<Socket>();
+  /** Sessions carried by the native forwarder, by instance id. */
+  readonly #native = new Map<string, Set<NativeSession>>();
 
   constructor(options: WireProxyOptions) {
     this.#o = Object.freeze({ ...options });
@@ -98,10 +101,12 @@ export class WireProxy {
   /** Close every session of an instance (destroy, restore). */
   disconnect(id: string): void {
     for (const s of this.#sockets) if ((s as Socket & { ccpInstance?: string }).ccpInstance === id) s.destroy();
+    for (const n of this.#native.get(id) ?? []) n.close();
   }
 
   async close(): Promise<void> {
     for (const s of this.#sockets) s.destroy();
+    for (const sessions of this.#native.values()) for (const n of sessions) n.close();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
 
@@ -301,15 +306,30 @@ export class WireProxy {
       throw err;
     }
     clearTimeout(timer);
-    (client as Socket & { ccpInstance?: string }).ccpInstance = id;
-    client.write(Buffer.concat(toClient));
     const fromClient = reader.detach();
     const fromBackend = backendReader.detach();
+    const toClientNow = Buffer.concat(fromBackend.length > 0 ? [...toClient, fromBackend] : toClient);
+    const forgetCancelKey = () => {
+      if (cancelKey) this.#cancelKeys.delete(cancelKey);
+    };
+    // Same tick as the detaches: Node must not read another byte from either socket first.
+    const session = forwardNatively(client, backend, toClientNow, fromClient, () => {
+      release();
+      forgetCancelKey();
+      if (session) this.#native.get(id)?.delete(session);
+    });
+    if (session) {
+      let sessions = this.#native.get(id);
+      if (!sessions) this.#native.set(id, (sessions = new Set()));
+      sessions.add(session);
+      return;
+    }
+    (client as Socket & { ccpInstance?: string }).ccpInstance = id;
+    client.write(toClientNow);
     if (fromClient.length > 0) backend.write(fromClient);
-    if (fromBackend.length > 0) client.write(fromBackend);
     const end = () => {
       release();
-      if (cancelKey) this.#cancelKeys.delete(cancelKey);
+      forgetCancelKey();
       client.destroy();
       backend.destroy();
     };

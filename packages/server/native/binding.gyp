@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "ccp_forwarder",
+      "sources": ["forwarder.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"],
+      "conditions": [["OS != 'linux'", { "type": "none" }]]
+    }
+  ]
+}

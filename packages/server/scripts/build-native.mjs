@@ -1,0 +1,21 @@
+// Builds the wire endpoint's native forwarder (native/forwarder.c) with node-gyp,
+// which npm puts on the PATH of its scripts. Without a C toolchain the wire
+// endpoint still works, forwarding in JavaScript (slower), so a failed build is a
+// warning, except when CCP_REQUIRE_NATIVE=1. (The wire tests fail when it is missing on Linux.)
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+const dir = fileURLToPath(new URL("../native", import.meta.url));
+if (process.platform !== "linux") {
+  console.warn("ccp: the native wire forwarder is Linux-only; the wire endpoint will forward in JavaScript");
+  process.exit(0);
+}
+const result = spawnSync("node-gyp", ["rebuild", "--loglevel=warn", "--directory", dir], { stdio: ["ignore", "ignore", "inherit"], shell: false });
+if (result.status === 0) process.exit(0);
+const why = result.error ? result.error.message : `node-gyp exited with ${result.status}`;
+if (process.env.CCP_REQUIRE_NATIVE === "1") {
+  console.error(`ccp: building the native wire forwarder failed (${why})`);
+  process.exit(1);
+}
+console.warn(`ccp: the native wire forwarder was not built (${why}); the wire endpoint will forward in JavaScript.`);
+console.warn("ccp: install a C toolchain (python3, make, gcc) and run `npm run build` to build it.");
