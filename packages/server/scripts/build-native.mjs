@@ -3,7 +3,7 @@
 // endpoint still works, forwarding in JavaScript (slower), so a failed build is a
 // warning, except when CCP_REQUIRE_NATIVE=1. (The wire tests fail when it is missing on Linux.)
 import { spawnSync } from "node:child_process";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, URL } from "node:url";
 
 const dir = fileURLToPath(new URL("../native", import.meta.url));
 if (process.platform !== "linux") {
