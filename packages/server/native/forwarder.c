@@ -366,6 +366,8 @@ static uint64_t tag(struct session *s, enum op op) { return (uint64_t)(uintptr_t
 static void arm_recv(struct session *s, int side, unsigned flags) {
   struct io_uring_sqe *sqe = ring_sqe();
   sqe->opcode = IORING_OP_RECV;
+  /* Wait for data before trying: right after a send, the answer is not there yet (kernel 5.19+, ignored before). */
+  sqe->ioprio = IORING_RECVSEND_POLL_FIRST;
   sqe->fd = s->fd[side];
   sqe->addr = (uint64_t)(uintptr_t)s->in[side];
   sqe->len = RECV_BUFFER;
