@@ -130,6 +130,21 @@ export interface ClientOptions {
  */
 export type TransactionInput = readonly Statement[] | ((sql: typeof sqlTag) => readonly Statement[] | Promise<readonly Statement[]>);
 
+/**
+ * How {@link Client.transaction} begins its transaction (`BEGIN ISOLATION LEVEL … READ ONLY …`).
+ * Absent fields take the database's defaults (read committed, read write, not deferrable).
+ *
+ * @example
+ * ```ts
+ * const options: TransactionOptions = { isolationLevel: "serializable", readOnly: true, deferrable: true };
+ * ```
+ */
+export interface TransactionOptions {
+  readonly isolationLevel?: "read_uncommitted" | "read_committed" | "repeatable_read" | "serializable";
+  readonly readOnly?: boolean;
+  readonly deferrable?: boolean;
+}
+
 interface WireField {
   name: string;
   type_oid: number;
@@ -222,12 +237,19 @@ export class Client {
    *   { sql: "INSERT INTO logs (action) VALUES ($1)", params: ["user_created"] },
    * ]);
    * await db.transaction((sql) => [sql`UPDATE accounts SET balance = balance - ${10} WHERE id = ${1}`, sql`UPDATE accounts SET balance = balance + ${10} WHERE id = ${2}`]);
+   * // A consistent read of several tables:
+   * await db.transaction([{ sql: "SELECT count(*) FROM orders" }, { sql: "SELECT sum(total) FROM orders" }], { isolationLevel: "repeatable_read", readOnly: true });
    * ```
    */
-  async transaction(input: TransactionInput): Promise<ExecuteResult[]> {
+  async transaction(input: TransactionInput, options: TransactionOptions = {}): Promise<ExecuteResult[]> {
     const statements = typeof input === "function" ? await input(sqlTag) : input;
     if (!Array.isArray(statements) || statements.length === 0) throw new TypeError("transaction: expected a non-empty array of statements.");
-    const body = await this.#post<{ results: WireExecute[] }>("/transaction", { statements: statements.map((s: Statement) => toStatement(s)) });
+    const body = await this.#post<{ results: WireExecute[] }>("/transaction", {
+      statements: statements.map((s: Statement) => toStatement(s)),
+      ...(options.isolationLevel === undefined ? {} : { isolation_level: options.isolationLevel }),
+      ...(options.readOnly === undefined ? {} : { read_only: options.readOnly }),
+      ...(options.deferrable === undefined ? {} : { deferrable: options.deferrable }),
+    });
     return body.results.map((r) => toExecuteResult(r));
   }
 

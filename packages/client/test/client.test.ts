@@ -176,6 +176,17 @@ describe("@ccp/client against a real ccpd", () => {
     assert.deepEqual(await db.sql`SELECT 1 FROM users WHERE email = ${"dave@co.com"}`, []);
   });
 
+  it("transaction options reach BEGIN: isolation level, read only", async () => {
+    const [r] = await db.transaction([{ sql: "SELECT current_setting('transaction_isolation') AS i, current_setting('transaction_read_only') AS ro" }], {
+      isolationLevel: "serializable",
+      readOnly: true,
+    });
+    assert.deepEqual(r?.rows, [{ i: "serializable", ro: "on" }]);
+    const err = await db.transaction([sql`DELETE FROM users`], { readOnly: true }).catch((e: unknown) => e);
+    assert.ok(err instanceof PostgresError, String(err));
+    assert.equal(err.code, "25006");
+  });
+
   it("a wrong token is a CcpError unauthorized (401), not a PostgresError", async () => {
     const err = await createClient({ url: server.url, databaseId, token: "0".repeat(64) })
       .query("SELECT 1")

@@ -196,6 +196,37 @@ describe("SQL over HTTP gateway", () => {
     });
   });
 
+  describe("/transaction options", () => {
+    it("begins with the isolation level, read only and deferrable it is given", async () => {
+      const show = [{ sql: "SELECT current_setting('transaction_isolation') AS i, current_setting('transaction_read_only') AS r, current_setting('transaction_deferrable') AS d" }];
+      const settings = async (extra: Record<string, unknown>) => {
+        const res = await call("transaction", { statements: show, ...extra });
+        assert.equal(res.status, 200, JSON.stringify(res.body));
+        return (res.body["results"] as { rows: unknown[] }[])[0]?.rows[0];
+      };
+      assert.deepEqual(await settings({}), { i: "read committed", r: "off", d: "off" });
+      assert.deepEqual(await settings({ isolation_level: "serializable", read_only: true, deferrable: true }), { i: "serializable", r: "on", d: "on" });
+      assert.deepEqual(await settings({ isolation_level: "repeatable_read" }), { i: "repeatable read", r: "off", d: "off" });
+      // The options last one transaction: the next request is back to the defaults.
+      assert.deepEqual(await settings({}), { i: "read committed", r: "off", d: "off" });
+    });
+
+    it("enforces read_only: a write fails with 25006 and nothing commits", async () => {
+      const res = await call("transaction", { statements: [{ sql: "INSERT INTO leak VALUES (7)" }], read_only: true });
+      assert.equal(res.status, 400);
+      assert.equal(res.body.error?.["code"], "25006");
+      assert.equal((await direct.query("SELECT count(*)::int AS c FROM leak WHERE n = 7")).rows[0].c, 0);
+    });
+
+    it("400 for an unknown isolation level or a non-boolean flag", async () => {
+      for (const extra of [{ isolation_level: "snapshot" }, { isolation_level: "Serializable" }, { read_only: "yes" }, { deferrable: 1 }]) {
+        const res = await call("transaction", { statements: [{ sql: "SELECT 1" }], ...extra });
+        assert.equal(res.status, 400, JSON.stringify(extra));
+        assert.equal(res.body.error?.["code"], "invalid_request");
+      }
+    });
+  });
+
   describe("tokens", () => {
     it("a token of database A gets exactly the answer a wrong token gets on database B", async () => {
       const good = await call("query", { sql: "SELECT 1 AS x" }, { id: b.id, token: b.token });

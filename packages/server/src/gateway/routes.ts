@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import { errorSchema } from "../api/schemas.js";
 import { CcpError } from "../errors.js";
 import { rowsAsObjects, type StatementResult } from "./execute.js";
-import type { Gateway, Statement, Target } from "./gateway.js";
+import type { Gateway, Statement, Target, TransactionOptions } from "./gateway.js";
 
 const statementSchema = {
   type: "object",
@@ -23,8 +23,40 @@ const transactionSchema = {
   type: "object",
   required: ["statements"],
   additionalProperties: false,
-  properties: { statements: { type: "array", minItems: 1, maxItems: 10_000, items: statementSchema }, database: databaseField },
+  properties: {
+    statements: { type: "array", minItems: 1, maxItems: 10_000, items: statementSchema },
+    database: databaseField,
+    isolation_level: {
+      type: "string",
+      enum: ["read_uncommitted", "read_committed", "repeatable_read", "serializable"],
+      description: "BEGIN ISOLATION LEVEL …; the database's default (read committed) when absent",
+    },
+    read_only: { type: "boolean", description: "BEGIN READ ONLY (true) or READ WRITE (false)" },
+    deferrable: { type: "boolean", description: "BEGIN DEFERRABLE (with serializable and read_only: waits for a safe snapshot, then never fails to serialize)" },
+  },
 } as const;
+
+interface TransactionBody {
+  statements: Statement[];
+  isolation_level?: "read_uncommitted" | "read_committed" | "repeatable_read" | "serializable";
+  read_only?: boolean;
+  deferrable?: boolean;
+}
+
+const ISOLATION = {
+  read_uncommitted: "ReadUncommitted",
+  read_committed: "ReadCommitted",
+  repeatable_read: "RepeatableRead",
+  serializable: "Serializable",
+} as const;
+
+function transactionOptions(body: TransactionBody): TransactionOptions {
+  return {
+    ...(body.isolation_level ? { isolationLevel: ISOLATION[body.isolation_level] } : {}),
+    ...(body.read_only === undefined ? {} : { readOnly: body.read_only }),
+    ...(body.deferrable === undefined ? {} : { deferrable: body.deferrable }),
+  };
+}
 
 const ID_IN_HOST = /^(db-[0-9a-f]{12})\./;
 
@@ -78,9 +110,9 @@ export function gatewayRoutes(app: FastifyInstance, gateway: Gateway, domain: st
       return out;
     });
 
-    app.post<{ Body: { statements: Statement[] } }>(`${prefix}/transaction`, opts("Run statements atomically; one result per statement", transactionSchema), async (req) => {
+    app.post<{ Body: TransactionBody }>(`${prefix}/transaction`, opts("Run statements atomically; one result per statement", transactionSchema), async (req) => {
       const target = await authorize(req);
-      const results = await gateway.transaction(target, req.body.statements);
+      const results = await gateway.transaction(target, req.body.statements, transactionOptions(req.body));
       return { results: results.map((r) => execution(last(r))) };
     });
   }
