@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { execFile, spawn, spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
@@ -9,7 +8,6 @@ import { promisify } from "node:util";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
 import { resolveServerConfig, startServer, type RunningServer } from "../src/index.js";
-import { forwarderKind, nativeSessions } from "../src/wire/forwarder.js";
 
 // Child processes must run asynchronously: the proxy under test lives in this process's event loop.
 const execFileAsync = promisify(execFile);
@@ -93,67 +91,6 @@ describe("Postgres wire endpoint", () => {
     const onA = await connect(a.url);
     assert.deepEqual((await onA.query("SELECT to_regclass('only_on_b') AS t")).rows, [{ t: null }]);
     await onA.end();
-  });
-
-  /** Sessions the native forwarder carries settle shortly after a close (its worker thread reports them). */
-  const nativeSettles = async (expected: number) => {
-    for (let i = 0; i < 100 && nativeSessions() !== expected; i++) await new Promise((r) => setTimeout(r, 20));
-    assert.equal(nativeSessions(), expected);
-  };
-
-  describe("native forwarder", () => {
-    it("is built, and carries plain-TCP sessions while TLS sessions stay in Node", async (t) => {
-      if (process.env["CCP_WIRE_FORWARDER"] === "js") return t.skip("CCP_WIRE_FORWARDER=js");
-      // `npm run build` builds it (native/forwarder.c); without it every session would silently take the slower path.
-      // io_uring on this kernel unless CCP_WIRE_FORWARDER=epoll asks for the fallback engine.
-      assert.deepEqual(forwarderKind(), { kind: "native", engine: process.env["CCP_WIRE_FORWARDER"] === "epoll" ? "epoll" : "io_uring" });
-      const before = nativeSessions();
-      const plain = await connect(a.url);
-      assert.equal(nativeSessions(), before + 1);
-      const secure = await connect({
-        host: "127.0.0.1",
-        port: server.wirePort,
-        user: "clusterbase",
-        password: b.password,
-        database: "default",
-        ssl: { ca: readFileSync(server.tlsCertFile, "utf8"), servername: `${b.id}.localhost`, checkServerIdentity: () => undefined },
-      });
-      assert.equal(nativeSessions(), before + 1);
-      assert.deepEqual((await plain.query("SELECT 1 AS x")).rows, [{ x: 1 }]);
-      assert.deepEqual((await secure.query("SELECT 2 AS x")).rows, [{ x: 2 }]);
-      await plain.end();
-      await secure.end();
-      await nativeSettles(before);
-    });
-
-    it("moves tens of megabytes both ways intact while the client stops reading", async () => {
-      const c = await connect(a.url);
-      const big = "0123456789abcdef".repeat(1 << 18); // 4 MiB
-      const { rows: up } = await c.query<{ md5: string; n: number }>("SELECT md5($1) AS md5, length($1) AS n", [big]);
-      assert.deepEqual(up, [{ md5: createHash("md5").update(big).digest("hex"), n: big.length }]);
-      // 24 MiB of rows: far more than the socket buffers, so the forwarder must hold bytes and wait.
-      const stream = (c as unknown as { connection: { stream: net.Socket } }).connection.stream;
-      const rows = c.query<{ s: string }>("SELECT repeat(md5(g::text), 32768) AS s FROM generate_series(1, 24) g");
-      stream.pause();
-      await new Promise((r) => setTimeout(r, 300));
-      stream.resume();
-      const got = (await rows).rows;
-      assert.equal(got.length, 24);
-      got.forEach((r, i) => assert.equal(r.s, createHash("md5").update(String(i + 1)).digest("hex").repeat(32768)));
-      assert.deepEqual((await c.query("SELECT 'still in sync' AS s")).rows, [{ s: "still in sync" }]);
-      await c.end();
-    });
-
-    it("ends a database's sessions when the database is destroyed", async () => {
-      const created = await server.databases.create("wire-doomed");
-      const before = nativeSessions();
-      const c = await connect(created.database_url);
-      const ended = new Promise<void>((resolve) => c.once("end", () => resolve()));
-      c.on("error", () => undefined);
-      await server.databases.destroy(created.database.id);
-      await ended;
-      await nativeSettles(before);
-    });
   });
 
   it("gives wrong password, unknown database and another instance's password the same error", async () => {

@@ -37,6 +37,15 @@ export interface ProcessDriverOptions {
 
 const ID_DIR = /^db-[0-9a-f]{12}$/;
 
+
+/**
+ * Settings every instance starts with (on the command line, so existing data dirs get them too).
+ * client_connection_check_interval: a query whose client is gone (closed its connection, or the
+ * wire endpoint ended the session) stops within 2 s instead of running to completion; Postgres
+ * only polls the socket while a query runs. Sessions may change it (SET).
+ */
+const INSTANCE_SETTINGS: Readonly<Record<string, string>> = Object.freeze({ client_connection_check_interval: "2s" });
+
 /** Each database is its own postgres process tree, supervised by ccpd. */
 export class ProcessDriver implements RuntimeDriver {
   readonly name = "process";
@@ -106,7 +115,7 @@ export class ProcessDriver implements RuntimeDriver {
         logFile: p.log,
         runAs: this.#o.runAs,
         ccpdOsUser: this.#o.ccpdOsUser,
-        settings: this.#archiveSettings(id),
+        settings: { ...INSTANCE_SETTINGS, ...this.#archiveSettings(id) },
       });
       server.onUnexpectedExit((info) => void this.#restart(id, info.code, info.signal));
       this.#servers.set(id, server);
