@@ -54,9 +54,9 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
     // Per-request lines are logged at info; ccpd's log keeps warnings and errors from the HTTP layer.
     ...(deps.loggerInstance ? { loggerInstance: deps.loggerInstance.child({}, { level: "warn" }) } : { logger: false }),
     bodyLimit: deps.bodyLimit ?? 1024 * 1024,
-    // Reject unknown properties (a typo in a field name is an error, not silently dropped), and
-    // wrong types (Fastify's default would turn `"deferrable": 1` into true and `"sql": 5` into "5").
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
+    // Reject unknown properties (a typo in a field name is an error, not silently dropped).
+    // Fastify's type coercion stays on: query strings (?show_secrets=true) need it.
+    ajv: { customOptions: { removeAdditional: false } },
   });
 
   await app.register(swagger, {
