@@ -313,11 +313,17 @@ export class WireProxy {
       if (cancelKey) this.#cancelKeys.delete(cancelKey);
     };
     // Same tick as the detaches: Node must not read another byte from either socket first.
-    const session = forwardNatively(client, backend, toClientNow, fromClient, () => {
-      release();
-      forgetCancelKey();
-      if (session) this.#native.get(id)?.delete(session);
-    });
+    let session: NativeSession | undefined;
+    try {
+      session = forwardNatively(client, backend, toClientNow, fromClient, () => {
+        release();
+        forgetCancelKey();
+        if (session) this.#native.get(id)?.delete(session);
+      });
+    } catch (err) {
+      // e.g. out of file descriptors for the forwarder's copies: the sockets are untouched, pipe them here.
+      this.#o.log.warn(`wire: native forwarding of a session of ${id} failed (${(err as Error).message}); forwarding it in JavaScript`);
+    }
     if (session) {
       let sessions = this.#native.get(id);
       if (!sessions) this.#native.set(id, (sessions = new Set()));
