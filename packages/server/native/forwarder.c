@@ -500,6 +500,31 @@ static pthread_cond_t started = PTHREAD_COND_INITIALIZER;
 static int allow_uring = 1;
 static int worker_failed = 0;
 
+/*
+ * The engine's wait failed for good (not seen in practice): end every session so its
+ * client sees a closed connection instead of a hang, and refuse new ones (JavaScript
+ * then forwards them itself). Buffers are left allocated: the kernel may still hold them.
+ */
+static void abandon(void) {
+  pthread_mutex_lock(&lock);
+  engine = ENGINE_NONE;
+  struct session *lists[2] = {sessions, arriving};
+  for (int l = 0; l < 2; l++) {
+    for (struct session *s = lists[l]; s; s = s->next) {
+      if (s->dead) continue;
+      s->dead = 1;
+      for (int i = 0; i < 2; i++) {
+        shutdown(s->fd[i], SHUT_RDWR);
+        close(s->fd[i]);
+      }
+      notify_closed(s->id);
+    }
+  }
+  sessions = arriving = NULL;
+  live = 0;
+  pthread_mutex_unlock(&lock);
+}
+
 static void *worker(void *arg) {
   (void)arg;
   enum engine chosen = ENGINE_EPOLL;
@@ -515,6 +540,7 @@ static void *worker(void *arg) {
   pthread_mutex_unlock(&started_lock);
   if (engine == ENGINE_URING) uring_loop();
   else if (engine == ENGINE_EPOLL) epoll_loop();
+  abandon();
   return NULL;
 }
 
@@ -628,6 +654,7 @@ static napi_value forward(napi_env env, napi_callback_info info) {
       if (!(s->in[i] = malloc(RECV_BUFFER))) failure = "ccp forwarder: out of memory";
   }
   pthread_mutex_lock(&lock);
+  if (!failure && engine == ENGINE_NONE) failure = "ccp forwarder: its thread has stopped";
   int added = 0;
   if (!failure && engine == ENGINE_EPOLL) {
     for (; added < 2; added++) {
