@@ -1,14 +1,14 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import pg from "pg";
 import { withAdmin } from "../src/databases/admin-connection.js";
 import { resolveServerConfig, startServer, type RunningServer } from "../src/index.js";
 import { forwarderKind, nativeSessions, type NativeEngine } from "../src/wire/forwarder.js";
+import { connectPg, tlsBySni } from "./wire-clients.js";
 
 /**
  * The wire endpoint's native forwarder (native/forwarder.c), one engine per
@@ -33,29 +33,25 @@ export function forwarderSuite(engine: NativeEngine): void {
       rmSync(root, { recursive: true, force: true });
     });
 
-    const connect = async (config: string | pg.ClientConfig) => {
-      const c = new pg.Client(typeof config === "string" ? { connectionString: config } : config);
-      await c.connect();
-      return c;
+    const connect = connectPg;
+    /** Poll `read` every 20 ms, at most `tries` times, until it gives `expected`; then assert it. */
+    const reaches = async (read: () => number | Promise<number>, expected: number, tries: number) => {
+      let n = await read();
+      for (let i = 0; i < tries && n !== expected; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        n = await read();
+      }
+      assert.equal(n, expected);
     };
     /** The forwarder reports ended sessions from its thread: wait for the count to settle. */
-    const settles = async (expected: number) => {
-      for (let i = 0; i < 150 && nativeSessions() !== expected; i++) await new Promise((r) => setTimeout(r, 20));
-      assert.equal(nativeSessions(), expected);
-    };
+    const settles = (expected: number) => reaches(nativeSessions, expected, 150);
     /** Tenant sessions on the instance, seen from ccpd's admin path. */
     const backends = async () => {
       const { rows } = await withAdmin(server.driver.endpoint(db.id), "postgres", (c) => c.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = 'clusterbase'"));
       return rows[0]?.n ?? -1;
     };
-    const backendsSettle = async (expected: number) => {
-      let n = await backends();
-      for (let i = 0; i < 300 && n !== expected; i++) {
-        await new Promise((r) => setTimeout(r, 20));
-        n = await backends();
-      }
-      assert.equal(n, expected);
-    };
+    /** Postgres notices a vanished client only at its next socket check (client_connection_check_interval). */
+    const backendsSettle = (expected: number) => reaches(backends, expected, 300);
 
     it(`is built and runs on ${engine}; plain-TCP sessions go native, TLS sessions stay in Node`, async () => {
       // `npm install` builds it; without it every session would silently take the slower JavaScript path.
@@ -63,14 +59,7 @@ export function forwarderSuite(engine: NativeEngine): void {
       const before = nativeSessions();
       const plain = await connect(db.url);
       assert.equal(nativeSessions(), before + 1);
-      const secure = await connect({
-        host: "127.0.0.1",
-        port: server.wirePort,
-        user: "clusterbase",
-        password: db.password,
-        database: "default",
-        ssl: { ca: readFileSync(server.tlsCertFile, "utf8"), servername: `${db.id}.localhost`, checkServerIdentity: () => undefined },
-      });
+      const secure = await connect(tlsBySni(server, db.id, db.password));
       assert.equal(nativeSessions(), before + 1);
       assert.deepEqual((await plain.query("SELECT 1 AS x")).rows, [{ x: 1 }]);
       assert.deepEqual((await secure.query("SELECT 2 AS x")).rows, [{ x: 2 }]);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFile, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -8,6 +8,7 @@ import { promisify } from "node:util";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
 import { resolveServerConfig, startServer, type RunningServer } from "../src/index.js";
+import { connectPg, tlsBySni } from "./wire-clients.js";
 
 // Child processes must run asynchronously: the proxy under test lives in this process's event loop.
 const execFileAsync = promisify(execFile);
@@ -48,11 +49,7 @@ describe("Postgres wire endpoint", () => {
     rmSync(root, { recursive: true, force: true });
   });
 
-  const connect = async (config: string | pg.ClientConfig) => {
-    const c = new pg.Client(typeof config === "string" ? { connectionString: config } : config);
-    await c.connect();
-    return c;
-  };
+  const connect = connectPg;
   const authError = (config: string | pg.ClientConfig) =>
     connect(config).then(
       async (c) => {
@@ -72,17 +69,7 @@ describe("Postgres wire endpoint", () => {
   });
 
   it("routes by TLS SNI with a plain user name, verifying ccpd's certificate", async () => {
-    const ca = readFileSync(server.tlsCertFile, "utf8");
-    // The chain is verified against ccpd's certificate; the host name is not, because Node (like browsers)
-    // refuses single-label wildcards such as *.localhost. With a real --domain, *.<domain> verifies normally.
-    const c = await connect({
-      host: "127.0.0.1",
-      port: server.wirePort,
-      user: "clusterbase",
-      password: b.password,
-      database: "default",
-      ssl: { ca, servername: `${b.id}.localhost`, checkServerIdentity: () => undefined },
-    });
+    const c = await connect(tlsBySni(server, b.id, b.password));
     const { rows } = await c.query("SELECT current_database() AS d");
     assert.deepEqual(rows, [{ d: "default" }]);
     // It reached instance B: a table made there is visible, not on A.

@@ -37,7 +37,6 @@ export interface ProcessDriverOptions {
 
 const ID_DIR = /^db-[0-9a-f]{12}$/;
 
-
 /**
  * Settings every instance starts with (on the command line, so existing data dirs get them too).
  * client_connection_check_interval: a query whose client is gone (closed its connection, or the
