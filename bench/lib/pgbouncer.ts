@@ -1,8 +1,9 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { chownSync, closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { chownSync, closeSync, openSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { promisify } from "node:util";
+import { logTail, stopChild } from "./child.ts";
 import { aptInstall, isRoot, which } from "./apt.ts";
 import type { Owner } from "./tmp.ts";
 
@@ -161,21 +162,11 @@ export class PgBouncer {
   }
 
   logTail(): string {
-    try {
-      return readFileSync(this.#log, "utf8").split("\n").slice(-20).join("\n");
-    } catch {
-      return "(no log)";
-    }
+    return logTail(this.#log);
   }
 
   /** SIGTERM (immediate shutdown: closes every client and server connection), SIGKILL after 5 s. */
   async close(): Promise<void> {
-    const child = this.#child;
-    if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-    child.kill("SIGTERM");
-    const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
-    await exited;
-    clearTimeout(timer);
+    await stopChild(this.#child);
   }
 }

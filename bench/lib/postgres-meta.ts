@@ -4,6 +4,7 @@ import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { logTail, stopChild } from "./child.ts";
 
 const execFileAsync = promisify(execFile);
 
@@ -113,21 +114,11 @@ export class PostgresMeta {
   }
 
   logTail(): string {
-    try {
-      return readFileSync(this.#log, "utf8").split("\n").slice(-20).join("\n");
-    } catch {
-      return "(no log)";
-    }
+    return logTail(this.#log);
   }
 
   /** SIGTERM, then SIGKILL if it has not exited within 5 s. */
   async close(): Promise<void> {
-    const child = this.#child;
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-    child.kill("SIGTERM");
-    const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
-    await exited;
-    clearTimeout(timer);
+    await stopChild(this.#child);
   }
 }
