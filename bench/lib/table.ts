@@ -33,9 +33,10 @@ export function renderTable(title: string, rows: readonly Row[]): string {
 
 /** The layout of renderTable for cells computed by the caller: a title line with the heads, then one line per row. */
 export function renderGrid(title: string, heads: readonly string[], rows: readonly { readonly label: string; readonly cells: readonly string[] }[]): string {
-  // Columns are CELL_WIDTH wide unless a head or cell needs more (then two spaces more than it).
+  // Columns are CELL_WIDTH wide unless a head or cell needs more (then two spaces more than it); labels likewise.
   const widths = heads.map((h, i) => Math.max(CELL_WIDTH, h.length + 2, ...rows.map((r) => (r.cells[i] ?? "").length + 2)));
-  const lines = [title.padEnd(LABEL_WIDTH + 2) + heads.map((c, i) => c.padStart(widths[i] as number)).join("")];
-  for (const row of rows) lines.push(`  ${row.label.padEnd(LABEL_WIDTH)}${row.cells.map((c, i) => c.padStart(widths[i] ?? CELL_WIDTH)).join("")}`);
+  const labelWidth = Math.max(LABEL_WIDTH, ...rows.map((r) => r.label.length));
+  const lines = [title.padEnd(labelWidth + 2) + heads.map((c, i) => c.padStart(widths[i] as number)).join("")];
+  for (const row of rows) lines.push(`  ${row.label.padEnd(labelWidth)}${row.cells.map((c, i) => c.padStart(widths[i] ?? CELL_WIDTH)).join("")}`);
   return lines.join("\n");
 }

@@ -1,5 +1,7 @@
 import { execFile } from "node:child_process";
 import { writeFileSync } from "node:fs";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -30,6 +32,29 @@ const TARGET_P50_GAP_MS = 0.3; // ccp p50 − pgbench p50 at concurrency 1
 const CCP = "ccp POST /v1/databases/{id}/query";
 const PGBENCH = "pgbench -M simple, unix socket";
 const META = `postgres-meta ${PG_META_VERSION} POST /query`;
+const FLOOR = "node:http, canned answer, no database";
+
+/**
+ * The HTTP hop alone: a bare node:http server in this process (as ccpd is) that
+ * reads and parses the same body and answers what ccp answers, without a
+ * database. At concurrency 1 a gateway's round trip is at least this hop plus
+ * the query's own round trip, so 1 / (1/http + 1/pgbench) bounds what any
+ * Node gateway could reach here, however little work it did.
+ */
+async function startFloor(answer: string): Promise<{ url: string; close(): Promise<void> }> {
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      JSON.parse(Buffer.concat(chunks).toString("utf8"));
+      res.writeHead(200, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(answer) });
+      res.end(answer);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}/query`, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
 
 interface Summary {
   /** Completed requests (transactions) per second. */
@@ -107,6 +132,7 @@ export async function gatewayPart({ duration }: PartOptions): Promise<void> {
   const env = { ...process.env, XDG_CONFIG_HOME: path.join(work, "config"), CCP_LOG_LEVEL: process.env["CCP_LOG_LEVEL"] ?? "warn" };
   let server: RunningServer | undefined;
   let meta: PostgresMeta | undefined;
+  let floor: Awaited<ReturnType<typeof startFloor>> | undefined;
   try {
     // Any free ports: another ccpd (a test run) may hold the defaults. A variable, not a literal, so
     // this still compiles against a ccpd without a wire endpoint (no wirePort option).
@@ -151,19 +177,24 @@ export async function gatewayPart({ duration }: PartOptions): Promise<void> {
     const expected = JSON.stringify([{ abalance: 0 }]);
     if (JSON.stringify(viaCcp.rows) !== expected) throw new Error(`ccp answered ${JSON.stringify(viaCcp)}`);
     if (JSON.stringify(viaMeta) !== expected) throw new Error(`postgres-meta answered ${JSON.stringify(viaMeta)}`);
+    floor = await startFloor(JSON.stringify(viaCcp));
+    const floorLoad = (connections: number, seconds: number): HttpLoad => ({ ...ccpLoad(connections, seconds), url: (floor as { url: string }).url });
 
     // Warm-up: JIT, pools, the table in shared buffers; not recorded.
     const warm = Math.min(WARMUP_SECONDS, duration);
     await httpRun(wrk, CCP, ccpLoad(16, warm));
     await pgbenchRun(socketDir, port, work, 16, warm);
     await httpRun(wrk, META, metaLoad(16, warm));
+    await httpRun(wrk, FLOOR, floorLoad(16, warm));
 
-    const results = new Map<number, Summary[]>();
+    /** Per concurrency: ccp, pgbench, postgres-meta, the bare HTTP hop. */
+    const results = new Map<number, [Summary, Summary, Summary, Summary]>();
     for (const c of CONCURRENCY) {
       const ccp = await httpRun(wrk, CCP, ccpLoad(c, duration));
       const bench = await pgbenchRun(socketDir, port, work, c, duration);
       const peer = await httpRun(wrk, META, metaLoad(c, duration));
-      results.set(c, [ccp, bench, peer]);
+      const hop = await httpRun(wrk, FLOOR, floorLoad(c, duration));
+      results.set(c, [ccp, bench, peer, hop]);
     }
 
     console.log(`Postgres ${server.driver.pgVersion}, node ${process.version}, ${os.cpus().length} cores, load average ${os.loadavg()[0]?.toFixed(2)} at start`);
@@ -171,26 +202,31 @@ export async function gatewayPart({ duration }: PartOptions): Promise<void> {
     console.log(`${duration} s per row after a ${warm} s warm-up; HTTP rows: ${await wrkVersion(wrk)} (C, like pgbench), keep-alive,`);
     console.log("one request in flight per connection, -t 2 (-t 1 at concurrency 1); latency: every completed request (HTTP: wrk's histogram; pgbench: its -l log, µs)\n");
     for (const c of CONCURRENCY) {
-      const [ccp, bench, peer] = results.get(c) as [Summary, Summary, Summary];
+      const [ccp, bench, peer, hop] = results.get(c) as [Summary, Summary, Summary, Summary];
       const row = (label: string, s: Summary) => ({ label, cells: [num(s.rate, 0), num(s.p50, 3), num(s.p99, 3), String(s.n)] });
-      console.log(renderGrid(`concurrency ${c}`, ["req/s", "p50 ms", "p99 ms", "requests"], [row(CCP, ccp), row(PGBENCH, bench), row(META, peer)]));
+      console.log(renderGrid(`concurrency ${c}`, ["req/s", "p50 ms", "p99 ms", "requests"], [row(CCP, ccp), row(PGBENCH, bench), row(META, peer), row(FLOOR, hop)]));
       console.log("");
     }
 
     const lines: string[] = [];
     for (const c of CONCURRENCY) {
-      const [ccp, , peer] = results.get(c) as [Summary, Summary, Summary];
+      const [ccp, , peer] = results.get(c) as [Summary, Summary, Summary, Summary];
       const r = ccp.rate / peer.rate;
       lines.push(`  ccp/postgres-meta throughput, c=${c}: ${num(r, 2)}x (target ≥ ${TARGET_META_RATIO}x): ${verdict(r >= TARGET_META_RATIO)}`);
     }
     for (const c of CONCURRENCY) {
-      const [ccp, bench] = results.get(c) as [Summary, Summary, Summary];
+      const [ccp, bench] = results.get(c) as [Summary, Summary, Summary, Summary];
       const r = ccp.rate / bench.rate;
       lines.push(`  ccp/pgbench throughput, c=${c}: ${num(r * 100, 1)}% (target ≥ ${TARGET_PGBENCH_RATIO * 100}%): ${verdict(r >= TARGET_PGBENCH_RATIO)}`);
     }
-    const [ccp1, bench1] = results.get(1) as [Summary, Summary, Summary];
+    const [ccp1, bench1, , hop1] = results.get(1) as [Summary, Summary, Summary, Summary];
     const gap = ccp1.p50 - bench1.p50;
     lines.push(`  ccp p50 − pgbench p50, c=1: ${num(gap, 3)} ms (target ≤ ${TARGET_P50_GAP_MS} ms): ${verdict(gap <= TARGET_P50_GAP_MS)}`);
+    const bound = 1 / (1 / hop1.rate + 1 / bench1.rate);
+    lines.push(
+      `  bound at c=1 for a gateway that added nothing but its HTTP hop: 1/(1/${num(hop1.rate, 0)} + 1/${num(bench1.rate, 0)}) = ${num(bound, 0)} req/s,` +
+        ` ${num((bound / bench1.rate) * 100, 1)}% of pgbench; ccp reaches ${num((ccp1.rate / bound) * 100, 1)}% of that bound`,
+    );
     console.log(`targets\n${lines.join("\n")}`);
     console.log(
       `\nnotes: ccp sends $1 as a bind parameter (extended protocol) through its pool of ${server.gateway.settings.poolSize} connections and resets each with DISCARD ALL;` +
@@ -198,6 +234,7 @@ export async function gatewayPart({ duration }: PartOptions): Promise<void> {
         "\n  All clients, ccpd, postgres-meta and Postgres share this machine's cores.",
     );
   } finally {
+    await floor?.close();
     await meta?.close();
     await server?.close();
     removeDir(work);
