@@ -315,6 +315,42 @@ describe("SQL over HTTP gateway", () => {
     });
   });
 
+  describe("a client that goes away mid-statement", () => {
+    /** Poll `fn` every 50 ms until it returns something other than undefined. */
+    async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
+      const deadline = Date.now() + ms;
+      for (;;) {
+        const v = await fn();
+        if (v !== undefined) return v;
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    const activePid = async (sql: string) =>
+      (await direct.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE query = $1 AND state = 'active'", [sql])).rows[0]?.pid;
+
+    it("gets its statement cancelled, its transaction rolled back and its pooled connection replaced", async () => {
+      const sleep = "SELECT pg_sleep(60)";
+      const controller = new AbortController();
+      const request = fetch(`${server.url}/v1/databases/${a.id}/transaction`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${a.token}` },
+        // No statement timeout in this transaction: only the cancel can stop the sleep before a minute is up.
+        body: JSON.stringify({ statements: [{ sql: "SET LOCAL statement_timeout = 0" }, { sql: "INSERT INTO leak VALUES (4242)" }, { sql: sleep }] }),
+        signal: controller.signal,
+      });
+      request.catch(() => undefined);
+      const pid = await until("the sleep to run", () => activePid(sleep));
+      controller.abort();
+      await until("the sleep to stop", async () => ((await activePid(sleep)) === undefined ? true : undefined));
+      await until("its backend to exit", async () => ((await direct.query("SELECT 1 FROM pg_stat_activity WHERE pid = $1", [pid])).rowCount === 0 ? true : undefined));
+      // The pool has one connection: this answer needs the slot back. The insert was rolled back.
+      const res = await call("query", { sql: "SELECT count(*)::int AS n FROM leak WHERE n = 4242" });
+      assert.equal(res.status, 200);
+      assert.deepEqual(res.body["rows"], [{ n: 0 }]);
+    });
+  });
+
   describe("limits and bad input", () => {
     it("413 for a body over the limit", async () => {
       const res = await call("query", { sql: `SELECT '${"x".repeat(70 * 1024)}'` });

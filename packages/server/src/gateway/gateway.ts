@@ -110,7 +110,11 @@ export class Gateway {
     return { row, database: database ?? row.database_name };
   }
 
-  async #withSession<T>(target: Target, fn: (session: Session, budget: { used: number }) => Promise<T>): Promise<T> {
+  /**
+   * Run `fn` on a pooled session. When `signal` aborts first (the HTTP client
+   * went away), the statement is cancelled and the session dropped (session.abort()).
+   */
+  async #withSession<T>(target: Target, fn: (session: Session, budget: { used: number }) => Promise<T>, signal?: AbortSignal): Promise<T> {
     const pool = this.#pools.get(target.row.id, this.#driver.endpoint(target.row.id), target.row.owner_role, target.database);
     let session: Session;
     try {
@@ -119,12 +123,19 @@ export class Gateway {
       throw this.#mapError(err, target);
     }
     let broken = false;
+    const abort = () => {
+      broken = true;
+      session.abort();
+    };
+    if (signal?.aborted) abort();
+    signal?.addEventListener("abort", abort, { once: true });
     try {
       return await fn(session, { used: 0 });
     } catch (err) {
-      broken = err instanceof ResponseTooLargeError || !isDatabaseError(err) || UNAVAILABLE_SQLSTATES.has(err.code ?? "");
+      broken ||= err instanceof ResponseTooLargeError || !isDatabaseError(err) || UNAVAILABLE_SQLSTATES.has(err.code ?? "");
       throw this.#mapError(err, target);
     } finally {
+      signal?.removeEventListener("abort", abort);
       // Not awaited: the reset (written with the request where possible, session.settle()) finishes after
       // the response is on its way. The session returns to the pool only once it is clean.
       void pool.release(session, broken);
@@ -142,13 +153,23 @@ export class Gateway {
   }
 
   /** One SQL text; several statements are allowed when there are no parameters. */
-  async run(target: Target, stmt: Statement, output: OutputOptions = {}): Promise<StatementResult[]> {
+  async run(target: Target, stmt: Statement, output: OutputOptions = {}, signal?: AbortSignal): Promise<StatementResult[]> {
     checkStatement(stmt);
-    return this.#withSession(target, (session, budget) => runStatement(session, stmt.sql, stmt.params, this.settings.maxResponseBytes, budget, output, true));
+    return this.#withSession(
+      target,
+      (session, budget) => runStatement(session, stmt.sql, stmt.params, this.settings.maxResponseBytes, budget, output, true),
+      signal,
+    );
   }
 
   /** All statements in one transaction: every one commits, or none does. */
-  async transaction(target: Target, statements: readonly Statement[], options: TransactionOptions = {}, output: OutputOptions = {}): Promise<StatementResult[][]> {
+  async transaction(
+    target: Target,
+    statements: readonly Statement[],
+    options: TransactionOptions = {},
+    output: OutputOptions = {},
+    signal?: AbortSignal,
+  ): Promise<StatementResult[][]> {
     statements.forEach(checkStatement);
     return this.#withSession(target, async (session, budget) => {
       await session.run(beginStatement(options), undefined, { reset: false });
@@ -164,7 +185,7 @@ export class Gateway {
       }
       await session.run("COMMIT", undefined, { reset: true });
       return results;
-    });
+    }, signal);
   }
 
   async close(): Promise<void> {

@@ -3,7 +3,7 @@ import { CcpError, isCcpError } from "../errors.js";
 import { DATABASE_ID_PATTERN } from "../ids.js";
 import { PostgresQueryError, rowsAsObjects, type StatementResult } from "./execute.js";
 import type { Gateway, Target, TransactionOptions } from "./gateway.js";
-import { bearer } from "./routes.js";
+import { bearer, clientGone } from "./routes.js";
 
 /**
  * `POST /sql` in the wire format of Neon's SQL-over-HTTP proxy, so the
@@ -207,9 +207,10 @@ export function neonRoutes(app: FastifyInstance, gateway: Gateway, domain: strin
         const target = await authorize(req, gateway, domain);
         const output = { rawText: flag(req, "neon-raw-text-output") };
         const arrayMode = flag(req, "neon-array-mode");
+        const gone = clientGone(reply);
 
         if (body.queries === undefined) {
-          const results = await gateway.run(target, { sql: body.query as string, params: body.params }, output);
+          const results = await gateway.run(target, { sql: body.query as string, params: body.params }, output, gone);
           return neonResult(results, body.arrayMode ?? arrayMode);
         }
         const results = await gateway.transaction(
@@ -217,6 +218,7 @@ export function neonRoutes(app: FastifyInstance, gateway: Gateway, domain: strin
           body.queries.map((q) => ({ sql: q.query, params: q.params })),
           options,
           output,
+          gone,
         );
         // Neon's proxy echoes the transaction settings it applied.
         if (options.isolationLevel) void reply.header("neon-batch-isolation-level", options.isolationLevel);

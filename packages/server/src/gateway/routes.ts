@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { errorSchema } from "../api/schemas.js";
 import { CcpError } from "../errors.js";
 import { rowsAsObjects, type StatementResult } from "./execute.js";
@@ -76,6 +76,18 @@ export function databaseIdOf(req: FastifyRequest, domain: string): string {
   });
 }
 
+/**
+ * Aborts when the client goes away before its answer is sent (closed the
+ * connection, Ctrl+C in `ccp db connect`): the gateway then cancels the statement.
+ */
+export function clientGone(reply: FastifyReply): AbortSignal {
+  const controller = new AbortController();
+  reply.raw.once("close", () => {
+    if (!reply.raw.writableFinished) controller.abort();
+  });
+  return controller.signal;
+}
+
 function execution(r: StatementResult) {
   const out: Record<string, unknown> = { command: r.command, rows_affected: r.rowCount ?? 0 };
   if (r.hasRows) {
@@ -96,23 +108,23 @@ export function gatewayRoutes(app: FastifyInstance, gateway: Gateway, domain: st
   });
 
   for (const prefix of ["", "/v1/databases/:id"]) {
-    app.post<{ Body: Statement }>(`${prefix}/query`, opts("Run a query; returns { rows, fields }", queryBodySchema), async (req) => {
+    app.post<{ Body: Statement }>(`${prefix}/query`, opts("Run a query; returns { rows, fields }", queryBodySchema), async (req, reply) => {
       const target = await authorize(req);
-      const r = last(await gateway.run(target, req.body));
+      const r = last(await gateway.run(target, req.body, {}, clientGone(reply)));
       return { rows: rowsAsObjects(r), fields: r.fields, row_count: r.rowCount ?? r.rows.length, command: r.command };
     });
 
-    app.post<{ Body: Statement }>(`${prefix}/execute`, opts("Run a statement; returns { rows_affected } (and rows with RETURNING)", queryBodySchema), async (req) => {
+    app.post<{ Body: Statement }>(`${prefix}/execute`, opts("Run a statement; returns { rows_affected } (and rows with RETURNING)", queryBodySchema), async (req, reply) => {
       const target = await authorize(req);
-      const results = await gateway.run(target, req.body);
+      const results = await gateway.run(target, req.body, {}, clientGone(reply));
       const out = execution(last(results));
       out["rows_affected"] = results.reduce((n, r) => n + (r.rowCount ?? 0), 0);
       return out;
     });
 
-    app.post<{ Body: TransactionBody }>(`${prefix}/transaction`, opts("Run statements atomically; one result per statement", transactionSchema), async (req) => {
+    app.post<{ Body: TransactionBody }>(`${prefix}/transaction`, opts("Run statements atomically; one result per statement", transactionSchema), async (req, reply) => {
       const target = await authorize(req);
-      const results = await gateway.transaction(target, req.body.statements, transactionOptions(req.body));
+      const results = await gateway.transaction(target, req.body.statements, transactionOptions(req.body), {}, clientGone(reply));
       return { results: results.map((r) => execution(last(r))) };
     });
   }

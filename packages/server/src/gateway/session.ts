@@ -88,6 +88,9 @@ function arrayLiteral(values: readonly unknown[]): string {
 
 export class Session {
   readonly #socket: net.Socket;
+  readonly #socketPath: string;
+  /** The backend's cancel key (BackendKeyData), for abort(). */
+  #cancelKey: { pid: number; secret: number } | undefined;
   readonly #queue: Pending[] = [];
   #status = "I";
   #closed = false;
@@ -97,15 +100,17 @@ export class Session {
   /** When the pool last handed this session back (for idle timeouts). */
   idleSince = 0;
 
-  private constructor(socket: net.Socket) {
+  private constructor(socket: net.Socket, socketPath: string) {
     this.#socket = socket;
+    this.#socketPath = socketPath;
   }
 
   /** Connect over the instance's unix socket and log in (peer authentication). */
   static connect(endpoint: InstanceEndpoint, startup: Record<string, string>): Promise<Session> {
     return new Promise((resolve, reject) => {
-      const socket = net.connect(path.join(endpoint.socketDir, `.s.PGSQL.${endpoint.port}`));
-      const session = new Session(socket);
+      const socketPath = path.join(endpoint.socketDir, `.s.PGSQL.${endpoint.port}`);
+      const socket = net.connect(socketPath);
+      const session = new Session(socket, socketPath);
       let ready = false;
       const fail = (err: Error) => {
         if (ready) return;
@@ -120,6 +125,10 @@ export class Session {
         if (msg instanceof DatabaseError) return fail(msg);
         if (msg.name.startsWith("authentication") && msg.name !== "authenticationOk") {
           return fail(new Error(`the instance asked the gateway for a password (${msg.name}); gateway connections use peer authentication`));
+        }
+        if (msg.name === "backendKeyData") {
+          const key = msg as unknown as { processID: number; secretKey: number };
+          session.#cancelKey = { pid: key.processID, secret: key.secretKey };
         }
         if (msg.name === "readyForQuery") {
           ready = true;
@@ -195,6 +204,24 @@ export class Session {
   destroy(): void {
     this.#closed = true;
     this.#socket.destroy();
+  }
+
+  /**
+   * Stop whatever this session runs now and drop it: a CancelRequest (as psql
+   * sends on Ctrl+C) ends the statement at once, where a closed socket alone is
+   * noticed only at the next client_connection_check_interval. The session is
+   * never reused afterwards, so the cancel cannot reach another request's
+   * statement, however late it arrives.
+   */
+  abort(): void {
+    if (this.#closed) return;
+    const key = this.#cancelKey;
+    if (key) {
+      const c = net.connect(this.#socketPath);
+      c.on("error", () => undefined);
+      c.end(serialize.cancel(key.pid, key.secret));
+    }
+    this.destroy();
   }
 
   #expect(sink: RowSink | undefined): Promise<RawResult[]> {
