@@ -448,6 +448,28 @@ describe("ccp db connect in a terminal (tmux)", { skip: tmux === true ? false : 
     pane.close();
   });
 
+  it("Ctrl+C while a statement runs cancels it (as psql does) and the shell carries on", async () => {
+    // How many statements run pg_sleep(25) right now, asked through the gateway on another connection.
+    const sleeping = async () => {
+      const r = await ccpd.ccp(["db", "exec", "--json", "SELECT count(*)::int AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT pg_sleep(25)%'"], { cwd: project });
+      assert.equal(r.code, 0, r.stderr);
+      return (JSON.parse(r.stdout) as { rows: { n: number }[] }).rows[0]?.n;
+    };
+    const pane = term.open(project);
+    await pane.idle();
+    // 25 s is under the gateway's 30 s statement timeout and over waitFor's 20 s: only the cancel ends it in time.
+    pane.line("SELECT pg_sleep(25);");
+    await waitFor("the sleep to run", async () => ((await sleeping()) === 1 ? true : undefined));
+    pane.keys("C-c");
+    const screen = await pane.waitForText("✗ canceling statement due to user request");
+    assert.ok(screen.includes("› SELECT pg_sleep(25);\n^CCancel request sent\n✗ canceling statement due to user request"), screen);
+    await pane.idle();
+    await waitFor("the sleep to stop", async () => ((await sleeping()) === 0 ? true : undefined), 10_000);
+    pane.line("SELECT 'after the cancel' AS x;");
+    await pane.waitForText("after the cancel\n(1 row)");
+    pane.close();
+  });
+
   it("Ctrl+D exits", async () => {
     const pane = term.open(project);
     await pane.idle();

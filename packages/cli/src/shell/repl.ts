@@ -59,7 +59,8 @@ export async function runScript(session: Session, input: NodeJS.ReadableStream =
 /**
  * The interactive shell on a terminal, with node:readline doing the line
  * editing: arrows, history (kept per database between sessions), Ctrl+C
- * (clears the input, or quits on an empty one), Ctrl+D (quits).
+ * (cancels a running statement, clears the input, or quits on an empty one),
+ * Ctrl+D (quits).
  */
 export async function runInteractive(session: Session, options: { out: Output; header: HeaderInfo; env?: NodeJS.ProcessEnv }): Promise<ExitCode> {
   const { out } = options;
@@ -93,7 +94,11 @@ export async function runInteractive(session: Session, options: { out: Output; h
     rl.prompt();
   };
   rl.on("SIGINT", () => {
-    if (busy) return; // the gateway has no cancel over HTTP; let the statement finish
+    if (busy) {
+      // As psql: Ctrl+C while a statement runs cancels it; the statement's outcome reports it.
+      if (session.cancel()) process.stdout.write("^CCancel request sent\n");
+      return;
+    }
     if (rl.line === "" && !splitter.pending) {
       closing = true;
       process.stdout.write("\n");

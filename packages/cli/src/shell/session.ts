@@ -47,6 +47,8 @@ export class Session {
   /** The Postgres database chosen with `\c`; undefined: the target's. */
   #database: string | undefined;
   #databaseName: string;
+  /** The request in flight, if any: cancel() aborts it. */
+  #inflight: AbortController | undefined;
 
   constructor(options: SessionOptions) {
     this.#o = options;
@@ -107,9 +109,31 @@ export class Session {
     return { expanded: this.#expanded, timing: this.#timing, columns: this.#o.columns(), dim: (t) => this.#o.out.style("dim", t) };
   }
 
-  #exec(sql: string, database = this.#database) {
+  /**
+   * Ctrl+C while a statement runs: abort its HTTP request. ccpd sees the client
+   * go and cancels the statement (gateway/routes.ts clientGone). False when idle.
+   */
+  cancel(): boolean {
+    if (!this.#inflight) return false;
+    this.#inflight.abort();
+    return true;
+  }
+
+  async #exec(sql: string, database = this.#database) {
     const target: ExecTarget = database === undefined ? this.#o.target : { ...this.#o.target, database };
-    return execSql(target, sql);
+    const inflight = new AbortController();
+    this.#inflight = inflight;
+    try {
+      return await execSql(target, sql, { fetch: (url, init) => fetch(url, { ...init, signal: inflight.signal }) });
+    } catch (err) {
+      if (!inflight.signal.aborted) throw err;
+      throw new CliError("canceled", "canceling statement due to user request", {
+        hint: "ccpd stopped the statement if it was still running; one that had already finished keeps its effects.",
+        exitCode: EXIT.sqlError,
+      });
+    } finally {
+      this.#inflight = undefined;
+    }
   }
 
   async #rows(sql: string): Promise<ExecuteResult<Row>> {
