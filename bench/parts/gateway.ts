@@ -56,6 +56,9 @@ async function startFloor(answer: string): Promise<{ url: string; close(): Promi
   return { url: `http://127.0.0.1:${port}/query`, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }
 
+/** One concurrency's rows: ccp, pgbench, postgres-meta, the bare HTTP hop. */
+type Rows = [ccp: Summary, pgbench: Summary, meta: Summary, hop: Summary];
+
 interface Summary {
   /** Completed requests (transactions) per second. */
   readonly rate: number;
@@ -178,7 +181,8 @@ export async function gatewayPart({ duration }: PartOptions): Promise<void> {
     if (JSON.stringify(viaCcp.rows) !== expected) throw new Error(`ccp answered ${JSON.stringify(viaCcp)}`);
     if (JSON.stringify(viaMeta) !== expected) throw new Error(`postgres-meta answered ${JSON.stringify(viaMeta)}`);
     floor = await startFloor(JSON.stringify(viaCcp));
-    const floorLoad = (connections: number, seconds: number): HttpLoad => ({ ...ccpLoad(connections, seconds), url: (floor as { url: string }).url });
+    const floorUrl = floor.url;
+    const floorLoad = (connections: number, seconds: number): HttpLoad => ({ ...ccpLoad(connections, seconds), url: floorUrl });
 
     // Warm-up: JIT, pools, the table in shared buffers; not recorded.
     const warm = Math.min(WARMUP_SECONDS, duration);
@@ -187,8 +191,7 @@ export async function gatewayPart({ duration }: PartOptions): Promise<void> {
     await httpRun(wrk, META, metaLoad(16, warm));
     await httpRun(wrk, FLOOR, floorLoad(16, warm));
 
-    /** Per concurrency: ccp, pgbench, postgres-meta, the bare HTTP hop. */
-    const results = new Map<number, [Summary, Summary, Summary, Summary]>();
+    const results = new Map<number, Rows>();
     for (const c of CONCURRENCY) {
       const ccp = await httpRun(wrk, CCP, ccpLoad(c, duration));
       const bench = await pgbenchRun(socketDir, port, work, c, duration);
@@ -202,7 +205,7 @@ export async function gatewayPart({ duration }: PartOptions): Promise<void> {
     console.log(`${duration} s per row after a ${warm} s warm-up; HTTP rows: ${await wrkVersion(wrk)} (C, like pgbench), keep-alive,`);
     console.log("one request in flight per connection, -t 2 (-t 1 at concurrency 1); latency: every completed request (HTTP: wrk's histogram; pgbench: its -l log, µs)\n");
     for (const c of CONCURRENCY) {
-      const [ccp, bench, peer, hop] = results.get(c) as [Summary, Summary, Summary, Summary];
+      const [ccp, bench, peer, hop] = results.get(c) as Rows;
       const row = (label: string, s: Summary) => ({ label, cells: [num(s.rate, 0), num(s.p50, 3), num(s.p99, 3), String(s.n)] });
       console.log(renderGrid(`concurrency ${c}`, ["req/s", "p50 ms", "p99 ms", "requests"], [row(CCP, ccp), row(PGBENCH, bench), row(META, peer), row(FLOOR, hop)]));
       console.log("");
@@ -210,16 +213,16 @@ export async function gatewayPart({ duration }: PartOptions): Promise<void> {
 
     const lines: string[] = [];
     for (const c of CONCURRENCY) {
-      const [ccp, , peer] = results.get(c) as [Summary, Summary, Summary, Summary];
+      const [ccp, , peer] = results.get(c) as Rows;
       const r = ccp.rate / peer.rate;
       lines.push(`  ccp/postgres-meta throughput, c=${c}: ${num(r, 2)}x (target ≥ ${TARGET_META_RATIO}x): ${verdict(r >= TARGET_META_RATIO)}`);
     }
     for (const c of CONCURRENCY) {
-      const [ccp, bench] = results.get(c) as [Summary, Summary, Summary, Summary];
+      const [ccp, bench] = results.get(c) as Rows;
       const r = ccp.rate / bench.rate;
       lines.push(`  ccp/pgbench throughput, c=${c}: ${num(r * 100, 1)}% (target ≥ ${TARGET_PGBENCH_RATIO * 100}%): ${verdict(r >= TARGET_PGBENCH_RATIO)}`);
     }
-    const [ccp1, bench1, , hop1] = results.get(1) as [Summary, Summary, Summary, Summary];
+    const [ccp1, bench1, , hop1] = results.get(1) as Rows;
     const gap = ccp1.p50 - bench1.p50;
     lines.push(`  ccp p50 − pgbench p50, c=1: ${num(gap, 3)} ms (target ≤ ${TARGET_P50_GAP_MS} ms): ${verdict(gap <= TARGET_P50_GAP_MS)}`);
     const bound = 1 / (1 / hop1.rate + 1 / bench1.rate);

@@ -1,6 +1,6 @@
 import net from "node:net";
-import path from "node:path";
 import { DatabaseError, parse, serialize } from "pg-protocol";
+import { backendSocketPath, sendCancelRequest } from "../runtime/backend-socket.js";
 import type { InstanceEndpoint } from "../runtime/driver.js";
 
 /**
@@ -108,7 +108,7 @@ export class Session {
   /** Connect over the instance's unix socket and log in (peer authentication). */
   static connect(endpoint: InstanceEndpoint, startup: Record<string, string>): Promise<Session> {
     return new Promise((resolve, reject) => {
-      const socketPath = path.join(endpoint.socketDir, `.s.PGSQL.${endpoint.port}`);
+      const socketPath = backendSocketPath(endpoint);
       const socket = net.connect(socketPath);
       const session = new Session(socket, socketPath);
       let ready = false;
@@ -215,12 +215,7 @@ export class Session {
    */
   abort(): void {
     if (this.#closed) return;
-    const key = this.#cancelKey;
-    if (key) {
-      const c = net.connect(this.#socketPath);
-      c.on("error", () => undefined);
-      c.end(serialize.cancel(key.pid, key.secret));
-    }
+    if (this.#cancelKey) sendCancelRequest(this.#socketPath, this.#cancelKey.pid, this.#cancelKey.secret);
     this.destroy();
   }
 

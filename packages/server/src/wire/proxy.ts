@@ -1,10 +1,10 @@
 import { randomBytes, randomInt } from "node:crypto";
 import net, { type Socket } from "node:net";
-import path from "node:path";
 import tls from "node:tls";
 import { serialize } from "pg-protocol";
 import type { Catalog } from "../catalog/catalog.js";
 import type { Logger } from "../databases/service.js";
+import { backendSocketPath, sendCancelRequest } from "../runtime/backend-socket.js";
 import type { RuntimeDriver } from "../runtime/driver.js";
 import {
   authenticationOk,
@@ -259,7 +259,7 @@ export class WireProxy {
     let database = params.get("database") || row.database_name;
     if (database === user) database = row.database_name; // libpq defaults the database to the user name
     const endpoint = this.#o.driver.endpoint(id);
-    const socketPath = path.join(endpoint.socketDir, `.s.PGSQL.${endpoint.port}`);
+    const socketPath = backendSocketPath(endpoint);
     let backend: Socket;
     try {
       backend = await connectUnix(socketPath);
@@ -349,10 +349,8 @@ export class WireProxy {
   #cancel(pid: number, secret: Buffer): void {
     const target = this.#cancelKeys.get(`${pid}:${secret.toString("hex")}`);
     if (!target) return;
-    const s = net.connect(target.socketPath);
-    s.on("error", () => undefined);
     // Backends are started on protocol 3.0, so their secret is always 4 bytes.
-    s.end(serialize.cancel(target.pid, target.secret.readInt32BE(0)));
+    sendCancelRequest(target.socketPath, target.pid, target.secret.readInt32BE(0));
   }
 }
 
