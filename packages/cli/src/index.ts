@@ -333,8 +333,22 @@ function program(result: { code: number }): Command {
   return ccp;
 }
 
+/**
+ * The reader went away (`ccp db list | head -1`): stop quietly, as Unix tools
+ * do, instead of an unhandled EPIPE. Exit 0 like `yes | head` from a shell's
+ * view: the output that was wanted was delivered.
+ */
+export function exitQuietlyOnClosedPipe(stream: NodeJS.WriteStream): void {
+  stream.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code === "EPIPE" || err.code === "ERR_STREAM_DESTROYED") process.exit(0);
+    throw err;
+  });
+}
+
 /** Run the CLI; resolves to the process exit code. */
 export async function main(argv: string[]): Promise<number> {
+  exitQuietlyOnClosedPipe(process.stdout);
+  exitQuietlyOnClosedPipe(process.stderr);
   const result = { code: EXIT.ok as number };
   const out = new Output();
   try {

@@ -1,4 +1,7 @@
-import type { GatewaySettings } from "./gateway/gateway.js";
+import { DEFAULT_HTTP_LIMITS, type HttpLimits } from "./api/http-limits.js";
+import { CcpError } from "./errors.js";
+import { DEFAULT_GATEWAY_SETTINGS, type GatewaySettings } from "./gateway/gateway.js";
+import { TENANT_CONNECTION_SLOTS } from "./runtime/process/template.js";
 import os from "node:os";
 import path from "node:path";
 
@@ -22,6 +25,8 @@ export interface ServerOptions {
   backupRetentionDays?: number;
   /** archive_timeout in seconds: the most an idle-but-written database can lose. */
   archiveTimeoutS?: number;
+  /** HTTP header/body/keep-alive timeouts and the bound on connections without a complete request. */
+  http?: Partial<HttpLimits>;
 }
 
 export interface ServerConfig {
@@ -39,6 +44,7 @@ export interface ServerConfig {
   readonly wireMaxConnections: number;
   /** A wire client must finish start-up and authentication within this many ms. */
   readonly wireStartupTimeoutMs: number;
+  readonly http: HttpLimits;
   readonly backups: { readonly dailyAt: string | undefined; readonly retentionDays: number; readonly archiveTimeoutS: number };
   readonly env: NodeJS.ProcessEnv;
 }
@@ -50,6 +56,16 @@ export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 export function resolveServerConfig(options: ServerOptions = {}, env: NodeJS.ProcessEnv = process.env): ServerConfig {
+  const wireMaxConnections = options.wireMaxConnections ?? 50;
+  const poolSize = DEFAULT_GATEWAY_SETTINGS.poolSize;
+  if (wireMaxConnections + poolSize > TENANT_CONNECTION_SLOTS) {
+    // The gateway's pool and the wire sessions share the instance's connection slots; together they must fit.
+    throw new CcpError(
+      "invalid_request",
+      `--wire-max-connections ${wireMaxConnections} is too high: with the SQL-over-HTTP gateway's ${poolSize} connections it exceeds the ${TENANT_CONNECTION_SLOTS} connections each database accepts from clients.`,
+      { hint: `Use at most ${TENANT_CONNECTION_SLOTS - poolSize}.` },
+    );
+  }
   return Object.freeze({
     dataDir: path.resolve(options.dataDir ?? defaultDataDir(env)),
     port: options.port ?? 7070,
@@ -60,8 +76,9 @@ export function resolveServerConfig(options: ServerOptions = {}, env: NodeJS.Pro
     instanceUser: env["CCP_INSTANCE_USER"] || "ccp",
     gateway: Object.freeze({ ...(options.statementTimeoutMs === undefined ? {} : { statementTimeoutMs: options.statementTimeoutMs }) }),
     tls: options.tlsCert && options.tlsKey ? Object.freeze({ certFile: options.tlsCert, keyFile: options.tlsKey }) : undefined,
-    wireMaxConnections: options.wireMaxConnections ?? 50,
+    wireMaxConnections,
     wireStartupTimeoutMs: 10_000,
+    http: Object.freeze({ ...DEFAULT_HTTP_LIMITS, ...options.http }),
     backups: Object.freeze({
       dailyAt: options.backupAt === "off" ? undefined : (options.backupAt ?? "00:00"),
       retentionDays: options.backupRetentionDays ?? 7,

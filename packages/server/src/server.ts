@@ -188,7 +188,7 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
     await adminAuth.load();
     const pitr = (ref: string, time: string, name: string) =>
       restoreToPointInTime({ databases, backups, driver, retentionDays: config.backups.retentionDays }, ref, time, name);
-    const app = await createApp({ databases, backups, pitr, adminAuth, gateway, domain: config.domain, version: VERSION, loggerInstance: log });
+    const app = await createApp({ databases, backups, pitr, adminAuth, gateway, domain: config.domain, version: VERSION, loggerInstance: log, httpLimits: config.http });
     await app.listen({ port: config.port, host: config.listen });
     cleanups.push(() => app.close());
     scheduler?.start();

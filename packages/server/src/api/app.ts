@@ -1,4 +1,5 @@
 import swagger from "@fastify/swagger";
+import { Ajv } from "ajv";
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from "fastify";
 import type { DatabaseService } from "../databases/service.js";
 import { CcpError, isCcpError, type ErrorCode } from "../errors.js";
@@ -7,6 +8,7 @@ import type { Gateway } from "../gateway/gateway.js";
 import { neonRoutes } from "../gateway/neon.js";
 import { gatewayRoutes } from "../gateway/routes.js";
 import type { AdminAuth } from "./admin-auth.js";
+import { DEFAULT_HTTP_LIMITS, httpServerOptions, limitPendingConnections, type HttpLimits } from "./http-limits.js";
 import { databaseAdminRoutes } from "./routes/database-admin.js";
 import { backupRoutes } from "./routes/backups.js";
 import { databaseRoutes } from "./routes/databases.js";
@@ -24,6 +26,8 @@ export interface AppDeps {
   readonly loggerInstance?: FastifyBaseLogger;
   /** Largest request body accepted, in bytes. */
   readonly bodyLimit?: number;
+  /** Header, body and keep-alive timeouts; the bound on connections without a complete request. */
+  readonly httpLimits?: HttpLimits;
 }
 
 const CODE_BY_STATUS: Record<number, ErrorCode> = {
@@ -48,16 +52,30 @@ function toCcpError(err: FastifyError | Error): CcpError {
   return new CcpError("internal", "Internal error in ccpd; see its log for details.");
 }
 
+/**
+ * Two validators. Query strings, path parameters and headers are text, so their
+ * values are coerced to the schema's types (?show_secrets=true). JSON bodies
+ * already carry types: `{"sql": ["select 1"]}` or `{"query": null}` is a wrong
+ * type, never silently turned into a string. Neither drops unknown properties
+ * (a typo in a field name is an error).
+ */
+const textValidator = new Ajv({ coerceTypes: "array", useDefaults: true, removeAdditional: false, allErrors: false, strict: false });
+const bodyValidator = new Ajv({ coerceTypes: false, useDefaults: true, removeAdditional: false, allErrors: false, strict: false });
+
 /** ccpd's HTTP app: the control-plane API (and, later, the SQL gateway). */
 export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
+  const limits = deps.httpLimits ?? DEFAULT_HTTP_LIMITS;
   const app = Fastify({
     // Per-request lines are logged at info; ccpd's log keeps warnings and errors from the HTTP layer.
     ...(deps.loggerInstance ? { loggerInstance: deps.loggerInstance.child({}, { level: "warn" }) } : { logger: false }),
     bodyLimit: deps.bodyLimit ?? 1024 * 1024,
-    // Reject unknown properties (a typo in a field name is an error, not silently dropped).
-    // Fastify's type coercion stays on: query strings (?show_secrets=true) need it.
-    ajv: { customOptions: { removeAdditional: false } },
+    // A request whose headers or body never arrive is closed (http-limits.ts); Fastify sets these two itself.
+    http: httpServerOptions(limits),
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
   });
+  limitPendingConnections(app.server, limits.maxPendingConnections);
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === "body" ? bodyValidator : textValidator).compile(schema));
 
   await app.register(swagger, {
     openapi: {

@@ -105,8 +105,22 @@ export class Catalog {
     return rows;
   }
 
+  /**
+   * A database by id or by name: the id wins, deterministically, should a row
+   * ever carry another database's id as its name (names of that shape are
+   * refused, but rows from before that rule may exist).
+   */
   async findDatabase(ref: string): Promise<DatabaseRow | undefined> {
-    const { rows } = await this.#pool.query<DatabaseRow>("SELECT * FROM ccp.databases WHERE id = $1 OR name = $1 LIMIT 1", [ref]);
+    const { rows } = await this.#pool.query<DatabaseRow>(
+      "SELECT * FROM ccp.databases WHERE id = $1 OR name = $1 ORDER BY (id = $1) DESC, created_at LIMIT 1",
+      [ref],
+    );
+    return rows[0];
+  }
+
+  /** A database by id only: what the data plane (gateway, wire endpoint) resolves. */
+  async findDatabaseById(id: string): Promise<DatabaseRow | undefined> {
+    const { rows } = await this.#pool.query<DatabaseRow>("SELECT * FROM ccp.databases WHERE id = $1", [id]);
     return rows[0];
   }
 

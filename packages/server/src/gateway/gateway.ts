@@ -7,7 +7,7 @@ import { GatewayPools } from "./pools.js";
 import type { Session } from "./session.js";
 
 export interface GatewaySettings {
-  /** Server connections per database kept by the gateway. */
+  /** Server connections the gateway keeps per instance (all its databases and roles together). */
   readonly poolSize: number;
   /** Default statement_timeout of gateway sessions, in ms. */
   readonly statementTimeoutMs: number;
@@ -43,7 +43,9 @@ export interface TransactionOptions {
 
 const CACHE_MS = 1_000;
 /** SQLSTATEs meaning the server is going away or not yet up: 503, retry. */
-const UNAVAILABLE_SQLSTATES = new Set(["57P01", "57P02", "57P03", "08006", "08001", "08003"]);
+const UNAVAILABLE_SQLSTATES = new Set(["57P01", "57P02", "57P03", "08006", "08001", "08003", "53300"]);
+/** too_many_connections: the instance's (or its database's, or role's) connection limit is reached. */
+const TOO_MANY_CONNECTIONS = "53300";
 
 /**
  * The SQL-over-HTTP data plane: resolves a database, checks its token in
@@ -70,8 +72,7 @@ export class Gateway {
     const hit = this.#rows.get(id);
     if (hit && Date.now() - hit.at < CACHE_MS) return hit.row;
     const generation = this.#generation.get(id) ?? 0;
-    const row = await this.#catalog.findDatabase(id);
-    const found = row?.id === id ? row : undefined; // ids only here, never names
+    const found = await this.#catalog.findDatabaseById(id); // ids only here, never names
     if ((this.#generation.get(id) ?? 0) === generation) this.#rows.set(id, { row: found, at: Date.now() });
     return found;
   }
@@ -144,6 +145,12 @@ export class Gateway {
 
   #mapError(err: unknown, target: Target, extra: Record<string, unknown> = {}): Error {
     if (err instanceof CcpError) return err;
+    if (isDatabaseError(err) && err.code === TOO_MANY_CONNECTIONS) {
+      // The server is busy, not the request wrong: 503 + Retry-After, as for a database that is starting.
+      return new CcpError("not_ready", `Database ${target.row.id} has no free connection slot right now (${err.message}).`, {
+        hint: "Retry shortly; close idle wire connections, or raise the database's CONNECTION LIMIT if you lowered it.",
+      });
+    }
     if (isDatabaseError(err) && !UNAVAILABLE_SQLSTATES.has(err.code ?? "")) return new PostgresQueryError(err, extra);
     const code = (err as NodeJS.ErrnoException).code;
     if (isDatabaseError(err) || code === "ECONNREFUSED" || code === "ENOENT" || code === "ECONNRESET" || /Connection terminated/i.test((err as Error).message)) {
@@ -198,11 +205,33 @@ export class Gateway {
  * the connection, so refuse it here (Postgres text cannot hold NUL anyway).
  */
 function checkStatement(stmt: Statement, index?: number): void {
+  const details = index === undefined ? {} : { details: { statement_index: index } };
   if (stmt.sql.includes("\u0000")) {
-    throw new CcpError("invalid_request", "SQL text cannot contain NUL (\\u0000) characters.", {
-      ...(index === undefined ? {} : { details: { statement_index: index } }),
+    throw new CcpError("invalid_request", "SQL text cannot contain NUL (\\u0000) characters.", details);
+  }
+  if (stmt.params && nestingDepth(stmt.params, MAX_PARAM_DEPTH) > MAX_PARAM_DEPTH) {
+    throw new CcpError("invalid_request", `params are nested more than ${MAX_PARAM_DEPTH} levels deep.`, {
+      ...details,
+      hint: "Send deeply nested values as a JSON string parameter (e.g. $1::jsonb with JSON.stringify(value)).",
     });
   }
+}
+
+/** Deeper than any array dimension Postgres accepts (6) or a sane JSON document; encoding recurses, so it is bounded. */
+export const MAX_PARAM_DEPTH = 64;
+
+/** Depth of nested arrays/objects in a JSON value, counted without recursion; stops counting past `limit`. */
+export function nestingDepth(value: unknown, limit: number): number {
+  let deepest = 0;
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop() as [unknown, number];
+    if (v === null || typeof v !== "object") continue;
+    if (depth > deepest) deepest = depth;
+    if (deepest > limit) return deepest;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return deepest;
 }
 
 function beginStatement(o: TransactionOptions): string {

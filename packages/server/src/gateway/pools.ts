@@ -2,7 +2,11 @@ import type { InstanceEndpoint } from "../runtime/driver.js";
 import { Session } from "./session.js";
 
 export interface PoolSettings {
-  /** Server connections per (instance, database) kept by the gateway. */
+  /**
+   * Server connections the gateway keeps to one instance, all its databases and
+   * roles together: with the wire endpoint's limit, what an instance accepts
+   * (see config.ts) is never exceeded by ccp's own pools.
+   */
   readonly size: number;
   readonly statementTimeoutMs: number;
   readonly idleTimeoutMs: number;
@@ -25,36 +29,61 @@ function startupOptions(s: PoolSettings): string {
 }
 
 /**
- * Sessions of one (instance, database, role): at most `size`, idle ones reused
- * last-in first-out (the warmest backend), waiters served in arrival order.
- * Written here rather than pg.Pool because it pools our Session (session.ts).
+ * The gateway's connection slots to one instance, shared by its pools (one per
+ * database and role). A pool that finds them all taken takes an idle session of
+ * a sibling pool, or waits; a slot freed by one pool serves a sibling's waiter.
+ */
+class InstanceSlots {
+  open = 0;
+  readonly pools = new Set<SessionPool>();
+  constructor(readonly size: number) {}
+
+  /** Close one idle session of another pool to make room; false when none is idle. */
+  reclaimIdle(except: SessionPool): boolean {
+    for (const pool of this.pools) if (pool !== except && pool.dropOneIdle()) return true;
+    return false;
+  }
+
+  /** A slot freed up: give it to the first pool with a waiter. */
+  serveWaiter(): void {
+    for (const pool of this.pools) if (pool.serveWaiter()) return;
+  }
+}
+
+/**
+ * Sessions of one (instance, database, role), idle ones reused last-in
+ * first-out (the warmest backend), waiters served in arrival order; the number
+ * open is bounded by the instance's slots. Written here rather than pg.Pool
+ * because it pools our Session (session.ts).
  */
 export class SessionPool {
   readonly #endpoint: InstanceEndpoint;
   readonly #startup: Record<string, string>;
-  readonly #size: number;
+  readonly #slots: InstanceSlots;
   readonly #idle: Session[] = [];
   readonly #waiters: { resolve(s: Session): void; reject(err: Error): void }[] = [];
   #open = 0;
   #ended = false;
 
-  constructor(endpoint: InstanceEndpoint, startup: Record<string, string>, size: number) {
+  constructor(endpoint: InstanceEndpoint, startup: Record<string, string>, slots: InstanceSlots) {
     this.#endpoint = endpoint;
     this.#startup = startup;
-    this.#size = size;
+    this.#slots = slots;
+    slots.pools.add(this);
   }
 
   acquire(): Promise<Session> {
     if (this.#ended) return Promise.reject(new Error("the gateway pool is closed"));
     for (let s = this.#idle.pop(); s; s = this.#idle.pop()) {
       if (!s.closed) return Promise.resolve(s);
-      this.#open--;
+      this.#closed();
     }
-    if (this.#open < this.#size) {
+    if (this.#slots.open < this.#slots.size || this.#slots.reclaimIdle(this)) {
       this.#open++;
+      this.#slots.open++;
       return Session.connect(this.#endpoint, this.#startup).catch((err: Error) => {
-        this.#open--;
-        this.#serveWaiter();
+        this.#closed();
+        this.#slots.serveWaiter();
         throw err;
       });
     }
@@ -64,23 +93,48 @@ export class SessionPool {
   /** Reset the session (session.settle) and hand it to the next waiter or the idle list; drop it when it cannot be reset. */
   async release(session: Session, broken: boolean): Promise<void> {
     const clean = !broken && !this.#ended && (await session.settle());
-    if (!clean) {
+    const waiter = clean ? this.#waiters.shift() : undefined;
+    if (waiter) return waiter.resolve(session);
+    if (!clean || this.#siblingWaits()) {
+      // Unusable, or a sibling pool of the instance is waiting for a slot: free this one.
       session.destroy();
-      this.#open--;
-      this.#serveWaiter();
+      this.#closed();
+      this.#slots.serveWaiter();
       return;
     }
-    const waiter = this.#waiters.shift();
-    if (waiter) return waiter.resolve(session);
     session.idleSince = Date.now();
     this.#idle.push(session);
   }
 
-  /** A slot freed up: open a session for the longest waiter. */
-  #serveWaiter(): void {
+  #siblingWaits(): boolean {
+    for (const pool of this.#slots.pools) if (pool !== this && pool.waiting) return true;
+    return false;
+  }
+
+  #closed(): void {
+    this.#open--;
+    this.#slots.open--;
+  }
+
+  get waiting(): boolean {
+    return this.#waiters.length > 0;
+  }
+
+  /** Open a session for the longest waiter, if any; true when there was one. */
+  serveWaiter(): boolean {
     const waiter = this.#waiters.shift();
-    if (!waiter) return;
+    if (!waiter) return false;
     this.acquire().then(waiter.resolve, waiter.reject);
+    return true;
+  }
+
+  /** Close one idle session (a sibling pool needs the slot); false when none is idle. */
+  dropOneIdle(): boolean {
+    const s = this.#idle.shift(); // the coldest
+    if (!s) return false;
+    s.destroy();
+    this.#closed();
+    return true;
   }
 
   /** Close sessions idle for longer than `ms`. */
@@ -90,7 +144,7 @@ export class SessionPool {
       if (now - s.idleSince >= ms || s.closed) {
         this.#idle.splice(i, 1);
         s.destroy();
-        this.#open--;
+        this.#closed();
       }
     }
   }
@@ -101,7 +155,11 @@ export class SessionPool {
 
   end(): void {
     this.#ended = true;
-    for (const s of this.#idle.splice(0)) s.destroy();
+    this.#slots.pools.delete(this);
+    for (const s of this.#idle.splice(0)) {
+      s.destroy();
+      this.#closed();
+    }
     for (const w of this.#waiters.splice(0)) w.reject(new Error("the gateway pool is closed"));
   }
 }
@@ -109,6 +167,7 @@ export class SessionPool {
 /** One SessionPool per (instance, database, role), connecting over the instance's unix socket. */
 export class GatewayPools {
   readonly #pools = new Map<string, SessionPool>();
+  readonly #slots = new Map<string, InstanceSlots>();
   readonly #settings: PoolSettings;
   readonly #timer: NodeJS.Timeout;
 
@@ -122,7 +181,9 @@ export class GatewayPools {
     const key = `${id}\u0000${database}\u0000${user}`;
     let pool = this.#pools.get(key);
     if (!pool) {
-      pool = new SessionPool(endpoint, { user, database, options: startupOptions(this.#settings) }, this.#settings.size);
+      let slots = this.#slots.get(id);
+      if (!slots) this.#slots.set(id, (slots = new InstanceSlots(this.#settings.size)));
+      pool = new SessionPool(endpoint, { user, database, options: startupOptions(this.#settings) }, slots);
       this.#pools.set(key, pool);
     }
     return pool;
@@ -131,8 +192,12 @@ export class GatewayPools {
   #sweep(): void {
     for (const [key, pool] of this.#pools) {
       pool.sweep(this.#settings.idleTimeoutMs);
-      if (pool.empty) this.#pools.delete(key);
+      if (pool.empty) {
+        this.#pools.delete(key);
+        pool.end();
+      }
     }
+    for (const [id, slots] of this.#slots) if (slots.pools.size === 0 && slots.open <= 0) this.#slots.delete(id);
   }
 
   /** Close every pool of an instance (destroy, restore, stop). */
@@ -143,6 +208,7 @@ export class GatewayPools {
         pool.end();
       }
     }
+    this.#slots.delete(id);
     await Promise.resolve();
   }
 

@@ -235,7 +235,7 @@ export class WireProxy {
     const serverFinal = await this.#authenticate(client, reader, verifier, user);
     if (!known) throw new ClientError({ severity: "FATAL", code: "28P01", message: `password authentication failed for user "${user}"` });
 
-    const row = await this.#o.catalog.findDatabase(id);
+    const row = await this.#o.catalog.findDatabaseById(id);
     if (!row || row.status !== "ready" || this.#o.driver.state(id) !== "running") {
       throw new ClientError({ severity: "FATAL", code: "57P03", message: `database ${id} is not ready`, hint: "Retry shortly." });
     }

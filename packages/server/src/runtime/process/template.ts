@@ -13,6 +13,15 @@ const execFileAsync = promisify(execFile);
 export const ADMIN_ROLE = "ccp_admin";
 export const TENANT_ROLE = "clusterbase";
 export const TENANT_DATABASE = "default";
+/** max_connections of every instance (POSTGRESQL_CONF below). */
+export const INSTANCE_MAX_CONNECTIONS = 100;
+/**
+ * Connections an instance takes from clients: the wire endpoint's sessions and
+ * the gateway's pool together. The rest is ccp's: superuser_reserved_connections
+ * (3, Postgres' default) and headroom for ccp's own admin sessions (status,
+ * backups, roles), so a full instance never locks ccp out.
+ */
+export const TENANT_CONNECTION_SLOTS = INSTANCE_MAX_CONNECTIONS - 3 - 7;
 const READY_MARKER = ".ccp-template-ready";
 
 /**
@@ -24,7 +33,7 @@ const POSTGRESQL_CONF = `
 listen_addresses = ''
 unix_socket_permissions = 0700
 shared_buffers = 64MB
-max_connections = 100
+max_connections = ${INSTANCE_MAX_CONNECTIONS}
 huge_pages = off
 password_encryption = scram-sha-256
 lc_messages = 'C'
