@@ -11,6 +11,7 @@ import { ensureWrk, runHttpLoad, type HttpLoad } from "../lib/http-load.ts";
 import { api } from "../lib/api.ts";
 import type { PartOptions } from "../lib/part.ts";
 import { runPgbench } from "../lib/pgbench.ts";
+import { retrying } from "../lib/retry.ts";
 import { installPostgresMeta, PG_META_VERSION, PostgresMeta } from "../lib/postgres-meta.ts";
 import { percentile } from "../lib/stats.ts";
 import { renderGrid } from "../lib/table.ts";
@@ -186,17 +187,24 @@ export async function gatewayPart({ duration }: PartOptions): Promise<void> {
 
     // Warm-up: JIT, pools, the table in shared buffers; not recorded.
     const warm = Math.min(WARMUP_SECONDS, duration);
-    await httpRun(wrk, CCP, ccpLoad(16, warm));
-    await pgbenchRun(socketDir, port, work, 16, warm);
-    await httpRun(wrk, META, metaLoad(16, warm));
-    await httpRun(wrk, FLOOR, floorLoad(16, warm));
+    // A warm-up that fails on a loaded machine is retried; it only warms up, so it never ends the bench.
+    await retrying("warm-up ccp", () => httpRun(wrk, CCP, ccpLoad(16, warm)));
+    await retrying("warm-up pgbench", () => pgbenchRun(socketDir, port, work, 16, warm));
+    await retrying("warm-up postgres-meta", () => httpRun(wrk, META, metaLoad(16, warm)));
+    await retrying("warm-up node:http", () => httpRun(wrk, FLOOR, floorLoad(16, warm)));
+    /** A measured row is retried (3 attempts) before it may fail the part. */
+    const measured = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
+      const r = await retrying(what, fn);
+      if (r === undefined) throw new Error(`${what}: every attempt failed (see above)`);
+      return r;
+    };
 
     const results = new Map<number, Rows>();
     for (const c of CONCURRENCY) {
-      const ccp = await httpRun(wrk, CCP, ccpLoad(c, duration));
-      const bench = await pgbenchRun(socketDir, port, work, c, duration);
-      const peer = await httpRun(wrk, META, metaLoad(c, duration));
-      const hop = await httpRun(wrk, FLOOR, floorLoad(c, duration));
+      const ccp = await measured(`ccp c=${c}`, () => httpRun(wrk, CCP, ccpLoad(c, duration)));
+      const bench = await measured(`pgbench c=${c}`, () => pgbenchRun(socketDir, port, work, c, duration));
+      const peer = await measured(`postgres-meta c=${c}`, () => httpRun(wrk, META, metaLoad(c, duration)));
+      const hop = await measured(`node:http c=${c}`, () => httpRun(wrk, FLOOR, floorLoad(c, duration)));
       results.set(c, [ccp, bench, peer, hop]);
     }
 
