@@ -5,6 +5,7 @@
 import { parseArgs } from "node:util";
 import type { Part } from "./lib/part.ts";
 import { backupPart } from "./parts/backup.ts";
+import { cliPart } from "./parts/cli.ts";
 import { createPart } from "./parts/create.ts";
 import { gatewayPart } from "./parts/gateway.ts";
 import { wirePart } from "./parts/wire.ts";
@@ -14,6 +15,7 @@ const PARTS: Readonly<Record<string, Part>> = {
   gateway: gatewayPart,
   wire: wirePart,
   backup: backupPart,
+  cli: cliPart,
 };
 
 const { values } = parseArgs({

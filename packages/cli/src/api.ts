@@ -1,6 +1,6 @@
 import http from "node:http";
 import https from "node:https";
-import { readUserConfig, userConfigPath } from "@ccp/server";
+import { readUserConfig, userConfigPath } from "@ccp/server/client-side";
 import { CliError, EXIT } from "./errors.js";
 
 export const START_HINT = "Start it with `npm start` in the ccp repository, or `ccp server start`.";

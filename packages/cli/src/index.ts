@@ -1,4 +1,5 @@
-import { isCcpError, validateDatabaseName, validateOwnerRole, validateProvisionName, VERSION } from "@ccp/server";
+import { isCcpError, validateDatabaseName, validateOwnerRole, validateProvisionName, VERSION } from "@ccp/server/client-side";
+// Commands that pull in much (the shell, migrations, the server) are imported when they run, so the CLI starts fast.
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { ApiClient } from "./api.js";
 import {
@@ -14,23 +15,19 @@ import {
   restoreBackup,
   verifyBackup,
 } from "./commands/db/backup.js";
-import { runConnect } from "./commands/db/connect.js";
 import { createDatabase, printCreated } from "./commands/db/create.js";
 import { destroyDatabase, printDestroyed } from "./commands/db/destroy.js";
 import { databaseOption, execSql, printExec, readSql, resolveExecTarget } from "./commands/db/exec.js";
 import { getDatabase, getDatabaseWithSecrets, printInfo } from "./commands/db/info.js";
 import { listDatabases, printList } from "./commands/db/list.js";
-import { createMigration, DEFAULT_MIGRATIONS_DIR, printNewMigration, runMigrate } from "./commands/db/migrate.js";
+import { DEFAULT_MIGRATIONS_DIR, parseSteps } from "./commands/db/migration-options.js";
 import { printProvisioned, provisionDatabase } from "./commands/db/provision.js";
 import { printPointInTimeRestore, restoreToPointInTime } from "./commands/db/restore.js";
 import { printPasswordReset, resetPassword } from "./commands/db/reset-password.js";
-import { parseSteps, runRollback } from "./commands/db/rollback.js";
 import { databaseStatus, printDatabaseStatus } from "./commands/db/status.js";
 import { printRotated, rotateToken } from "./commands/db/token.js";
 import { printUse, useDatabase } from "./commands/db/use.js";
 import { login, printLogin } from "./commands/login.js";
-import { runWithDatabase } from "./commands/run.js";
-import { runServer } from "./commands/server/start.js";
 import { printStatus, serverStatus } from "./commands/server/status.js";
 import { CliError, EXIT, usageError } from "./errors.js";
 import { Output } from "./output.js";
@@ -103,6 +100,7 @@ function program(result: { code: number }): Command {
       statementTimeout: number;
     }) => {
       if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw usageError("--tls-cert and --tls-key go together.", "Pass both, or neither for a self-signed certificate.");
+      const { runServer } = await import("./commands/server/start.js");
       result.code = await runServer(new Output(), {
         ...(o.dataDir ? { dataDir: o.dataDir } : {}),
         port: o.port,
@@ -130,6 +128,7 @@ function program(result: { code: number }): Command {
     .argument("<command...>", "the command and its arguments (after --)")
     .passThroughOptions()
     .action(async (command: string[]) => {
+      const { runWithDatabase } = await import("./commands/run.js");
       result.code = await runWithDatabase(command);
     });
 
@@ -234,6 +233,7 @@ function program(result: { code: number }): Command {
     .option("--token <token>", "database token (default: from .cluster/config.json; needs --db-id)")
     .addOption(databaseOption())
     .action(async (ref: string | undefined, o: { dbId?: string; token?: string; database?: string }) => {
+      const { runConnect } = await import("./commands/db/connect.js");
       result.code = await runConnect(new Output(), ref, o);
     });
 
@@ -305,6 +305,7 @@ function program(result: { code: number }): Command {
     .option("--dry-run", "list the migrations that would run; apply nothing")
     .addOption(jsonOption())
     .action(async (o: MigrateOpts) => {
+      const { runMigrate } = await import("./commands/db/migrate.js");
       result.code = await runMigrate(output(o), o);
     });
   migrate
@@ -313,9 +314,10 @@ function program(result: { code: number }): Command {
     .argument("<name>", "what it does, e.g. create_users")
     .option("--dir <path>", `migrations directory (default: ${DEFAULT_MIGRATIONS_DIR})`)
     .addOption(jsonOption())
-    .action((name: string, o: { dir?: string; json?: boolean }) => {
+    .action(async (name: string, o: { dir?: string; json?: boolean }) => {
       // Unless options are positional, commander hands --dir/--json after `new` to migrate, which defines them too.
       const parent = migrate.opts<{ dir: string; json?: boolean }>();
+      const { createMigration, printNewMigration } = await import("./commands/db/migrate.js");
       printNewMigration(output({ json: o.json ?? parent.json }), createMigration(o.dir ?? parent.dir, name));
     });
   dbTargetOptions(
@@ -327,6 +329,7 @@ function program(result: { code: number }): Command {
   )
     .addOption(jsonOption())
     .action(async (o: { dir?: string; dbId?: string; token?: string; database?: string; steps: number; json?: boolean }) => {
+      const { runRollback } = await import("./commands/db/rollback.js");
       result.code = await runRollback(output(o), o);
     });
 

@@ -1,6 +1,6 @@
 import { createInterface } from "node:readline";
 import { Writable } from "node:stream";
-import { validatePassword } from "@ccp/server";
+import { validatePassword } from "@ccp/server/client-side";
 import { CliError, EXIT, usageError } from "./errors.js";
 
 /**

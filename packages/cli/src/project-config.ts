@@ -1,6 +1,6 @@
 import { readFileSync, rmSync } from "node:fs";
 import path from "node:path";
-import { writeSecretFile, type DatabaseView } from "@ccp/server";
+import { writeSecretFile, type DatabaseView } from "@ccp/server/client-side";
 
 /** `.cluster/config.json`: the project's database and its credentials (mode 0600). */
 export interface ProjectConfig {

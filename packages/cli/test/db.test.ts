@@ -314,7 +314,7 @@ describe("ccpd lifecycle: restart, crash supervision", () => {
 
   it("refuses a second ccpd on the same data dir", async () => {
     const second = await ccpd.ccp(["server", "start", "--port", "0", "--wire-port", "0", "--data-dir", ccpd.dataDir]);
-    assert.notEqual(second.code, 0);
+    assert.equal(second.code, 5, second.stderr); // conflict, as the README's exit codes say
     assert.match(second.stderr, /Another ccpd \(pid \d+\) is already using/);
   });
 });

@@ -63,3 +63,17 @@ export class CcpError extends Error {
 export function isCcpError(err: unknown): err is CcpError {
   return err instanceof CcpError;
 }
+
+/** The JSON schema of every error answer, `{ error: { code, message, hint?, … } }` (CcpError.toJSON), for the OpenAPI document. */
+export const errorSchema = {
+  type: "object",
+  required: ["error"],
+  properties: {
+    error: {
+      type: "object",
+      required: ["code", "message"],
+      additionalProperties: true,
+      properties: { code: { type: "string" }, message: { type: "string" }, hint: { type: "string" } },
+    },
+  },
+} as const;

@@ -36,3 +36,8 @@ export function secretMatches(presented: string, storedHash: string): boolean {
   const b = Buffer.from(storedHash, "hex");
   return a.length === b.length && timingSafeEqual(a, b);
 }
+
+/** The credential of `Authorization: Bearer <credential>`, or undefined. One parser for admin keys and database tokens. */
+export function bearerToken(header: string | undefined): string | undefined {
+  return /^Bearer\s+(\S+)\s*$/i.exec(header ?? "")?.[1];
+}

@@ -9,6 +9,7 @@ import { restoreToPointInTime } from "./backups/pitr.js";
 import { BackupService } from "./backups/service.js";
 import { DirBackupStore } from "./backups/store.js";
 import { Catalog } from "./catalog/catalog.js";
+import { CcpError } from "./errors.js";
 import type { ServerConfig } from "./config.js";
 import { DatabaseService } from "./databases/service.js";
 import { Gateway } from "./gateway/gateway.js";
@@ -53,7 +54,7 @@ function lockDataDir(dataDir: string): () => void {
   if (existsSync(file)) {
     const pid = Number(readFileSync(file, "utf8").trim());
     if (pid && pid !== process.pid && isProcessAlive(pid)) {
-      throw new Error(`Another ccpd (pid ${pid}) is already using ${dataDir}. Stop it first, or pass a different --data-dir.`);
+      throw new CcpError("conflict", `Another ccpd (pid ${pid}) is already using ${dataDir}.`, { hint: "Stop it first, or pass a different --data-dir." });
     }
   }
   writeFileSync(file, `${process.pid}\n`);

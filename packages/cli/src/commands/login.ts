@@ -1,4 +1,4 @@
-import { writeUserConfig } from "@ccp/server";
+import { writeUserConfig } from "@ccp/server/client-side";
 import { ApiClient } from "../api.js";
 import { usageError } from "../errors.js";
 import type { Output } from "../output.js";

@@ -6,7 +6,9 @@
  * presentation are two columns, combining and zero-width characters none.
  */
 
-const segmenter = new Intl.Segmenter(undefined, { granularity: "grapheme" });
+// Made on first use: building a Segmenter costs ~20 ms, which `ccp --version` should not pay.
+let segmenterInstance: Intl.Segmenter | undefined;
+const segmenter = () => (segmenterInstance ??= new Intl.Segmenter(undefined, { granularity: "grapheme" }));
 
 // Combining marks (variation selectors included), and format characters such as ZWJ and ZWSP.
 const ZERO_WIDTH = /^[\p{Mn}\p{Me}\p{Cf}]$/u;
@@ -38,11 +40,11 @@ export function displayWidth(text: string): number {
   // Fast path: printable ASCII is one column per character.
   if (/^[\x20-\x7e]*$/.test(text)) return text.length;
   let width = 0;
-  for (const { segment } of segmenter.segment(text)) width += graphemeWidth(segment);
+  for (const { segment } of segmenter().segment(text)) width += graphemeWidth(segment);
   return width;
 }
 
 /** Graphemes of `text` with their widths, for cutting text to a width. */
 export function graphemes(text: string): { text: string; width: number }[] {
-  return Array.from(segmenter.segment(text), ({ segment }) => ({ text: segment, width: graphemeWidth(segment) }));
+  return Array.from(segmenter().segment(text), ({ segment }) => ({ text: segment, width: graphemeWidth(segment) }));
 }

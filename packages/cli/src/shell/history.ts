@@ -1,7 +1,7 @@
 import { chmodSync, mkdirSync, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { writeSecretFile } from "@ccp/server";
+import { writeSecretFile } from "@ccp/server/client-side";
 
 /** Lines kept per database, as readline's own default ceiling is 30. */
 export const HISTORY_SIZE = 1000;

@@ -1,6 +1,6 @@
 import type { Catalog } from "../catalog/catalog.js";
 import { CcpError } from "../errors.js";
-import { secretMatches } from "../ids.js";
+import { bearerToken, secretMatches } from "../ids.js";
 
 /** Checks `Authorization: Bearer <admin key>` against the hashed keys in the catalog. */
 export class AdminAuth {
@@ -18,7 +18,7 @@ export class AdminAuth {
   }
 
   async check(header: string | undefined): Promise<void> {
-    const key = /^Bearer\s+(\S+)\s*$/i.exec(header ?? "")?.[1];
+    const key = bearerToken(header);
     if (!key) {
       throw new CcpError("unauthorized", "Missing admin API key.", {
         hint: "Send `Authorization: Bearer <key>`; the CLI reads it from your ccp config (`ccp login --api-url URL --token KEY`).",

@@ -1,4 +1,4 @@
-import type { Logger } from "../databases/service.js";
+import type { Logger } from "../logger.js";
 import type { Catalog } from "../catalog/catalog.js";
 import type { BackupService } from "./service.js";
 
@@ -8,7 +8,6 @@ export interface ScheduleSettings {
   readonly retentionDays: number;
 }
 
-export const DEFAULT_SCHEDULE: ScheduleSettings = Object.freeze({ dailyAt: "00:00", retentionDays: 7 });
 
 /** Today's scheduled instant (UTC) for a clock reading. */
 export function scheduledInstant(now: Date, dailyAt: string): Date {

@@ -9,6 +9,7 @@ import { seal, unseal } from "../secrets.js";
 import { makeVerifier } from "../wire/scram.js";
 import { installOwnerRole, validatePassword, validateProvision } from "./roles.js";
 import { lastBackupAt, liveStatus, tenantDatabases, type LiveStatus } from "./status.js";
+import type { Logger } from "../logger.js";
 
 /** A database as the API shows it. */
 export interface DatabaseView {
@@ -59,12 +60,6 @@ export interface RestoreSource {
 export interface ProvisionInput {
   readonly owner?: unknown;
   readonly password?: unknown;
-}
-
-export interface Logger {
-  info(msg: string): void;
-  warn(msg: string): void;
-  error(msg: string): void;
 }
 
 export interface DatabaseServiceOptions {

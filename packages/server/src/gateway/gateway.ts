@@ -86,7 +86,7 @@ export class Gateway {
   /** Drop cached state and close connections of a database (destroyed, restored, token rotated). */
   async forget(id: string): Promise<void> {
     this.invalidate(id);
-    await this.#pools.forget(id);
+    this.#pools.forget(id);
   }
 
   /**
@@ -196,7 +196,7 @@ export class Gateway {
   }
 
   async close(): Promise<void> {
-    await this.#pools.close();
+    this.#pools.close();
   }
 }
 

@@ -201,7 +201,7 @@ export class GatewayPools {
   }
 
   /** Close every pool of an instance (destroy, restore, stop). */
-  async forget(id: string): Promise<void> {
+  forget(id: string): void {
     for (const [key, pool] of this.#pools) {
       if (key.startsWith(`${id}\u0000`)) {
         this.#pools.delete(key);
@@ -209,13 +209,11 @@ export class GatewayPools {
       }
     }
     this.#slots.delete(id);
-    await Promise.resolve();
   }
 
-  async close(): Promise<void> {
+  close(): void {
     clearInterval(this.#timer);
     for (const pool of this.#pools.values()) pool.end();
     this.#pools.clear();
-    await Promise.resolve();
   }
 }

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { errorSchema } from "../api/schemas.js";
-import { CcpError } from "../errors.js";
+import { CcpError, errorSchema } from "../errors.js";
+import { bearerToken } from "../ids.js";
 import { rowsAsObjects, type StatementResult } from "./execute.js";
 import type { Gateway, Statement, Target, TransactionOptions } from "./gateway.js";
 
@@ -61,7 +61,7 @@ function transactionOptions(body: TransactionBody): TransactionOptions {
 const ID_IN_HOST = /^(db-[0-9a-f]{12})\./;
 
 export function bearer(req: FastifyRequest): string | undefined {
-  return /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? "")?.[1];
+  return bearerToken(req.headers.authorization);
 }
 
 /** The database a request is for: `/v1/databases/<id>/…` or the Host `db-<hex>.<domain>[:port]`. */

@@ -3,7 +3,7 @@ import net, { type Socket } from "node:net";
 import tls from "node:tls";
 import { serialize } from "pg-protocol";
 import type { Catalog } from "../catalog/catalog.js";
-import type { Logger } from "../databases/service.js";
+import type { Logger } from "../logger.js";
 import { backendSocketPath, sendCancelRequest } from "../runtime/backend-socket.js";
 import type { RuntimeDriver } from "../runtime/driver.js";
 import {

@@ -1,4 +1,4 @@
-import type { DatabaseView } from "@ccp/server";
+import type { DatabaseView } from "@ccp/server/client-side";
 import type { ApiClient } from "../../api.js";
 import type { Output } from "../../output.js";
 import { PROJECT_CONFIG, projectConfigFor, writeProjectConfig } from "../../project-config.js";

@@ -12,7 +12,9 @@ import type { Output } from "../../output.js";
 import { PROJECT_CONFIG } from "../../project-config.js";
 import { resolveExecTarget, type ExecTarget } from "./exec.js";
 
-export const DEFAULT_MIGRATIONS_DIR = "migrations";
+import { DEFAULT_MIGRATIONS_DIR } from "./migration-options.js";
+
+export { DEFAULT_MIGRATIONS_DIR };
 
 export interface MigrateFlags {
   readonly dir?: string | undefined;

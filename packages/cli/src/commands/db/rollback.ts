@@ -1,6 +1,6 @@
 import path from "node:path";
 import { createClient, type Fetch } from "@ccp/client";
-import { CliError, EXIT, usageError } from "../../errors.js";
+import { CliError, EXIT } from "../../errors.js";
 import type { MigrationDir, SqlFile } from "../../migrations/files.js";
 import { plural, rollbackTargets } from "../../migrations/plan.js";
 import { MigrationRunner, SqlFileError, TrackingConflictError, type SqlFileFailure } from "../../migrations/runner.js";
@@ -26,11 +26,7 @@ export interface RollbackResult {
 }
 
 /** `--steps`: a positive integer. */
-export function parseSteps(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || n < 1) throw usageError(`--steps takes a positive whole number, got "${value}".`);
-  return n;
-}
+export { parseSteps } from "./migration-options.js";
 
 /**
  * `ccp db rollback`: revert the last `steps` applied migrations (by applied

@@ -1,4 +1,4 @@
-import type { DatabaseStatusView } from "@ccp/server";
+import type { DatabaseStatusView } from "@ccp/server/client-side";
 import type { ApiClient } from "../../api.js";
 import type { Output } from "../../output.js";
 

@@ -1,4 +1,4 @@
-import type { DatabaseView } from "@ccp/server";
+import type { DatabaseView } from "@ccp/server/client-side";
 import type { ApiClient } from "../../api.js";
 import { usageError } from "../../errors.js";
 import type { Output } from "../../output.js";

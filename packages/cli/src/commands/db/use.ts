@@ -1,5 +1,5 @@
 import { createClient, CcpError } from "@ccp/client";
-import type { DatabaseView } from "@ccp/server";
+import type { DatabaseView } from "@ccp/server/client-side";
 import type { ApiClient } from "../../api.js";
 import { CliError } from "../../errors.js";
 import type { Output } from "../../output.js";

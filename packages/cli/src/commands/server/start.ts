@@ -1,9 +1,12 @@
-import { resolveServerConfig, startServer, userConfigPath, VERSION, type ServerOptions } from "@ccp/server";
+import { isCcpError, userConfigPath, VERSION } from "@ccp/server/client-side";
+import type { ServerOptions } from "@ccp/server";
 import { CliError, EXIT } from "../../errors.js";
 import type { Output } from "../../output.js";
 
 /** `ccp server start` (and `npm start`): run ccpd in the foreground until SIGINT/SIGTERM. */
 export async function runServer(out: Output, options: ServerOptions): Promise<number> {
+  // Loaded here, not at the top: only this command needs Fastify, pg and pino (every other command starts as fast as Node).
+  const { resolveServerConfig, startServer } = await import("@ccp/server");
   const config = resolveServerConfig(options);
   let server: Awaited<ReturnType<typeof startServer>>;
   try {
@@ -16,6 +19,8 @@ export async function runServer(out: Output, options: ServerOptions): Promise<nu
         exitCode: EXIT.unavailable,
       });
     }
+    // A refusal with a reason (another ccpd on the data dir: conflict) keeps its exit code.
+    if (isCcpError(err)) throw new CliError(err.code, `ccpd could not start: ${err.message}`, { hint: err.hint ?? `Data dir: ${config.dataDir}` });
     throw new CliError("start_failed", `ccpd could not start: ${e.message}`, { hint: `Data dir: ${config.dataDir}` });
   }
   out.line(`${out.style("green", "✓")} ccpd ${VERSION} is up`);

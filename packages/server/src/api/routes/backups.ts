@@ -1,6 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import type { BackupService } from "../../backups/service.js";
-import { errorSchema } from "../schemas.js";
+import { errorSchema } from "../../errors.js";
 
 const backupSchema = {
   type: "object",

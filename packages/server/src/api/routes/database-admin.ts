@@ -1,6 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import type { DatabaseService } from "../../databases/service.js";
-import { errorSchema } from "../schemas.js";
+import { errorSchema } from "../../errors.js";
 import { databaseSchema, refParams } from "./databases.js";
 
 const nullable = (type: string) => ({ type: [type, "null"] }) as const;

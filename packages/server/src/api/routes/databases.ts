@@ -1,6 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import type { DatabaseService, DatabaseView } from "../../databases/service.js";
-import { errorSchema } from "../schemas.js";
+import { errorSchema } from "../../errors.js";
 
 export const databaseSchema = {
   type: "object",

@@ -1,14 +1,11 @@
-import { execFile } from "node:child_process";
 import { appendFileSync, existsSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { promisify } from "node:util";
 import pg from "pg";
 import type { PgBinaries } from "./binaries.js";
-import { makeDir } from "./fs-util.js";
+import { execFileAsync, makeDir } from "./fs-util.js";
 import { PostgresServer, SOCKET_PORT } from "./postgres-server.js";
 import type { RunAs } from "./system-user.js";
 
-const execFileAsync = promisify(execFile);
 
 export const ADMIN_ROLE = "ccp_admin";
 export const TENANT_ROLE = "clusterbase";
