@@ -1,8 +1,6 @@
-import { mkdtempSync, rmSync } from "node:fs";
 import net from "node:net";
-import os from "node:os";
-import path from "node:path";
-import { resolveServerConfig, startServer, type RunningServer, type ServerConfig, type ServerOptions } from "../../src/index.js";
+import type { RunningServer, ServerConfig, ServerOptions } from "../../src/index.js";
+import { startTestServer } from "./test-server.js";
 
 /** One database as a tenant holds it: what `ccp db create` hands out. */
 export interface Tenant {
@@ -21,39 +19,25 @@ export interface SecurityServer {
 }
 
 /**
- * A ccpd in a scratch dir with `names.length` databases, for one security test file.
- * `tune` may adjust the resolved config (short timeouts) before it starts.
+ * A test ccpd (support/test-server.ts) with one database per name, for one
+ * security test file. `tweak` may adjust the resolved config before it starts.
  */
 export async function startSecurityServer(
   label: string,
   names: string[],
   options: ServerOptions = {},
-  tune: (config: ServerConfig) => ServerConfig = (c) => c,
+  tweak: (config: ServerConfig) => ServerConfig = (c) => c,
 ): Promise<SecurityServer> {
-  const root = mkdtempSync(path.join(os.tmpdir(), `ccp-sec-${label}-`));
-  const env = { ...process.env, XDG_CONFIG_HOME: path.join(root, "config"), CCP_LOG_LEVEL: "silent" };
-  const config = resolveServerConfig({ dataDir: path.join(root, "data"), port: 0, wirePort: 0, backupAt: "off", ...options }, env);
-  let server: RunningServer | undefined;
+  const t = await startTestServer(`sec-${label}`, options, tweak);
   try {
-    server = await startServer(tune(config));
     const tenants: Tenant[] = [];
     for (const name of names) {
-      const c = await server.databases.create(name);
+      const c = await t.server.databases.create(name);
       tenants.push({ id: c.database.id, name, token: c.token, password: c.password, url: c.database_url });
     }
-    const running = server;
-    return {
-      server: running,
-      tenants,
-      adminKey: running.createdAdminKey ?? "",
-      close: async () => {
-        await running.close();
-        rmSync(root, { recursive: true, force: true });
-      },
-    };
+    return { server: t.server, tenants, adminKey: t.adminKey, close: () => t.dispose() };
   } catch (err) {
-    await server?.close();
-    rmSync(root, { recursive: true, force: true });
+    await t.dispose();
     throw err;
   }
 }
