@@ -5,7 +5,7 @@ import { after, before, describe, it } from "node:test";
 import pg from "pg";
 import { withAdmin } from "../src/databases/admin-connection.js";
 import { resolvePgBinaries } from "../src/index.js";
-import { startSecurityServer, type SecurityServer, type Tenant } from "./support/security.js";
+import { eventually, startSecurityServer, type SecurityServer, type Tenant } from "./support/security.js";
 import { connectPg } from "./wire-clients.js";
 
 /**
@@ -308,6 +308,46 @@ describe("security: what a tenant must not do", () => {
       const h = await overHttp(op);
       assert.equal(h.code, expected, `HTTP: CREATE EXTENSION ${ext}: ${String(h.message)}`);
     }
+  });
+
+  it("ccp's gateway sessions run as the tenant's own role: ending them costs the tenant only its own request (503 + Retry-After), never the gateway", async () => {
+    // Postgres lets a role signal its own sessions, and the gateway connects as the tenant's role,
+    // so this is allowed; what must hold is that the gateway shrugs it off.
+    const query = (sql: string) =>
+      fetch(`${sec.server.url}/v1/databases/${tenant.id}/query`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${tenant.token}`, "content-type": "application/json" },
+        body: JSON.stringify({ sql }),
+      });
+    assert.equal((await query("select 1")).status, 200);
+    const gatewaySessions = "FROM pg_stat_activity WHERE application_name = 'ccp-gateway' AND datname = 'default'";
+    const idle = await wire.query<{ n: number }>(`SELECT count(*)::int AS n ${gatewaySessions}`);
+    assert.ok((idle.rows[0]?.n ?? 0) >= 1, "the gateway keeps a pooled session");
+    await wire.query(`SELECT pg_terminate_backend(pid) ${gatewaySessions}`);
+    // The next requests: a 503 to retry at worst (a session that died under the pool), then served.
+    let served = false;
+    for (let i = 0; i < 5 && !served; i++) {
+      const res = await query("select 2 AS two");
+      if (res.status === 200) served = true;
+      else {
+        assert.equal(res.status, 503, await res.text());
+        assert.ok(res.headers.get("retry-after"));
+      }
+    }
+    assert.ok(served, "the gateway serves again after its idle sessions were ended");
+    // A statement in flight whose session the tenant ends: 503 with Retry-After, then served again.
+    const inFlight = query("select pg_sleep(30)");
+    const running = await eventually(async () => {
+      const { rows } = await wire.query<{ n: number }>(`SELECT count(*)::int AS n ${gatewaySessions} AND state = 'active' AND query LIKE '%pg_sleep(30)%'`);
+      return (rows[0]?.n ?? 0) > 0;
+    }, 20_000);
+    assert.ok(running, "the statement started");
+    await wire.query(`SELECT pg_terminate_backend(pid) ${gatewaySessions} AND query LIKE '%pg_sleep(30)%'`);
+    const res = await inFlight;
+    const body = (await res.json()) as { error?: { code?: string } };
+    assert.deepEqual({ status: res.status, code: body.error?.code }, { status: 503, code: "not_ready" });
+    assert.ok(res.headers.get("retry-after"));
+    assert.ok(await eventually(async () => (await query("select 3")).status === 200, 10_000));
   });
 
   it("ccp's admin session is alive after every attempt on it, and its query text is hidden", async () => {
