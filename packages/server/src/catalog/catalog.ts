@@ -111,6 +111,7 @@ export class Catalog {
    * refused, but rows from before that rule may exist).
    */
   async findDatabase(ref: string): Promise<DatabaseRow | undefined> {
+    if (ref.includes("\0")) return undefined; // no id or name holds a NUL, and Postgres text cannot carry one
     const { rows } = await this.#pool.query<DatabaseRow>(
       "SELECT * FROM ccp.databases WHERE id = $1 OR name = $1 ORDER BY (id = $1) DESC, created_at LIMIT 1",
       [ref],
@@ -120,6 +121,7 @@ export class Catalog {
 
   /** A database by id only: what the data plane (gateway, wire endpoint) resolves. */
   async findDatabaseById(id: string): Promise<DatabaseRow | undefined> {
+    if (id.includes("\0")) return undefined;
     const { rows } = await this.#pool.query<DatabaseRow>("SELECT * FROM ccp.databases WHERE id = $1", [id]);
     return rows[0];
   }
