@@ -238,6 +238,25 @@ describe(`security: fuzzing ccpd's HTTP and wire endpoints (seed ${SEED}; replay
     return { label: `${endpoint} by ${byHost ? "host" : "path"}`, method: pick(r, ["POST", "POST", "POST", "POST", "POST", "POST", "POST", "POST", "GET", "PUT"]), url, headers, payload: mangle(r, body) };
   }
 
+  /** A SQL body whose `sql`/`query` is present but not a string must never run (issue 13: no coercion). */
+  function wronglyTyped(c: HttpCase): boolean {
+    if (c.payload === undefined || !/\/(query|execute|transaction|sql)$/.test(c.url)) return false;
+    let body: unknown;
+    try {
+      body = JSON.parse(Buffer.from(c.payload).toString("utf8"));
+    } catch {
+      return false;
+    }
+    if (typeof body !== "object" || body === null) return false;
+    const field = c.url.endsWith("/sql") ? "query" : "sql";
+    const statements: unknown[] = Array.isArray((body as { statements?: unknown }).statements)
+      ? ((body as { statements: unknown[] }).statements)
+      : Array.isArray((body as { queries?: unknown }).queries)
+        ? (body as { queries: unknown[] }).queries
+        : [body];
+    return statements.some((st) => typeof st === "object" && st !== null && field in st && typeof (st as Record<string, unknown>)[field] !== "string");
+  }
+
   const failures: string[] = [];
   const note = (c: HttpCase, what: string) => {
     if (failures.length < 20) failures.push(`${c.label} ${c.method} ${c.url} ${JSON.stringify(c.headers).slice(0, 200)} body=${JSON.stringify(String(c.payload ?? "").slice(0, 200))}: ${what}`);
@@ -264,6 +283,7 @@ describe(`security: fuzzing ccpd's HTTP and wire endpoints (seed ${SEED}; replay
         continue;
       }
       statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
+      if (res.statusCode < 300 && wronglyTyped(c)) note(c, `${res.statusCode}: a field of the wrong type was accepted: ${res.body.slice(0, 100)}`);
       if (res.statusCode >= 500) {
         counts.fiveHundreds++;
         note(c, `${res.statusCode} ${res.body.slice(0, 300)}`);
