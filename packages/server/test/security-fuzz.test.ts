@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import net from "node:net";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
 import { eventually, parseHttpResponse, prng, rawExchange, seedFromEnv, startSecurityServer, type SecurityServer, type Tenant } from "./support/security.js";
@@ -428,48 +429,50 @@ describe(`security: fuzzing ccpd's HTTP and wire endpoints (seed ${SEED}; replay
   const SSL = packet(80877103);
   const GSS = packet(80877104);
 
-  function wireCase(r: Rand): { label: string; bytes: Buffer; ssl: boolean; end: boolean } {
+  function wireCase(r: Rand): { label: string; bytes: Buffer; ssl: boolean; end: boolean; code: string | undefined } {
     const user = `clusterbase.${tenant.id}`;
     const valid = startup({ user, database: "default" });
-    const cases: [string, () => Buffer][] = [
-      ["length 0", () => Buffer.concat([int32(0), randomBytes(r, 20)])],
-      ["length 4", () => packet(196608, Buffer.alloc(0), 4)],
-      ["length 7", () => packet(196608, Buffer.alloc(0), 7)],
-      ["length -1", () => packet(196608, Buffer.alloc(0), 0xffffffff)],
-      ["length 2^31", () => packet(196608, Buffer.alloc(0), 0x80000000)],
-      ["length 2^31-1", () => packet(196608, Buffer.alloc(0), 0x7fffffff)],
+    // The third field: the SQLSTATE the endpoint must answer with when the client sent that much
+    // and waits (when it half-closes at once, a close without a reply is as clean).
+    const cases: [string, () => Buffer, string?][] = [
+      ["length 0", () => Buffer.concat([int32(0), randomBytes(r, 20)]), "08P01"],
+      ["length 4", () => packet(196608, Buffer.alloc(0), 4), "08P01"],
+      ["length 7", () => packet(196608, Buffer.alloc(0), 7), "08P01"],
+      ["length -1", () => packet(196608, Buffer.alloc(0), 0xffffffff), "08P01"],
+      ["length 2^31", () => packet(196608, Buffer.alloc(0), 0x80000000), "08P01"],
+      ["length 2^31-1", () => packet(196608, Buffer.alloc(0), 0x7fffffff), "08P01"],
       ["length larger than sent", () => packet(196608, Buffer.from(`user\0${user}\0\0`), 500)],
-      ["length 10001", () => Buffer.concat([packet(196608, Buffer.alloc(0), 10_001), randomBytes(r, 100)])],
+      ["length 10001", () => Buffer.concat([packet(196608, Buffer.alloc(0), 10_001), randomBytes(r, 100)]), "08P01"],
       ["random garbage", () => randomBytes(r, 300)],
       ["garbage after a valid length", () => Buffer.concat([int32(40), randomBytes(r, 36)])],
-      ["protocol 2.0", () => packet(0x00020000, Buffer.from(`user\0${user}\0\0`))],
-      ["protocol 4.0", () => packet(0x00040000, Buffer.from(`user\0${user}\0\0`))],
+      ["protocol 2.0", () => packet(0x00020000, Buffer.from(`user\0${user}\0\0`)), "08P01"],
+      ["protocol 4.0", () => packet(0x00040000, Buffer.from(`user\0${user}\0\0`)), "08P01"],
       ["protocol 3.9999 with _pq_ options", () => packet(0x0003270f, Buffer.from(`user\0${user}\0_pq_.x\0y\0\0`))],
-      ["a second StartupMessage instead of SASL", () => Buffer.concat([valid, valid])],
-      ["SSLRequest then plaintext", () => Buffer.concat([SSL, valid])],
+      ["a second StartupMessage instead of SASL", () => Buffer.concat([valid, valid]), "08P01"],
+      ["SSLRequest then plaintext", () => Buffer.concat([SSL, valid]), "08P01"],
       ["SSLRequest then garbage (after S)", () => SSL],
-      ["two SSLRequests", () => Buffer.concat([SSL, SSL])],
+      ["two SSLRequests", () => Buffer.concat([SSL, SSL]), "08P01"],
       ["GSSENCRequest then garbage", () => Buffer.concat([GSS, randomBytes(r, 50)])],
       ["GSSENCRequest then a valid start-up then EOF", () => Buffer.concat([GSS, valid])],
-      ["CancelRequest too short", () => packet(80877102, Buffer.alloc(2))],
+      ["CancelRequest too short", () => packet(80877102, Buffer.alloc(2)), "08P01"],
       ["CancelRequest with a random key", () => packet(80877102, Buffer.concat([int32(int(r, 2 ** 31)), int32(int(r, 2 ** 31))]))],
-      ["start-up without user", () => startup({ database: "default" })],
-      ["start-up with an empty user", () => startup({ user: "" })],
+      ["start-up without user", () => startup({ database: "default" }), "28000"],
+      ["start-up with an empty user", () => startup({ user: "" }), "28000"],
       ["start-up without terminator", () => packet(196608, Buffer.from(`user\0${user}`))],
       ["start-up with invalid UTF-8", () => packet(196608, Buffer.concat([Buffer.from("user\0"), Buffer.from([0xff, 0xfe, 0x00, 0x00])]))],
-      ["start-up with many parameters", () => startup(Object.fromEntries(Array.from({ length: 400 }, (_, i) => [`p${i}`, "v".repeat(20)])))],
-      ["replication start-up", () => startup({ user, replication: "database" })],
+      ["start-up with many parameters", () => startup(Object.fromEntries(Array.from({ length: 400 }, (_, i) => [`p${i}`, "v".repeat(20)]))), "08P01"],
+      ["replication start-up", () => startup({ user, replication: "database" }), "28000"],
       ["truncated start-up, then EOF", () => valid.subarray(0, 1 + int(r, valid.length - 1))],
-      ["valid start-up, then a wrong SASL mechanism", () => Buffer.concat([valid, saslInitial("PLAIN", "x")])],
+      ["valid start-up, then a wrong SASL mechanism", () => Buffer.concat([valid, saslInitial("PLAIN", "x")]), "28000"],
       ["valid start-up, then a SASL message with a bad length field", () => Buffer.concat([valid, Buffer.from("p"), int32(20), Buffer.from("SCRAM-SHA-256\0"), int32(0x7fffffff), Buffer.from("n")])],
-      ["valid start-up, then a SASL message without NUL", () => Buffer.concat([valid, Buffer.from("p"), int32(8), Buffer.from("ABCD")])],
+      ["valid start-up, then a SASL message without NUL", () => Buffer.concat([valid, Buffer.from("p"), int32(8), Buffer.from("ABCD")]), "28000"],
       ["valid start-up, then garbage", () => Buffer.concat([valid, randomBytes(r, 100)])],
-      ["valid start-up, then a message of length 2^31", () => Buffer.concat([valid, Buffer.from("p"), int32(0x80000000)])],
-      ["valid start-up, then a query instead of SASL", () => Buffer.concat([valid, Buffer.from("Q"), int32(13), Buffer.from("select 1\0")])],
-      ["valid start-up, then a bad client-first-message", () => Buffer.concat([valid, saslInitial("SCRAM-SHA-256", randomString(r, 40))])],
+      ["valid start-up, then a message of length 2^31", () => Buffer.concat([valid, Buffer.from("p"), int32(0x80000000)]), "08P01"],
+      ["valid start-up, then a query instead of SASL", () => Buffer.concat([valid, Buffer.from("Q"), int32(13), Buffer.from("select 1\0")]), "08P01"],
+      ["valid start-up, then a bad client-first-message", () => Buffer.concat([valid, saslInitial("SCRAM-SHA-256", randomString(r, 40))]), "28P01"],
     ];
-    const [label, make] = pick(r, cases);
-    return { label, bytes: make(), ssl: label.includes("SSLRequest"), end: r() < 0.5 };
+    const [label, make, code] = pick(r, cases);
+    return { label, bytes: make(), ssl: label.includes("SSLRequest"), end: r() < 0.5, code };
   }
 
   function saslInitial(mechanism: string, data: string): Buffer {
@@ -499,6 +502,33 @@ describe(`security: fuzzing ccpd's HTTP and wire endpoints (seed ${SEED}; replay
     return undefined;
   }
 
+  it("SSLRequest answered 'S', then a plaintext StartupMessage instead of a TLS handshake: closed, with at most a TLS alert, every time", async () => {
+    const exchange = () =>
+      new Promise<{ data: Buffer; closed: boolean }>((resolve) => {
+        const s = net.connect(sec.server.wirePort, "127.0.0.1");
+        let data = Buffer.alloc(0);
+        let sentPlaintext = false;
+        const timer = setTimeout(() => (s.destroy(), resolve({ data, closed: false })), 11_500);
+        s.on("error", () => undefined);
+        s.on("data", (d: Buffer) => {
+          data = Buffer.concat([data, d]);
+          if (!sentPlaintext && data[0] === 0x53) {
+            sentPlaintext = true;
+            s.write(startup({ user: `clusterbase.${tenant.id}`, database: "default" }));
+          }
+        });
+        s.on("close", () => (clearTimeout(timer), resolve({ data, closed: true })));
+        s.write(SSL);
+      });
+    const results = await Promise.all(Array.from({ length: 20 }, exchange));
+    for (const r of results) {
+      counts.wire++;
+      assert.equal(r.closed, true);
+      assert.equal(r.data[0], 0x53, "the SSLRequest is answered S");
+      assert.ok(r.data.length === 1 || r.data[1] === 0x15, `after S only a TLS alert may come: ${r.data.subarray(1, 9).toString("hex")}`);
+    }
+  });
+
   it(`${WIRE_CASES} malformed wire start-ups: each gets a clean ErrorResponse and a close (or just a close), and the endpoint keeps serving`, async () => {
     const r = prng(SEED ^ 0x1e1e);
     const wireFailures: string[] = [];
@@ -517,6 +547,8 @@ describe(`security: fuzzing ccpd's HTTP and wire endpoints (seed ${SEED}; replay
           wireFailures.push(`${c.label}: not closed`);
         }
         const bad = cleanReply(res.data, c.ssl);
+        const sqlstate = /C([0-9A-Z]{5})\0/.exec(res.data.toString("latin1"))?.[1];
+        if (!c.end && c.code !== undefined && sqlstate !== c.code) wireFailures.push(`${c.label}: answered ${sqlstate ?? "nothing"}, expected an ErrorResponse ${c.code}`);
         if (bad) wireFailures.push(`${c.label}: ${bad}: ${res.data.toString("latin1").slice(0, 120)}`);
       });
     }
