@@ -27,6 +27,8 @@ export interface ServerOptions {
   archiveTimeoutS?: number;
   /** HTTP header/body/keep-alive timeouts and the bound on connections without a complete request. */
   http?: Partial<HttpLimits>;
+  /** Serve /metrics and count HTTP requests (default true; `--no-metrics`). */
+  metrics?: boolean;
 }
 
 export interface ServerConfig {
@@ -46,6 +48,11 @@ export interface ServerConfig {
   readonly wireStartupTimeoutMs: number;
   readonly http: HttpLimits;
   readonly backups: { readonly dailyAt: string | undefined; readonly retentionDays: number; readonly archiveTimeoutS: number };
+  /**
+   * /metrics on or off; per-database readings reused for cacheMs; background
+   * readings (TPS in status) every sampleEveryMs (0: off).
+   */
+  readonly metrics: { readonly enabled: boolean; readonly cacheMs: number; readonly sampleEveryMs: number };
   readonly env: NodeJS.ProcessEnv;
 }
 
@@ -84,6 +91,7 @@ export function resolveServerConfig(options: ServerOptions = {}, env: NodeJS.Pro
       retentionDays: options.backupRetentionDays ?? 7,
       archiveTimeoutS: options.archiveTimeoutS ?? 60,
     }),
+    metrics: Object.freeze({ enabled: options.metrics ?? true, cacheMs: 5_000, sampleEveryMs: 15_000 }),
     env,
   });
 }

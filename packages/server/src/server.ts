@@ -8,6 +8,7 @@ import { BackupScheduler } from "./backups/scheduler.js";
 import { restoreToPointInTime } from "./backups/pitr.js";
 import { BackupService } from "./backups/service.js";
 import { DirBackupStore } from "./backups/store.js";
+import { Observability } from "./observability/service.js";
 import { Catalog } from "./catalog/catalog.js";
 import { CcpError } from "./errors.js";
 import type { ServerConfig } from "./config.js";
@@ -39,6 +40,7 @@ export interface RunningServer {
   readonly backups: BackupService;
   readonly store: DirBackupStore;
   readonly wire: WireProxy;
+  readonly observability: Observability;
   /** The port the wire endpoint listens on. */
   readonly wirePort: number;
   /** PEM file of the wire endpoint's certificate (for clients that verify it). */
@@ -114,6 +116,8 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
     }
 
     const store = new DirBackupStore(path.join(config.dataDir, "backups"));
+    const adminAuth = new AdminAuth(catalog);
+    let observability: Observability | undefined;
     const driver = new ProcessDriver({
       bin,
       instancesDir: path.join(config.dataDir, "instances"),
@@ -125,6 +129,7 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
       onRestart: (e) => {
         log.warn(`instance ${e.id}: postgres exited (code ${e.exitCode}, signal ${e.signal}); restarting`);
         void catalog.recordRestart(e.id, { exit_code: e.exitCode, signal: e.signal }).catch((err: Error) => log.error(err.message));
+        observability?.instanceRestarted(e.id);
       },
       onRestartFailed: (id, err) => log.error(`instance ${id}: restart failed, retrying: ${err.message}`),
     });
@@ -145,6 +150,18 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
       log,
     });
     let wirePort = config.wirePort;
+    const obs = new Observability({
+      catalog,
+      driver,
+      adminAuth,
+      enabled: config.metrics.enabled,
+      cacheMs: config.metrics.cacheMs,
+      sampleEveryMs: config.metrics.sampleEveryMs,
+      sources: { gatewayPools: () => gateway.poolFigures(), wireSessions: () => wire.sessionCounts() },
+      log,
+    });
+    observability = obs;
+    cleanups.push(() => obs.close());
     const databases = new DatabaseService({
       catalog,
       driver,
@@ -152,6 +169,8 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
       log,
       secret,
       databaseUrl: (o) => databaseUrl({ ...o, domain: config.domain, listen: config.listen, wirePort }),
+      observer: obs.databaseObserver(),
+      headline: (row) => obs.headline(row),
     });
     const backups = new BackupService({
       catalog,
@@ -163,6 +182,7 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
         wire.disconnect(id);
         await gateway.forget(id);
       },
+      observer: obs.backupObserver(),
     });
     // Before databases.reconcile(): an interrupted restore must get its previous data back before the instance starts.
     await backups.reconcile();
@@ -185,11 +205,10 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
     wirePort = await wire.listen();
     cleanups.push(() => wire.close());
 
-    const adminAuth = new AdminAuth(catalog);
     await adminAuth.load();
     const pitr = (ref: string, time: string, name: string) =>
       restoreToPointInTime({ databases, backups, driver, retentionDays: config.backups.retentionDays }, ref, time, name);
-    const app = await createApp({ databases, backups, pitr, adminAuth, gateway, domain: config.domain, version: VERSION, loggerInstance: log, httpLimits: config.http });
+    const app = await createApp({ databases, backups, pitr, adminAuth, gateway, observability: obs, domain: config.domain, version: VERSION, loggerInstance: log, httpLimits: config.http });
     await app.listen({ port: config.port, host: config.listen });
     cleanups.push(() => app.close());
     scheduler?.start();
@@ -217,6 +236,7 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
       backups,
       store,
       wire,
+      observability: obs,
       wirePort,
       tlsCertFile: certificate.certFile,
       createdAdminKey,

@@ -6,6 +6,8 @@ import { CcpError, isCcpError, type ErrorCode } from "../errors.js";
 import type { BackupService } from "../backups/service.js";
 import type { Gateway } from "../gateway/gateway.js";
 import { neonRoutes } from "../gateway/neon.js";
+import { observabilityRoutes } from "../observability/routes.js";
+import type { Observability } from "../observability/service.js";
 import { gatewayRoutes } from "../gateway/routes.js";
 import type { AdminAuth } from "./admin-auth.js";
 import { DEFAULT_HTTP_LIMITS, httpServerOptions, limitPendingConnections, type HttpLimits } from "./http-limits.js";
@@ -20,6 +22,8 @@ export interface AppDeps {
   /** Point-in-time restore into a new database (backups/pitr.ts). */
   readonly pitr: (ref: string, time: string, name: string) => Promise<unknown>;
   readonly gateway: Gateway;
+  /** /metrics, logs and insights (observability/); absent in apps built without them. */
+  readonly observability?: Observability;
   /** Database hosts are `db-<hex>.<domain>`. */
   readonly domain: string;
   readonly version: string;
@@ -97,11 +101,21 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
     void reply.code(404).send(e.toJSON());
   });
 
+  const obs = deps.observability;
+  if (obs?.enabled) {
+    // The hot path's whole cost: one counter increment and one histogram observation (observability/metrics.ts).
+    app.addHook("onResponse", (req, reply, done) => {
+      obs.metrics.observeHttp(req.method, req.routeOptions.url ?? "unmatched", reply.statusCode, reply.elapsedTime / 1000);
+      done();
+    });
+  }
+
   app.get("/v1/health", { schema: { hide: true } }, async () => ({ status: "ok", version: deps.version }));
   app.get("/v1/openapi.json", { schema: { hide: true } }, async () => app.swagger());
 
   gatewayRoutes(app, deps.gateway, deps.domain);
   neonRoutes(app, deps.gateway, deps.domain);
+  if (obs) observabilityRoutes(app, obs);
 
   await app.register(async (scope) => {
     scope.addHook("onRequest", async (req) => deps.adminAuth.check(req.headers.authorization));

@@ -79,6 +79,7 @@ export async function restoreToPointInTime(
 
   return o.databases.create(newName, {}, {
     owner: source.owner_role,
+    from: source.id,
     populate: async (id) => {
       o.driver.prepareEmpty(id);
       await o.backups.unpack(source.id, backup.id, o.driver.dataDir(id));

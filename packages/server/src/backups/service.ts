@@ -56,6 +56,13 @@ export interface BackupServiceOptions {
   readonly now?: () => Date;
   /** Called before an instance is stopped for a restore: close gateway/wire sessions. */
   readonly beforeStop?: (id: string) => Promise<void>;
+  /** Backup taken / failed / restored (observability: platform events and metrics). */
+  readonly observer?: BackupObserver;
+}
+
+export interface BackupObserver {
+  backupFinished(databaseId: string, backupId: string, kind: BackupKind, error: Error | undefined, seconds: number): void;
+  restored(databaseId: string, backupId: string): void;
 }
 
 const BACKUP_ID = /^bkp-[0-9a-f]{8}$/;
@@ -189,7 +196,9 @@ export class BackupService {
         );
         await q.query("UPDATE ccp.operations SET state = 'done', finished_at = now() WHERE id = $1", [opId]);
       });
+      this.#o.observer?.backupFinished(db.id, id, kind, undefined, (finished.getTime() - started.getTime()) / 1000);
     } catch (err) {
+      this.#o.observer?.backupFinished(db.id, id, kind, err as Error, (this.#now().getTime() - started.getTime()) / 1000);
       this.#o.store.removeBackup(db.id, id);
       await this.#o.catalog.tx(async (q) => {
         await q.query("UPDATE ccp.backups SET status = 'failed', error = $2 WHERE id = $1", [id, (err as Error).message]);
@@ -334,6 +343,7 @@ export class BackupService {
       rmSync(old, { recursive: true, force: true });
       await this.#o.catalog.setStatus(db.id, "ready");
       await this.#o.catalog.finishOperation(opId, "done");
+      this.#o.observer?.restored(db.id, row.id);
       return view(row);
     } catch (err) {
       await this.#o.catalog.setStatus(db.id, this.#o.driver.state(db.id) === "running" ? "ready" : "failed", (err as Error).message);

@@ -77,4 +77,14 @@ export const CATALOG_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX backups_by_database ON ccp.backups (database_id, started_at);
   `,
+  `
+  -- Read-only tokens for GET /metrics (Prometheus scrapers), hashed like admin keys.
+  CREATE TABLE ccp.metrics_tokens (
+    id          bigserial PRIMARY KEY,
+    token_hash  text NOT NULL UNIQUE,
+    created_at  timestamptz NOT NULL DEFAULT now()
+  );
+  -- Platform events are read per database in order (ccp db logs).
+  CREATE INDEX instance_events_by_database ON ccp.instance_events (database_id, id);
+  `,
 ];

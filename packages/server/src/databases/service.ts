@@ -8,6 +8,8 @@ import { TENANT_DATABASE, TENANT_ROLE } from "../runtime/process/template.js";
 import { seal, unseal } from "../secrets.js";
 import { makeVerifier } from "../wire/scram.js";
 import { installOwnerRole, validatePassword, validateProvision } from "./roles.js";
+import type { Headline } from "../observability/database-metrics.js";
+import { installInsights } from "../observability/insights.js";
 import { lastBackupAt, liveStatus, tenantDatabases, type LiveStatus } from "./status.js";
 import type { Logger } from "../logger.js";
 
@@ -43,6 +45,15 @@ export interface DatabaseStatusView {
   readonly uptime_seconds: number | null;
   readonly last_backup_at: string | null;
   readonly databases: string[] | null;
+  /** Commits + rollbacks per second over the last minute (or what ccpd has seen of it). */
+  readonly tps: number | null;
+  /** Share of block reads served from shared buffers, 0–1. */
+  readonly cache_hit_rate: number | null;
+  /** The database's storage limit; null: it has none (no driver sets limits yet). */
+  readonly size_limit_bytes: number | null;
+  /** WAL written but not yet in the backup store. */
+  readonly wal_archive_lag_bytes: number | null;
+  readonly last_archived_age_seconds: number | null;
 }
 
 /**
@@ -52,6 +63,8 @@ export interface DatabaseStatusView {
  */
 export interface RestoreSource {
   readonly owner: string;
+  /** The source database's id (recorded in the new database's `created` event). */
+  readonly from?: string;
   populate(id: string): Promise<void>;
   readonly startOnce: { settings: Record<string, string>; timeoutMs: number };
 }
@@ -71,6 +84,19 @@ export interface DatabaseServiceOptions {
   readonly secret: Buffer;
   /** DATABASE_URL through the wire endpoint (wire/url.ts). */
   readonly databaseUrl: (o: { id: string; role: string; password: string; database: string }) => string;
+  /** Platform events and metrics of creates, destroys and credential changes (observability/). */
+  readonly observer?: DatabaseObserver;
+  /** Headline figures of a running database for status (observability/database-metrics.ts). */
+  readonly headline?: (row: DatabaseRow) => Promise<Headline | undefined>;
+}
+
+/** What DatabaseService reports as it goes; never given a secret. */
+export interface DatabaseObserver {
+  created(id: string, seconds: number, restoredFrom: string | undefined): void;
+  createFailed(): void;
+  destroyed(id: string): void;
+  passwordChanged(id: string): void;
+  tokenRotated(id: string): void;
 }
 
 /** What `create` returns: the only time the token is shown. */
@@ -185,6 +211,7 @@ export class DatabaseService {
       throw err;
     }
     this.#busy.add(id);
+    const startedAt = Date.now();
     try {
       if (restore) {
         await restore.populate(id);
@@ -193,6 +220,7 @@ export class DatabaseService {
         await driver.create(id);
         await driver.start(id);
         await installOwnerRole(driver.endpoint(id), role);
+        await installInsights(driver.endpoint(id));
       }
       await catalog.tx(async (q) => {
         await q.query("UPDATE ccp.databases SET status = 'ready', updated_at = now() WHERE id = $1", [id]);
@@ -205,10 +233,12 @@ export class DatabaseService {
         await q.query("DELETE FROM ccp.databases WHERE id = $1", [id]);
         await q.query("UPDATE ccp.operations SET state = 'failed', error = $2, finished_at = now() WHERE id = $1", [opId, (err as Error).message]);
       });
+      this.#o.observer?.createFailed();
       throw new CcpError("internal", `Creating database "${name}" failed; nothing was left behind. Cause: ${(err as Error).message}`, { cause: err });
     } finally {
       this.#busy.delete(id);
     }
+    this.#o.observer?.created(id, (Date.now() - startedAt) / 1000, restore ? restore.from : undefined);
     const database = await this.get(id);
     return { database, token, password, database_url: this.#o.databaseUrl({ id, role, password, database: TENANT_DATABASE }) };
   }
@@ -231,6 +261,7 @@ export class DatabaseService {
       ]),
     );
     if (rowCount !== 1) throw new CcpError("not_found", `Database ${row.id} has no wire credentials for "${row.owner_role}".`);
+    this.#o.observer?.passwordChanged(row.id);
     return { database: this.view(row), database_url: this.#o.databaseUrl({ id: row.id, role: row.owner_role, password, database: row.database_name }) };
   }
 
@@ -240,6 +271,7 @@ export class DatabaseService {
     const token = newDatabaseToken();
     await this.#o.catalog.tx((q) => q.query("UPDATE ccp.databases SET token_hash = $2, updated_at = now() WHERE id = $1", [row.id, hashSecret(token)]));
     for (const listener of this.#tokenRotated) await listener(row.id);
+    this.#o.observer?.tokenRotated(row.id);
     return { database: this.view(row), token };
   }
 
@@ -256,9 +288,10 @@ export class DatabaseService {
     const row = await this.getRow(ref);
     const view = this.view(row);
     let live: LiveStatus | undefined;
+    let headline: Headline | undefined;
     if (row.status === "ready" && this.#o.driver.state(row.id) === "running") {
       try {
-        live = await liveStatus(this.#o.driver.endpoint(row.id));
+        [live, headline] = await Promise.all([liveStatus(this.#o.driver.endpoint(row.id)), this.#o.headline?.(row)]);
       } catch (err) {
         this.#o.log.warn(`status of ${row.id}: ${(err as Error).message}`);
       }
@@ -277,6 +310,11 @@ export class DatabaseService {
       uptime_seconds: live?.uptime_seconds ?? null,
       last_backup_at: await lastBackupAt(this.#o.catalog, row.id),
       databases: live?.databases ?? null,
+      tps: headline?.tps ?? null,
+      cache_hit_rate: headline?.cache_hit_rate ?? null,
+      size_limit_bytes: null,
+      wal_archive_lag_bytes: headline?.wal_archive_lag_bytes ?? null,
+      last_archived_age_seconds: headline?.last_archived_age_seconds ?? null,
     };
   }
 
@@ -332,6 +370,7 @@ export class DatabaseService {
       await q.query("DELETE FROM ccp.databases WHERE id = $1", [id]);
       await q.query("UPDATE ccp.operations SET state = 'done', finished_at = now() WHERE id = $1", [opId]);
     });
+    this.#o.observer?.destroyed(id);
     for (const listener of this.#removed) await listener(id);
   }
 

@@ -195,6 +195,11 @@ export class Gateway {
     }, signal);
   }
 
+  /** Pooled server connections per database: in use, idle, waited for (metrics). */
+  poolFigures(): { databaseId: string; inUse: number; idle: number; waiting: number }[] {
+    return this.#pools.figures();
+  }
+
   async close(): Promise<void> {
     this.#pools.close();
   }

@@ -93,6 +93,11 @@ export class WireProxy {
     return typeof address === "object" && address ? address.port : this.#o.port;
   }
 
+  /** Open sessions of every instance (metrics). */
+  sessionCounts(): ReadonlyMap<string, number> {
+    return this.#connections;
+  }
+
   /** Open sessions per instance (for status and tests). */
   connections(id: string): number {
     return this.#connections.get(id) ?? 0;

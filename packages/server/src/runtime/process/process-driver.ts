@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { existsSync, readdirSync, renameSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { InstanceEndpoint, InstanceState, RestartEvent, RuntimeDriver } from "../driver.js";
@@ -43,7 +43,24 @@ const ID_DIR = /^db-[0-9a-f]{12}$/;
  * wire endpoint ended the session) stops within 2 s instead of running to completion; Postgres
  * only polls the socket while a query runs. Sessions may change it (SET).
  */
-const INSTANCE_SETTINGS: Readonly<Record<string, string>> = Object.freeze({ client_connection_check_interval: "2s" });
+const INSTANCE_SETTINGS: Readonly<Record<string, string>> = Object.freeze({
+  client_connection_check_interval: "2s",
+  // Query insights (observability/insights.ts): loaded at start, so every instance has it whatever template it came from.
+  shared_preload_libraries: "pg_stat_statements",
+  "pg_stat_statements.max": "1000",
+  // BEGIN/COMMIT and the gateway's DISCARD ALL would crowd out the tenant's statements.
+  "pg_stat_statements.track_utility": "off",
+  // The instance's log as JSON lines (observability/logs.ts reads them), rotated by Postgres and pruned by ccpd (pruneLogs).
+  logging_collector: "on",
+  log_destination: "jsonlog",
+  log_filename: "postgresql-%Y%m%d-%H%M%S.log",
+  log_rotation_size: "10MB",
+  log_rotation_age: "1d",
+  log_timezone: "UTC",
+});
+
+/** Bounds of an instance's log directory: ccpd removes the oldest files beyond these (pruneLogs). */
+export const LOG_LIMITS = Object.freeze({ maxBytes: 50 * 1024 * 1024, maxAgeDays: 7 });
 
 /** Each database is its own postgres process tree, supervised by ccpd. */
 export class ProcessDriver implements RuntimeDriver {
@@ -100,7 +117,7 @@ export class ProcessDriver implements RuntimeDriver {
   #paths(id: string) {
     if (!ID_DIR.test(id)) throw new Error(`Not an instance id: ${id}`);
     const root = path.join(this.#o.instancesDir, id);
-    return { root, data: path.join(root, "data"), run: path.join(root, "run"), log: path.join(root, "postgres.log") };
+    return { root, data: path.join(root, "data"), run: path.join(root, "run"), log: path.join(root, "postgres.log"), logDir: path.join(root, "log") };
   }
 
   #server(id: string): PostgresServer {
@@ -114,7 +131,7 @@ export class ProcessDriver implements RuntimeDriver {
         logFile: p.log,
         runAs: this.#o.runAs,
         ccpdOsUser: this.#o.ccpdOsUser,
-        settings: { ...INSTANCE_SETTINGS, ...this.#archiveSettings(id) },
+        settings: { ...INSTANCE_SETTINGS, log_directory: p.logDir, ...this.#archiveSettings(id) },
       });
       server.onUnexpectedExit((info) => void this.#restart(id, info.code, info.signal));
       this.#servers.set(id, server);
@@ -168,6 +185,8 @@ export class ProcessDriver implements RuntimeDriver {
     const p = this.#paths(id);
     if (!existsSync(p.data)) throw new Error(`Instance ${id} has no data directory (${p.data}).`);
     makeDir(p.run, 0o700, this.#o.runAs);
+    makeDir(p.logDir, 0o700, this.#o.runAs);
+    pruneLogs(p.logDir);
     this.#supervised.add(id);
     try {
       await this.#server(id).start(once);
@@ -221,6 +240,11 @@ export class ProcessDriver implements RuntimeDriver {
     return this.#server(id).logTail(lines);
   }
 
+  /** Where the instance writes its JSON log files (observability/logs.ts reads them). */
+  logDir(id: string): string {
+    return this.#paths(id).logDir;
+  }
+
   /** PID of the running postmaster (tests kill it to exercise supervision). */
   pid(id: string): number | undefined {
     return this.#servers.get(id)?.pid;
@@ -235,5 +259,37 @@ export class ProcessDriver implements RuntimeDriver {
     await this.#refilling;
     this.#supervised.clear();
     await Promise.all([...this.#servers.values()].map((s) => s.stop()));
+  }
+}
+
+/**
+ * Keep an instance's log directory within LOG_LIMITS: files older than the age
+ * limit go, then the oldest until the rest fit the size limit. The newest file
+ * (the one Postgres writes) always stays. Called at each start and by the log
+ * reader, so a long-running instance is bounded too.
+ */
+export function pruneLogs(dir: string, limits: { maxBytes: number; maxAgeDays: number } = LOG_LIMITS, now = Date.now()): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((n) => n.startsWith("postgresql-"));
+  } catch {
+    return;
+  }
+  const files = names
+    .map((name) => {
+      try {
+        const st = statSync(path.join(dir, name));
+        return { name, size: st.size, mtime: st.mtimeMs };
+      } catch {
+        return undefined;
+      }
+    })
+    .filter((f) => f !== undefined)
+    .sort((a, b) => b.name.localeCompare(a.name)); // newest first: names carry the start time
+  let total = 0;
+  for (const [i, f] of files.entries()) {
+    total += f.size;
+    if (i === 0) continue;
+    if (total > limits.maxBytes || now - f.mtime > limits.maxAgeDays * 86_400_000) rmSync(path.join(dir, f.name), { force: true });
   }
 }
