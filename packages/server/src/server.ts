@@ -117,7 +117,6 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
 
     const store = new DirBackupStore(path.join(config.dataDir, "backups"));
     const adminAuth = new AdminAuth(catalog);
-    let observability: Observability | undefined;
     const driver = new ProcessDriver({
       bin,
       instancesDir: path.join(config.dataDir, "instances"),
@@ -129,7 +128,7 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
       onRestart: (e) => {
         log.warn(`instance ${e.id}: postgres exited (code ${e.exitCode}, signal ${e.signal}); restarting`);
         void catalog.recordRestart(e.id, { exit_code: e.exitCode, signal: e.signal }).catch((err: Error) => log.error(err.message));
-        observability?.instanceRestarted(e.id);
+        obs.instanceRestarted(e.id);
       },
       onRestartFailed: (id, err) => log.error(`instance ${id}: restart failed, retrying: ${err.message}`),
     });
@@ -160,7 +159,6 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
       sources: { gatewayPools: () => gateway.poolFigures(), wireSessions: () => wire.sessionCounts() },
       log,
     });
-    observability = obs;
     cleanups.push(() => obs.close());
     const databases = new DatabaseService({
       catalog,
