@@ -1,4 +1,4 @@
-import { isCcpError, validateDatabaseName, validateOwnerRole, validateProvisionName, VERSION } from "@ccp/server/client-side";
+import { INSIGHT_SORTS, isCcpError, LOG_LEVELS, parseLevel, parseSince, validateDatabaseName, validateOwnerRole, validateProvisionName, VERSION } from "@ccp/server/client-side";
 // Commands that pull in much (the shell, migrations, the server) are imported when they run, so the CLI starts fast.
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { ApiClient } from "./api.js";
@@ -25,6 +25,9 @@ import { printProvisioned, provisionDatabase } from "./commands/db/provision.js"
 import { printPointInTimeRestore, restoreToPointInTime } from "./commands/db/restore.js";
 import { printPasswordReset, resetPassword } from "./commands/db/reset-password.js";
 import { databaseStatus, printDatabaseStatus } from "./commands/db/status.js";
+import { printInsights, resetInsights, statementInsights } from "./commands/db/insights.js";
+import { databaseTarget, followLogs, printLogs, readLogs } from "./commands/db/logs.js";
+import { issueMetricsToken, printMetricsToken } from "./commands/server/metrics-token.js";
 import { printRotated, rotateToken } from "./commands/db/token.js";
 import { printUse, useDatabase } from "./commands/db/use.js";
 import { login, printLogin } from "./commands/login.js";
@@ -49,6 +52,30 @@ function backupAt(value: string): string {
 function positiveInt(value: string): number {
   const n = Number(value);
   if (!/^\d+$/.test(value) || n < 1) throw new InvalidArgumentError("expected a whole number of at least 1.");
+  return n;
+}
+
+/** Checked here with the server's own parser, so a typo fails before contacting ccpd. */
+function sinceOption(value: string): string {
+  try {
+    parseSince(value);
+  } catch (err) {
+    throw new InvalidArgumentError(`${(err as Error).message} ${isCcpError(err) ? (err.hint ?? "") : ""}`.trim());
+  }
+  return value;
+}
+
+function levelOption(value: string): string {
+  try {
+    return parseLevel(value);
+  } catch (err) {
+    throw new InvalidArgumentError(`${(err as Error).message} ${isCcpError(err) ? (err.hint ?? "") : ""}`.trim());
+  }
+}
+
+function insightsLimit(value: string): number {
+  const n = positiveInt(value);
+  if (n > 1000) throw new InvalidArgumentError("expected at most 1000.");
   return n;
 }
 
@@ -84,7 +111,9 @@ function program(result: { code: number }): Command {
     .option("--tls-key <file>", "PEM private key of --tls-cert")
     .option("--wire-max-connections <n>", "server connections per database through the wire endpoint", positiveInt, 50)
     .option("--statement-timeout <ms>", "default statement timeout of SQL over HTTP", positiveInt, 30_000)
+    .option("--no-metrics", "do not serve /metrics nor count HTTP requests")
     .action(async (o: {
+      metrics: boolean;
       dataDir?: string;
       port: number;
       wirePort: number;
@@ -114,6 +143,7 @@ function program(result: { code: number }): Command {
         ...(o.tlsCert && o.tlsKey ? { tlsCert: o.tlsCert, tlsKey: o.tlsKey } : {}),
         wireMaxConnections: o.wireMaxConnections,
         statementTimeoutMs: o.statementTimeout,
+        metrics: o.metrics,
       });
     });
   server
@@ -121,6 +151,14 @@ function program(result: { code: number }): Command {
     .description("report whether ccpd is up")
     .addOption(jsonOption())
     .action(async (o: { json?: boolean }) => printStatus(output(o), await serverStatus(new ApiClient())));
+  server
+    .command("metrics-token")
+    .description("issue a read-only token for GET /metrics (for a Prometheus scraper)")
+    .addOption(jsonOption())
+    .action(async (o: { json?: boolean }) => {
+      const api = new ApiClient();
+      printMetricsToken(output(o), await issueMetricsToken(api), api.target.apiUrl);
+    });
 
   ccp
     .command("run")
@@ -182,6 +220,40 @@ function program(result: { code: number }): Command {
     .argument("<id|name>", "database id (db-…) or name")
     .addOption(jsonOption())
     .action(async (ref: string, o: { json?: boolean }) => printDatabaseStatus(output(o), await databaseStatus(new ApiClient(), ref)));
+  db.command("logs")
+    .description("show a database's Postgres log and platform events (default: the project's database)")
+    .argument("[id|name]", "database id (db-…) or name (default: from .cluster/config.json)")
+    .option("-f, --follow", "keep printing new entries until Ctrl+C")
+    .option("--since <when>", "from this long ago (30s, 15m, 2h, 7d) or an RFC 3339 time", sinceOption, "1h")
+    .option("--level <level>", `lowest level shown: ${LOG_LEVELS.join(", ")}`, levelOption, "log")
+    .option("--limit <n>", "at most this many of the newest entries (before following)", positiveInt, 1000)
+    .addOption(jsonOption())
+    .action(async (ref: string | undefined, o: { follow?: boolean; since: string; level: string; limit: number; json?: boolean }) => {
+      const { api, ref: target } = databaseTarget(ref);
+      if (o.follow) {
+        result.code = await followLogs(output(o), api, target, o);
+        return;
+      }
+      printLogs(output(o), await readLogs(api, target, o));
+    });
+  db.command("insights")
+    .description("statement statistics (pg_stat_statements): total and mean time, calls, rows, cache hit rate")
+    .argument("[id|name]", "database id (db-…) or name (default: from .cluster/config.json)")
+    .addOption(new Option("--sort <by>", "highest first by total time, mean time or calls").choices(INSIGHT_SORTS).default("total"))
+    .option("--limit <n>", "how many statements (1–1000)", insightsLimit, 20)
+    .option("--reset", "start the statistics afresh (prints nothing else)")
+    .addOption(jsonOption())
+    .action(async (ref: string | undefined, o: { sort: (typeof INSIGHT_SORTS)[number]; limit: number; reset?: boolean; json?: boolean }) => {
+      const { api, ref: target } = databaseTarget(ref);
+      if (o.reset) {
+        await resetInsights(api, target);
+        const out = output(o);
+        if (out.json) out.data({ reset: true });
+        else out.success("Statement statistics reset");
+        return;
+      }
+      printInsights(output(o), await statementInsights(api, target, o), o.sort);
+    });
   db.command("reset-password")
     .description("set a new password for the database's owner role (open sessions stay; new ones need it)")
     .argument("<id|name>", "database id (db-…) or name")

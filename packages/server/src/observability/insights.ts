@@ -2,6 +2,7 @@ import type pg from "pg";
 import { withAdmin } from "../databases/admin-connection.js";
 import { CcpError } from "../errors.js";
 import type { InstanceEndpoint } from "../runtime/driver.js";
+import type { InsightSort } from "./params.js";
 
 /** One normalised statement of `ccp db insights` (pg_stat_statements, constants replaced by $n). */
 export interface StatementInsight {
@@ -17,8 +18,7 @@ export interface StatementInsight {
   readonly cache_hit_rate: number | null;
 }
 
-export const INSIGHT_SORTS = ["total", "mean", "calls"] as const;
-export type InsightSort = (typeof INSIGHT_SORTS)[number];
+export { INSIGHT_SORTS, type InsightSort } from "./params.js";
 
 const ORDER: Record<InsightSort, string> = { total: "s.total_exec_time", mean: "s.mean_exec_time", calls: "s.calls" };
 

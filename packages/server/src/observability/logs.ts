@@ -2,9 +2,11 @@ import { closeSync, openSync, readdirSync, readSync, statSync } from "node:fs";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Catalog, EventRow } from "../catalog/catalog.js";
-import { CcpError } from "../errors.js";
 import { pruneLogs } from "../runtime/process/process-driver.js";
 import { EVENT_TEXT } from "./events.js";
+import { LOG_LEVELS, type LogLevel } from "./params.js";
+
+export { LOG_LEVELS, parseLevel, parseSince, type LogLevel } from "./params.js";
 
 /** One line of `ccp db logs`: a Postgres log record (jsonlog) or a platform event of ccpd. */
 export interface LogEntry {
@@ -26,9 +28,6 @@ export interface LogEntry {
   readonly event?: string;
 }
 
-export const LOG_LEVELS = ["debug", "info", "log", "notice", "warning", "error", "fatal", "panic"] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
-
 /** LOG is Postgres's routine server message (checkpoints, start-up): ranked with info. */
 const RANK: Record<LogLevel, number> = { debug: 0, info: 1, log: 1, notice: 2, warning: 3, error: 4, fatal: 5, panic: 6 };
 
@@ -36,27 +35,6 @@ function levelOf(severity: string | undefined): LogLevel {
   const s = (severity ?? "").toLowerCase();
   if (s.startsWith("debug")) return "debug";
   return (LOG_LEVELS as readonly string[]).includes(s) ? (s as LogLevel) : "log";
-}
-
-export function parseLevel(input: unknown): LogLevel {
-  const s = String(input).toLowerCase();
-  if ((LOG_LEVELS as readonly string[]).includes(s)) return s as LogLevel;
-  throw new CcpError("invalid_request", `Unknown log level "${String(input)}".`, { hint: `Use one of: ${LOG_LEVELS.join(", ")} (that level and above are shown).` });
-}
-
-const DURATION = /^(\d+)(s|m|h|d)$/;
-const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
-
-/** `15m`, `2h`, `30s`, `7d` before `now`, or an RFC 3339 instant. */
-export function parseSince(input: unknown, now = Date.now()): Date {
-  const s = String(input).trim();
-  const m = DURATION.exec(s);
-  if (m) return new Date(now - Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS]);
-  if (/^\d{4}-\d\d-\d\dT/.test(s)) {
-    const t = Date.parse(s);
-    if (Number.isFinite(t)) return new Date(t);
-  }
-  throw new CcpError("invalid_request", `Cannot read "${s}" as a time.`, { hint: "Use a duration such as 30s, 15m, 2h or 7d, or an RFC 3339 time like 2026-04-12T14:22:00Z." });
 }
 
 interface JsonlogRecord {
