@@ -8,11 +8,13 @@ import { backupPart } from "./parts/backup.ts";
 import { cliPart } from "./parts/cli.ts";
 import { createPart } from "./parts/create.ts";
 import { gatewayPart } from "./parts/gateway.ts";
+import { observabilityPart } from "./parts/observability.ts";
 import { wirePart } from "./parts/wire.ts";
 
 const PARTS: Readonly<Record<string, Part>> = {
   create: createPart,
   gateway: gatewayPart,
+  observability: observabilityPart,
   wire: wirePart,
   backup: backupPart,
   cli: cliPart,

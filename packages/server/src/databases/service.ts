@@ -291,7 +291,9 @@ export class DatabaseService {
     let headline: Headline | undefined;
     if (row.status === "ready" && this.#o.driver.state(row.id) === "running") {
       try {
-        [live, headline] = await Promise.all([liveStatus(this.#o.driver.endpoint(row.id)), this.#o.headline?.(row)]);
+        // One after the other: a connection still starting up shows in pg_stat_activity without its role, and would be counted.
+        live = await liveStatus(this.#o.driver.endpoint(row.id));
+        headline = await this.#o.headline?.(row);
       } catch (err) {
         this.#o.log.warn(`status of ${row.id}: ${(err as Error).message}`);
       }

@@ -32,7 +32,7 @@ export async function liveStatus(endpoint: InstanceEndpoint, timeoutMs = 5_000):
                 (SELECT sum(pg_database_size(oid)) FROM pg_database)::int8::text AS size,
                 (SELECT count(*) FROM pg_stat_activity
                   WHERE backend_type = 'client backend'
-                    AND usename IS DISTINCT FROM $1
+                    AND usename <> $1 -- NULL while still authenticating: ccp's own connections (metrics readings) included
                     AND application_name NOT IN ($2, $3))::int AS connections,
                 current_setting('max_connections')::int AS max_connections,
                 pg_postmaster_start_time() AS started_at,

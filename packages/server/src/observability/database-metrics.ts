@@ -65,7 +65,7 @@ SELECT d.datname, s.numbackends, s.xact_commit::float8, s.xact_rollback::float8,
 const ACTIVITY_SQL = `
 SELECT datname, coalesce(state, 'unknown') AS state, count(*)::int AS count
   FROM pg_stat_activity
- WHERE backend_type = 'client backend' AND datname IS NOT NULL AND datname <> 'postgres' AND application_name <> $1
+ WHERE backend_type = 'client backend' AND datname IS NOT NULL AND datname <> 'postgres' AND usename IS NOT NULL AND application_name <> $1
  GROUP BY 1, 2`;
 
 // Archive lag: complete segments waiting for the archiver (.ready files) plus what is written of the current one.

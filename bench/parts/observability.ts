@@ -1,0 +1,155 @@
+import os from "node:os";
+import path from "node:path";
+import { resolveServerConfig, startServer, type RunningServer } from "../../packages/server/dist/index.js";
+import { api } from "../lib/api.ts";
+import { ensureWrk, type HttpLoad } from "../lib/http-load.ts";
+import type { PartOptions } from "../lib/part.ts";
+import { renderGrid } from "../lib/table.ts";
+import { makeTempDir, removeDir } from "../lib/tmp.ts";
+import { httpRun, initPgbench, type Summary } from "./gateway.ts";
+
+const ROWS = 100_000; // pgbench -i -s 1
+const SELECT = "SELECT abalance FROM pgbench_accounts WHERE aid = $1";
+const AID = "%AID%";
+const CONCURRENCY = [1, 16] as const;
+/** Rounds per variant, alternated on/off so drift (other work on the machine) hits both alike; the median is shown. */
+const ROUNDS = 3;
+const WARMUP_SECONDS = 2;
+/** A Prometheus scrape interval, compressed: /metrics is scraped this often during the "on" runs. */
+const SCRAPE_EVERY_MS = 5_000;
+const TARGET_OVERHEAD = 0.03;
+
+const ON = "ccp, metrics on (scraped every 5 s)";
+const OFF = "ccp, --no-metrics";
+
+interface Variant {
+  readonly label: string;
+  readonly server: RunningServer;
+  readonly url: string;
+  readonly token: string;
+  readonly key: string;
+}
+
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] as number;
+};
+
+/** Scrape /metrics every `ms` until stopped; returns each scrape's time (ms). */
+function scrapeLoop(v: Variant, ms: number): { stop(): Promise<number[]> } {
+  const times: number[] = [];
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const t = performance.now();
+      const res = await fetch(`${v.server.url}/metrics`, { headers: { authorization: `Bearer ${v.key}` } });
+      await res.text();
+      if (res.status !== 200) throw new Error(`/metrics: HTTP ${res.status}`);
+      times.push(performance.now() - t);
+      for (let waited = 0; running && waited < ms; waited += 100) await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      return times;
+    },
+  };
+}
+
+/**
+ * The cost of observability on the gateway's hot path: the same primary-key
+ * lookups as the gateway part, against two ccpds in this process, one with
+ * metrics on (and scraped) and one started with --no-metrics, alternated
+ * round by round.
+ */
+export async function observabilityPart({ duration }: PartOptions): Promise<void> {
+  const wrk = await ensureWrk();
+  const work = makeTempDir("ccp-bench-obs-");
+  const servers: RunningServer[] = [];
+  try {
+    const variants: Variant[] = [];
+    for (const [label, metrics] of [
+      [ON, true],
+      [OFF, false],
+    ] as const) {
+      const dir = path.join(work, metrics ? "on" : "off");
+      const env = { ...process.env, XDG_CONFIG_HOME: path.join(dir, "config"), CCP_LOG_LEVEL: process.env["CCP_LOG_LEVEL"] ?? "warn" };
+      const server = await startServer(resolveServerConfig({ dataDir: path.join(dir, "data"), port: 0, wirePort: 0, metrics }, env));
+      servers.push(server);
+      const key = server.createdAdminKey;
+      if (!key) throw new Error("fresh ccpd created no admin key");
+      const created = (await api(server, key, "POST", "/v1/databases", { name: "bench-obs" })) as { database: { id: string }; token: string };
+      const { socketDir, port } = server.driver.endpoint(created.database.id);
+      await initPgbench(socketDir, port);
+      variants.push({ label, server, url: `${server.url}/v1/databases/${created.database.id}/query`, token: created.token, key });
+    }
+    const [on, off] = variants as [Variant, Variant];
+    const metricsOff = await fetch(`${off.server.url}/metrics`, { headers: { authorization: `Bearer ${off.key}` } });
+    if (metricsOff.status !== 404) throw new Error(`--no-metrics ccpd answered /metrics with ${metricsOff.status}, expected 404`);
+
+    const load = (v: Variant, connections: number, seconds: number): HttpLoad => ({
+      url: v.url,
+      headers: { authorization: `Bearer ${v.token}` },
+      body: `{"sql":${JSON.stringify(SELECT)},"params":[${AID}]}`,
+      random: { placeholder: AID, min: 1, max: ROWS },
+      connections,
+      seconds,
+      dir: work,
+    });
+
+    const warm = Math.min(WARMUP_SECONDS, duration);
+    for (const v of variants) await httpRun(wrk, v.label, load(v, 16, warm));
+
+    const results = new Map<string, Summary[]>();
+    const scrapes: number[] = [];
+    for (const c of CONCURRENCY) {
+      for (let round = 0; round < ROUNDS; round++) {
+        // Alternate which goes first, so neither always runs right after the other.
+        for (const v of round % 2 === 0 ? [on, off] : [off, on]) {
+          const scraper = v === on ? scrapeLoop(v, SCRAPE_EVERY_MS) : undefined;
+          const r = await httpRun(wrk, v.label, load(v, c, duration));
+          if (scraper) scrapes.push(...(await scraper.stop()));
+          const key = `${v.label}\u0000${c}`;
+          results.set(key, [...(results.get(key) ?? []), r]);
+        }
+      }
+    }
+
+    console.log(`Postgres ${on.server.driver.pgVersion}, node ${process.version}, ${os.cpus().length} cores, load average ${os.loadavg()[0]?.toFixed(2)} at start`);
+    console.log(`POST /v1/databases/{id}/query, random aid per request: ${SELECT}`);
+    console.log(`two ccpds in this process (one database each, pgbench_accounts ${ROWS.toLocaleString("en-US")} rows); wrk, keep-alive;`);
+    console.log(`${ROUNDS} rounds of ${duration} s per variant and concurrency, alternated; median round shown\n`);
+    const lines: string[] = [];
+    for (const c of CONCURRENCY) {
+      const rows = variants.map((v) => {
+        const rounds = results.get(`${v.label}\u0000${c}`) as Summary[];
+        return { label: v.label, rate: median(rounds.map((r) => r.rate)), p50: median(rounds.map((r) => r.p50)), p99: median(rounds.map((r) => r.p99)), all: rounds.map((r) => r.rate) };
+      });
+      console.log(
+        renderGrid(
+          `concurrency ${c}`,
+          ["req/s", "p50 ms", "p99 ms", "rounds req/s"],
+          rows.map((r) => ({ label: r.label, cells: [r.rate.toFixed(0), r.p50.toFixed(3), r.p99.toFixed(3), r.all.map((x) => x.toFixed(0)).join(" ")] })),
+        ),
+      );
+      console.log("");
+      const [withMetrics, without] = rows as [(typeof rows)[number], (typeof rows)[number]];
+      const overhead = 1 - withMetrics.rate / without.rate;
+      lines.push(
+        `  throughput cost of metrics, c=${c}: ${(overhead * 100).toFixed(1)}% (target ≤ ${TARGET_OVERHEAD * 100}%): ${overhead <= TARGET_OVERHEAD ? "met" : "NOT met"}`,
+      );
+    }
+    const sorted = [...scrapes].sort((a, b) => a - b);
+    console.log(`targets\n${lines.join("\n")}`);
+    console.log(
+      `\nnotes: per request, metrics add one counter increment and one histogram observation (children cached per method, route, status);` +
+        `\n  ${scrapes.length} scrapes of /metrics during the "on" runs took p50 ${(sorted[Math.floor(sorted.length / 2)] ?? NaN).toFixed(1)} ms, max ${(sorted[sorted.length - 1] ?? NaN).toFixed(1)} ms` +
+        " (per-database figures are read from the running instance at most every 5 s).",
+    );
+  } finally {
+    for (const s of servers) await s.close();
+    removeDir(work);
+  }
+}
