@@ -90,6 +90,7 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
     },
   });
 
+  const obs = deps.observability;
   app.setErrorHandler((err: FastifyError, req, reply) => {
     const mapped = toCcpError(err);
     if (mapped.status >= 500 && mapped.code !== "not_ready") req.log.error(err);
@@ -98,15 +99,21 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   app.setNotFoundHandler((req, reply) => {
     const e = new CcpError("not_found", `No route ${req.method} ${req.url}.`, { hint: "See /v1/openapi.json for the API." });
+    if (obs?.enabled) obs.metrics.observeHttp(req.method, "unmatched", 404, reply.elapsedTime / 1000);
     void reply.code(404).send(e.toJSON());
   });
 
-  const obs = deps.observability;
   if (obs?.enabled) {
-    // The hot path's whole cost: one counter increment and one histogram observation (observability/metrics.ts).
-    app.addHook("onResponse", (req, reply, done) => {
-      obs.metrics.observeHttp(req.method, req.routeOptions.url ?? "unmatched", reply.statusCode, reply.elapsedTime / 1000);
-      done();
+    // Each route gets its own onResponse hook with its method and pattern bound, so the hot path's whole
+    // cost is one counter increment and one histogram observation (observability/metrics.ts).
+    app.addHook("onRoute", (route) => {
+      const method = Array.isArray(route.method) ? route.method.join(",") : route.method;
+      const hook = obs.metrics.httpObserver(method, route.url);
+      const own = route.onResponse;
+      route.onResponse = [...(own === undefined ? [] : Array.isArray(own) ? own : [own]), (_req, reply, done) => {
+        hook(reply.statusCode, reply.elapsedTime / 1000);
+        done();
+      }];
     });
   }
 

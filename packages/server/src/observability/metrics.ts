@@ -121,22 +121,34 @@ export class Metrics {
     });
   }
 
-  /** The hot path: one answered HTTP request. */
+  /** The hot path of one route: `(status, seconds)` of each answered request, children cached per status. */
+  httpObserver(method: string, route: string): (status: number, seconds: number) => void {
+    const byStatus = new Map<number, HttpChild>();
+    return (status, seconds) => {
+      let child = byStatus.get(status);
+      if (!child) byStatus.set(status, (child = this.#child(method, route, status)));
+      child.inc();
+      child.observe(seconds);
+    };
+  }
+
+  /** One answered HTTP request (requests no route matched). */
   observeHttp(method: string, route: string, status: number, seconds: number): void {
     let byRoute = this.#children.get(method);
     if (!byRoute) this.#children.set(method, (byRoute = new Map()));
     let byStatus = byRoute.get(route);
     if (!byStatus) byRoute.set(route, (byStatus = new Map()));
     let child = byStatus.get(status);
-    if (!child) {
-      const code = String(status);
-      const counter = this.#requests.labels(method, route, code);
-      const histogram = this.#duration.labels(method, route, code);
-      child = { inc: () => counter.inc(), observe: (s) => histogram.observe(s) };
-      byStatus.set(status, child);
-    }
+    if (!child) byStatus.set(status, (child = this.#child(method, route, status)));
     child.inc();
     child.observe(seconds);
+  }
+
+  #child(method: string, route: string, status: number): HttpChild {
+    const code = String(status);
+    const counter = this.#requests.labels(method, route, code);
+    const histogram = this.#duration.labels(method, route, code);
+    return { inc: () => counter.inc(), observe: (s) => histogram.observe(s) };
   }
 
   databaseCreated(seconds: number): void {
