@@ -38,7 +38,7 @@ async function flushWalToArchive(driver: ProcessDriver, id: string): Promise<voi
         if (last.slice(8) >= wanted.slice(8)) return;
         await sleep(100);
       }
-      throw new CcpError("not_ready", `WAL of ${id} is not being archived (waiting for ${wanted}).`, { hint: "Check the database's postgres.log for archiver errors." });
+      throw new CcpError("not_ready", `WAL of ${id} is not being archived (waiting for ${wanted}).`, { hint: `Look for archiver errors with \`ccp db logs ${id} --level warning\`.` });
     },
     60_000,
   );

@@ -5,7 +5,7 @@ import type { DatabaseObserver } from "../databases/service.js";
 import { CcpError, isCcpError } from "../errors.js";
 import { hashSecret, newMetricsToken, secretMatches } from "../ids.js";
 import type { RuntimeDriver } from "../runtime/driver.js";
-import { LOG_LIMITS } from "../runtime/process/process-driver.js";
+import { LOG_LIMITS, pruneLogs } from "../runtime/process/process-driver.js";
 import { DatabaseMetrics, type Headline } from "./database-metrics.js";
 import { statementInsights, resetInsights, type InsightSort, type StatementInsight } from "./insights.js";
 import { PlatformEvents } from "./events.js";
@@ -44,10 +44,18 @@ export class Observability {
     this.enabled = options.enabled;
     this.metrics = new Metrics(options.sources);
     this.events = new PlatformEvents(options.catalog, options.log);
-    // Platform events are kept as long as Postgres's own log lines (LOG_LIMITS), and go with their database.
-    const prune = () => void options.catalog.pruneEvents(LOG_LIMITS.maxAgeDays).catch((err: Error) => options.log.warn(`pruning events failed: ${err.message}`));
-    prune();
-    this.#pruneTimer = setInterval(prune, 6 * 3_600_000);
+    // Platform events are kept as long as Postgres's own log lines (LOG_LIMITS), and go with their database;
+    // Postgres rotates its files but never removes them, so ccpd does, hourly and at each start and read.
+    const prune = async () => {
+      try {
+        await options.catalog.pruneEvents(LOG_LIMITS.maxAgeDays);
+        for (const id of await options.driver.list()) pruneLogs(options.driver.logDir(id));
+      } catch (err) {
+        options.log.warn(`pruning logs failed: ${(err as Error).message}`);
+      }
+    };
+    void prune();
+    this.#pruneTimer = setInterval(() => void prune(), 3_600_000);
     this.#pruneTimer.unref();
     this.databaseMetrics = new DatabaseMetrics({
       catalog: options.catalog,
