@@ -3,7 +3,7 @@ import type { Catalog, DatabaseRow } from "../catalog/catalog.js";
 import type { BackupObserver } from "../backups/service.js";
 import type { DatabaseObserver } from "../databases/service.js";
 import { CcpError, isCcpError } from "../errors.js";
-import { hashSecret, newMetricsToken, secretMatches } from "../ids.js";
+import { bearerToken, hashSecret, newMetricsToken, secretMatches } from "../ids.js";
 import type { RuntimeDriver } from "../runtime/driver.js";
 import { LOG_LIMITS, pruneLogs } from "../runtime/process/process-driver.js";
 import { DatabaseMetrics, type Headline } from "./database-metrics.js";
@@ -25,8 +25,6 @@ export interface ObservabilityOptions {
   readonly sampleEveryMs?: number;
   readonly log: { warn(msg: string): void };
 }
-
-const BEARER = /^Bearer\s+(\S+)\s*$/i;
 
 /** Metrics, logs and query insights: what the observability routes call. */
 export class Observability {
@@ -86,7 +84,7 @@ export class Observability {
 
   /** GET /metrics: an admin key or a metrics token. */
   async checkScraper(header: string | undefined): Promise<void> {
-    const token = BEARER.exec(header ?? "")?.[1];
+    const token = bearerToken(header);
     if (token?.startsWith("ccpm_")) {
       let ok = this.#tokenHashes.some((h) => secretMatches(token, h));
       if (!ok && Date.now() - this.#loadedAt > 1_000) {
@@ -112,7 +110,7 @@ export class Observability {
       return row;
     } catch (err) {
       if (!isCcpError(err) || err.code !== "unauthorized") throw err;
-      const token = BEARER.exec(header ?? "")?.[1];
+      const token = bearerToken(header);
       const row = token ? await this.#o.catalog.findDatabase(ref) : undefined;
       if (token && row && secretMatches(token, row.token_hash)) return row;
       throw new CcpError("unauthorized", "Send the admin API key, or this database's HTTP token.", {
