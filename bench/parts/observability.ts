@@ -12,8 +12,12 @@ const ROWS = 100_000; // pgbench -i -s 1
 const SELECT = "SELECT abalance FROM pgbench_accounts WHERE aid = $1";
 const AID = "%AID%";
 const CONCURRENCY = [1, 16] as const;
-/** Rounds per variant, alternated on/off so drift (other work on the machine) hits both alike; the median is shown. */
-const ROUNDS = 3;
+/**
+ * Rounds per variant, the order rotated each round so drift (other work on the
+ * machine) hits every variant alike; the median round is shown, and the cost is
+ * the median of each round's own ratio (variants measured back to back).
+ */
+const ROUNDS = 5;
 const WARMUP_SECONDS = 2;
 /** A Prometheus scrape interval, compressed: /metrics is scraped this often during the "scraped" runs. */
 const SCRAPE_EVERY_MS = 5_000;
@@ -104,7 +108,8 @@ export async function observabilityPart({ duration }: PartOptions): Promise<void
     const warm = Math.min(WARMUP_SECONDS, duration);
     for (const v of variants) await httpRun(wrk, v.label, load(v, 16, warm));
 
-    const results = new Map<string, Summary[]>();
+    /** Each round's figures, with this process's CPU time (user + system) per completed request, µs. */
+    const results = new Map<string, (Summary & { cpuUs: number })[]>();
     const scrapes: number[] = [];
     for (const c of CONCURRENCY) {
       for (let round = 0; round < ROUNDS; round++) {
@@ -112,10 +117,12 @@ export async function observabilityPart({ duration }: PartOptions): Promise<void
         const order = [scraped, on, off];
         for (const v of [...order.slice(round % 3), ...order.slice(0, round % 3)]) {
           const scraper = v === scraped ? scrapeLoop(v, SCRAPE_EVERY_MS) : undefined;
+          const cpu0 = process.cpuUsage();
           const r = await httpRun(wrk, v.label, load(v, c, duration));
+          const cpu = process.cpuUsage(cpu0);
           if (scraper) scrapes.push(...(await scraper.stop()));
           const key = `${v.label}\u0000${c}`;
-          results.set(key, [...(results.get(key) ?? []), r]);
+          results.set(key, [...(results.get(key) ?? []), { ...r, cpuUs: (cpu.user + cpu.system) / r.n }]);
         }
       }
     }
@@ -123,26 +130,37 @@ export async function observabilityPart({ duration }: PartOptions): Promise<void
     console.log(`Postgres ${on.server.driver.pgVersion}, node ${process.version}, ${os.cpus().length} cores, load average ${os.loadavg()[0]?.toFixed(2)} at start`);
     console.log(`POST /v1/databases/{id}/query, random aid per request: ${SELECT}`);
     console.log(`three ccpds in this process (one database each, pgbench_accounts ${ROWS.toLocaleString("en-US")} rows); wrk, keep-alive;`);
-    console.log(`${ROUNDS} rounds of ${duration} s per variant and concurrency, alternated; median round shown\n`);
+    console.log(`${ROUNDS} rounds of ${duration} s per variant and concurrency, order rotated; median round shown; cost: median of the rounds' ratios\n`);
     const lines: string[] = [];
     for (const c of CONCURRENCY) {
       const rows = variants.map((v) => {
-        const rounds = results.get(`${v.label}\u0000${c}`) as Summary[];
-        return { label: v.label, rate: median(rounds.map((r) => r.rate)), p50: median(rounds.map((r) => r.p50)), p99: median(rounds.map((r) => r.p99)), all: rounds.map((r) => r.rate) };
+        const rounds = results.get(`${v.label}\u0000${c}`) as (Summary & { cpuUs: number })[];
+        return {
+          label: v.label,
+          rate: median(rounds.map((r) => r.rate)),
+          p50: median(rounds.map((r) => r.p50)),
+          p99: median(rounds.map((r) => r.p99)),
+          cpu: median(rounds.map((r) => r.cpuUs)),
+          all: rounds.map((r) => r.rate),
+          cpus: rounds.map((r) => r.cpuUs),
+        };
       });
       console.log(
         renderGrid(
           `concurrency ${c}`,
-          ["req/s", "p50 ms", "p99 ms", "rounds req/s"],
-          rows.map((r) => ({ label: r.label, cells: [r.rate.toFixed(0), r.p50.toFixed(3), r.p99.toFixed(3), r.all.map((x) => x.toFixed(0)).join(" ")] })),
+          ["req/s", "p50 ms", "p99 ms", "CPU µs/req", "rounds req/s"],
+          rows.map((r) => ({ label: r.label, cells: [r.rate.toFixed(0), r.p50.toFixed(3), r.p99.toFixed(3), r.cpu.toFixed(1), r.all.map((x) => x.toFixed(0)).join(" ")] })),
         ),
       );
       console.log("");
       const [withScrapes, withMetrics, without] = rows as [(typeof rows)[number], (typeof rows)[number], (typeof rows)[number]];
-      const overhead = 1 - withMetrics.rate / without.rate;
+      const cost = (xs: number[], base: number[]) => median(xs.map((x, i) => 1 - x / (base[i] as number)));
+      const cpuCost = (xs: number[]) => median(xs.map((x, i) => x / (without.cpus[i] as number) - 1));
+      const overhead = cost(withMetrics.all, without.all);
+      const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
       lines.push(
-        `  hot-path cost of metrics (on, not scraped vs --no-metrics), c=${c}: ${(overhead * 100).toFixed(1)}% (target ≤ ${TARGET_OVERHEAD * 100}%): ${overhead <= TARGET_OVERHEAD ? "met" : "NOT met"}`,
-        `  with a scrape every 5 s, c=${c}: ${((1 - withScrapes.rate / without.rate) * 100).toFixed(1)}%`,
+        `  throughput cost of metrics (on, not scraped vs --no-metrics), c=${c}: ${pct(overhead)} (target ≤ ${TARGET_OVERHEAD * 100}%): ${overhead <= TARGET_OVERHEAD ? "met" : "NOT met"}`,
+        `    ccpd CPU per request, same pair: ${pct(cpuCost(withMetrics.cpus))}; with a scrape every 5 s: throughput ${pct(cost(withScrapes.all, without.all))}, CPU ${pct(cpuCost(withScrapes.cpus))}`,
       );
     }
     const sorted = [...scrapes].sort((a, b) => a - b);
@@ -151,7 +169,8 @@ export async function observabilityPart({ duration }: PartOptions): Promise<void
       `\nnotes: per request, metrics add one counter increment and one histogram observation (children cached per method, route, status);` +
         `\n  ${scrapes.length} scrapes of /metrics during the "scraped" runs took p50 ${(sorted[Math.floor(sorted.length / 2)] ?? NaN).toFixed(1)} ms, max ${(sorted[sorted.length - 1] ?? NaN).toFixed(1)} ms` +
         " (per-database figures are read from the running instance at most every 5 s)." +
-        "\n  Three ccpds share this process and this machine's cores with wrk and Postgres: a round's figures move with whatever else runs.",
+        "\n  Three ccpds share this process and this machine's cores with wrk and Postgres: a round's figures move with whatever else runs;" +
+        "\n  CPU per request (this process's user + system time / completed requests) moves far less with other load than req/s does.",
     );
   } finally {
     for (const s of servers) await s.close();
