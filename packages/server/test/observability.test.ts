@@ -342,4 +342,12 @@ describe("observability: metrics, logs, insights", () => {
       for (const secret of secrets) assert.ok(!text.includes(secret), `a secret (${secret.slice(0, 6)}…) appears in ${where}`);
     }
   });
+
+  it("ends open log streams when ccpd shuts down, instead of waiting for them", async () => {
+    const res = await fetch(`${server.url}/v1/databases/${a.id}/logs?since=1s&follow=true`, { headers: admin() });
+    assert.equal(res.status, 200);
+    const body = res.text(); // resolves when ccpd ends the stream
+    await server.close();
+    assert.equal(typeof (await body), "string");
+  });
 });

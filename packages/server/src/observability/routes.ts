@@ -42,6 +42,13 @@ const insightSchema = {
 
 /** GET /metrics, metrics tokens, and each database's logs and statement insights. */
 export function observabilityRoutes(app: FastifyInstance, obs: Observability): void {
+  // Open `logs?follow=true` streams: ended when ccpd closes, or they would hold its shutdown forever.
+  const followers = new Set<AbortController>();
+  app.addHook("preClose", (done) => {
+    for (const f of followers) f.abort();
+    done();
+  });
+
   if (obs.enabled) {
     app.get(
       "/metrics",
@@ -101,11 +108,14 @@ export function observabilityRoutes(app: FastifyInstance, obs: Observability): v
       const write = (batch: LogEntry[]) => res.write(batch.map((e) => `${JSON.stringify(e)}\n`).join(""));
       if (entries.length > 0) write(entries);
       const stop = new AbortController();
+      followers.add(stop);
       res.once("close", () => stop.abort());
       try {
         await follow(reader, stop.signal, write);
       } catch (err) {
         req.log.warn(`following the log of ${row.id} stopped: ${(err as Error).message}`);
+      } finally {
+        followers.delete(stop);
       }
       res.end();
     },
