@@ -154,9 +154,9 @@ function CreateForm(props: { onCancel: () => void; onCreated: (r: { database: Da
       <h2 id="create-title">New database</h2>
       <label>
         Name
-        <input name="name" value={name} onInput={(e) => setName((e.target as HTMLInputElement).value)} required autoFocus placeholder="my-app-db" autocomplete="off" spellcheck={false} />
-        <span class="muted small-text">3–32 of a–z, 0–9, - and _, starting with a letter (with an owner: 3–16 of a–z, 0–9 and _).</span>
+        <input name="name" value={name} onInput={(e) => setName((e.target as HTMLInputElement).value)} required autoFocus placeholder="my-app-db" autocomplete="off" spellcheck={false} aria-describedby="name-rules" />
       </label>
+      <p id="name-rules" class="muted small-text">3–32 of a–z, 0–9, - and _, starting with a letter (with an owner: 3–16 of a–z, 0–9 and _).</p>
       <details>
         <summary>Owner role (optional, like ccp db provision -U)</summary>
         <label>

@@ -37,7 +37,7 @@ export function sessionRoutes(app: FastifyInstance, adminAuth: AdminAuth, sessio
       } catch (err) {
         if (err instanceof CcpError && err.code === "unauthorized") {
           throw new CcpError("unauthorized", "That is not an admin API key of this ccpd.", {
-            hint: "ccpd saved its key on first start in $XDG_CONFIG_HOME/ccp/config.json (\"token\"); `ccp login` shows where yours is.",
+            hint: "ccpd saved its key on its first start in $XDG_CONFIG_HOME/ccp/config.json (usually ~/.config/ccp/config.json), field \"token\".",
           });
         }
         throw err;
