@@ -38,10 +38,12 @@ export async function serveConsole(app: FastifyInstance, dir: string = DEFAULT_C
     prefix: "/",
     wildcard: false,
     index: ["index.html"],
+    cacheControl: false,
     setHeaders: (res, file) => {
       if (file.endsWith(".html")) for (const [k, v] of Object.entries(HTML_HEADERS)) res.setHeader(k, v);
       // Vite puts a content hash in every asset's name.
       else if (file.includes(`${path.sep}assets${path.sep}`)) res.setHeader("cache-control", "public, max-age=31536000, immutable");
+      else res.setHeader("cache-control", "no-cache");
     },
     schemaHide: true,
   });
