@@ -57,6 +57,14 @@ describe("web console in Chromium against a real ccpd", { timeout: 240_000 }, ()
     await page.keyboard.press("Escape"); // close a completion popup, if one opened
   }
 
+  /** Poll a condition in the test (the console's CSP forbids Playwright's string predicates in the page). */
+  async function until(check: () => Promise<boolean>, what: string): Promise<void> {
+    for (let i = 0; !(await check()); i++) {
+      assert.ok(i < 100, `timed out waiting until ${what}`);
+      await sleep(100);
+    }
+  }
+
   before(async () => {
     assert.ok(existsSync(CONSOLE_INDEX), `${CONSOLE_INDEX} is missing: run npm run build first`);
     await ensureChromium();
@@ -181,12 +189,12 @@ describe("web console in Chromium against a real ccpd", { timeout: 240_000 }, ()
     await grid.getByRole("cell", { name: "apple" }).waitFor();
     await grid.getByRole("button", { name: "name" }).click(); // ascending
     await grid.getByRole("button", { name: "name" }).click(); // descending
-    await page.waitForFunction(`document.querySelector('[data-testid="rows-grid"] tbody tr td:nth-child(3)')?.textContent === "plum"`);
+    await grid.locator("tbody tr").first().locator("td").nth(2).filter({ hasText: /^plum$/ }).waitFor(); // column 1 holds the Edit buttons
     await page.getByLabel("Filter operator").selectOption("contains");
     await page.getByLabel("Filter column").selectOption("name");
     await page.getByLabel("Filter value").fill("pp");
     await page.getByRole("button", { name: "Apply" }).click();
-    await page.waitForFunction(`document.querySelectorAll('[data-testid="rows-grid"] tbody tr').length === 1`);
+    await until(async () => (await grid.locator("tbody tr").count()) === 1, "the filter leaves one row");
     await shot("tables-rows");
     await page.getByRole("button", { name: "Edit row 1" }).click();
     await grid.getByLabel("name").fill("green apple");
