@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import os from "node:os";
+import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { aptInstall, isRoot } from "../../../bench/lib/apt.js";
-import { resolveServerConfig, startServer, type RunningServer } from "../../server/src/index.js";
+import type { RunningServer } from "../../server/src/index.js";
+import { startTestServer, type TestServer } from "../../server/test/support/test-server.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 /** Screenshots of each main page (gitignored): packages/console/test-artifacts/. */
@@ -22,7 +22,7 @@ async function ensureChromium(): Promise<void> {
 }
 
 describe("web console in Chromium against a real ccpd", { timeout: 240_000 }, () => {
-  const root = mkdtempSync(path.join(os.tmpdir(), "ccp-console-"));
+  let t: TestServer;
   let server: RunningServer;
   let adminKey: string;
   let browser: Browser;
@@ -69,12 +69,9 @@ describe("web console in Chromium against a real ccpd", { timeout: 240_000 }, ()
     assert.ok(existsSync(CONSOLE_INDEX), `${CONSOLE_INDEX} is missing: run npm run build first`);
     await ensureChromium();
     mkdirSync(ARTIFACTS, { recursive: true });
-    const config = resolveServerConfig(
-      { dataDir: path.join(root, "data"), port: 0, wirePort: 0, backupAt: "off" },
-      { ...process.env, XDG_CONFIG_HOME: path.join(root, "config"), CCP_LOG_LEVEL: "silent" },
-    );
-    server = await startServer(config);
-    adminKey = server.createdAdminKey as string;
+    t = await startTestServer("console");
+    server = t.server;
+    adminKey = t.adminKey;
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: [
@@ -95,8 +92,7 @@ describe("web console in Chromium against a real ccpd", { timeout: 240_000 }, ()
   });
   after(async () => {
     await browser?.close();
-    await server?.close();
-    rmSync(root, { recursive: true, force: true });
+    await t?.dispose();
   });
 
   it("signs in with the admin key into an HttpOnly, SameSite=Strict session; a wrong key is refused", async () => {

@@ -6,7 +6,8 @@ import { after, before, describe, it } from "node:test";
 import Fastify from "fastify";
 import { SessionStore } from "../src/console/sessions.js";
 import { serveConsole } from "../src/console/static.js";
-import { resolveServerConfig, startServer, type RunningServer } from "../src/index.js";
+import type { RunningServer } from "../src/index.js";
+import { startTestServer, type TestServer } from "./support/test-server.js";
 
 describe("console sessions: expiry", () => {
   it("a session ends at its expiry and is swept", () => {
@@ -24,22 +25,18 @@ describe("console sessions: expiry", () => {
 });
 
 describe("console: sign-in, CSRF, static files and the admin SQL endpoint on a real ccpd", () => {
-  const root = mkdtempSync(path.join(os.tmpdir(), "ccp-console-api-"));
+  let t: TestServer;
   let server: RunningServer;
   let key: string;
 
   before(async () => {
-    const config = resolveServerConfig(
-      { dataDir: path.join(root, "data"), port: 0, wirePort: 0, backupAt: "off" },
-      { ...process.env, XDG_CONFIG_HOME: path.join(root, "config"), CCP_LOG_LEVEL: "silent" },
-    );
-    server = await startServer(config);
-    key = server.createdAdminKey as string;
+    t = await startTestServer("console-api");
+    server = t.server;
+    key = t.adminKey;
     await server.databases.create("console-api");
   });
   after(async () => {
-    await server?.close();
-    rmSync(root, { recursive: true, force: true });
+    await t?.dispose();
   });
 
   const call = async (method: string, url: string, init: { headers?: Record<string, string>; body?: unknown } = {}) => {
