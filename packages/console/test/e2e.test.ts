@@ -230,6 +230,20 @@ describe("web console in Chromium against a real ccpd", { timeout: 240_000 }, ()
     await atWidth(390, "backups");
   });
 
+  it("restores to a point in time into a new database", async () => {
+    await adminSql("INSERT INTO items VALUES (4, 'fig', 2)");
+    await page.getByRole("button", { name: "Set the time to now" }).click();
+    await page.getByLabel("Name of the new database").fill("shop-then");
+    await page.getByRole("button", { name: "Restore into a new database" }).click();
+    await page.getByRole("heading", { name: "Databases / shop-then" }).waitFor({ timeout: 90_000 });
+    const res = await fetch(`${server.url}/v1/databases/shop-then/sql`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${adminKey}`, "content-type": "application/json" },
+      body: JSON.stringify({ sql: "SELECT id FROM items ORDER BY id" }),
+    });
+    assert.deepEqual(((await res.json()) as { results: { rows: unknown[][] }[] }).results[0]?.rows, [[1], [2], [3], [4]]);
+  });
+
   it("signs out; the pages and the old cookie are refused afterwards", async () => {
     const cookie = (await context.cookies()).find((c) => c.name === "ccp_session")?.value;
     await page.getByRole("button", { name: "Sign out" }).click();

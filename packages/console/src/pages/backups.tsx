@@ -18,6 +18,8 @@ export function BackupsPanel(props: { db: Database; onChange: () => Promise<void
   const [restoring, setRestoring] = useState<Backup | undefined>();
   const [deleting, setDeleting] = useState<Backup | undefined>();
   const [pitrTime, setPitrTime] = useState(() => localInputValue(new Date()));
+  /** "Now" keeps the exact instant: the picker shows whole seconds, which would drop what happened within the last one. */
+  const [pitrExact, setPitrExact] = useState<Date | undefined>();
   const [pitrName, setPitrName] = useState(`${db.name}-restored`.slice(0, 32));
 
   const load = useCallback(async () => {
@@ -123,7 +125,7 @@ export function BackupsPanel(props: { db: Database; onChange: () => Promise<void
         class="card"
         onSubmit={(e) => {
           e.preventDefault();
-          const when = new Date(pitrTime);
+          const when = pitrExact ?? new Date(pitrTime);
           if (Number.isNaN(when.getTime())) {
             setError(new Error("Pick a date and time to restore to."));
             return;
@@ -137,7 +139,22 @@ export function BackupsPanel(props: { db: Database; onChange: () => Promise<void
         <p class="muted small-text">Creates a NEW database with this one's data as it was at that moment; this database is untouched.</p>
         <label>
           Restore to (your local time)
-          <input type="datetime-local" step="1" value={pitrTime} max={localInputValue(new Date())} onInput={(e) => setPitrTime((e.target as HTMLInputElement).value)} required />
+          <span class="time-row">
+            <input type="datetime-local" step="1" value={pitrTime} onInput={(e) => {
+                setPitrTime((e.target as HTMLInputElement).value);
+                setPitrExact(undefined);
+              }}
+              required
+            />
+            <button type="button" class="small" aria-label="Set the time to now" onClick={() => {
+                const now = new Date();
+                setPitrTime(localInputValue(now));
+                setPitrExact(now);
+              }}
+            >
+              Now
+            </button>
+          </span>
         </label>
         <label>
           Name of the new database
