@@ -138,6 +138,15 @@ describe("web console in Chromium against a real ccpd", { timeout: 240_000 }, ()
     await typeSql("CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL, price numeric)");
     await page.keyboard.press("ControlOrMeta+Enter");
     await page.getByTestId("result-summary").filter({ hasText: /^CREATE$/ }).waitFor();
+    // Completion knows the new table and, after it, its columns.
+    await typeSql("");
+    await page.keyboard.type("SELECT * FROM ite");
+    await page.locator(".cm-tooltip-autocomplete").getByText("items", { exact: true }).waitFor();
+    await page.keyboard.press("Enter");
+    await page.keyboard.type(" WHERE pri");
+    await page.locator(".cm-tooltip-autocomplete").getByText("price", { exact: true }).waitFor();
+    await page.keyboard.press("Enter");
+    assert.equal(await page.locator(".cm-content").innerText(), "SELECT * FROM items WHERE price");
     // Two statements, cursor on the second: only the INSERT runs (the table exists already).
     await typeSql("SELECT 'not this one';\nINSERT INTO items VALUES (1, 'apple', 1.5), (2, 'pear', NULL), (3, 'plum', 3) RETURNING id, name, price");
     await page.keyboard.press("ControlOrMeta+Enter");

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { columnsInScope } from "../src/lib/completion.js";
 import { csvField, toCsv, toJson, toJsonRows } from "../src/lib/csv.js";
 import { browseSql, quoteIdent, quoteLiteral, updateRowSql } from "../src/lib/sql-text.js";
 import { errorOffset, splitStatements, statementAt } from "../src/lib/statements.js";
@@ -81,5 +82,20 @@ describe("console: statement at the cursor", () => {
   it("maps Postgres' 1-based character position to an editor offset, astral characters included", () => {
     assert.equal(errorOffset("SELEC 1", 1, 10), 10);
     assert.equal(errorOffset("SELECT '😀' FRO", 13, 0), 13); // 12 characters before, one of them two UTF-16 units
+  });
+});
+
+describe("console: column completion in scope", () => {
+  const tables = [
+    { schema: "public", name: "items", columns: [{ name: "price", type: "numeric" }] },
+    { schema: "public", name: "Orders", columns: [{ name: "total", type: "integer" }] },
+    { schema: "public", name: "item", columns: [{ name: "sku", type: "text" }] },
+  ];
+  it("offers the columns of the tables the text names, by whole name, quoted names case-sensitively", () => {
+    assert.deepEqual(columnsInScope("SELECT * FROM items WHERE pr", tables), [{ label: "price", detail: "items · numeric" }]);
+    assert.deepEqual(columnsInScope("select * from ITEMS where ", tables).map((o) => o.label), ["price"]);
+    assert.deepEqual(columnsInScope('SELECT * FROM public."Orders" WHERE ', tables).map((o) => o.label), ["total"]);
+    assert.deepEqual(columnsInScope("SELECT * FROM orders", tables), []);
+    assert.deepEqual(columnsInScope("SELECT * FROM item_log", tables), []);
   });
 });

@@ -86,12 +86,12 @@ export function BackupsPanel(props: { db: Database; onChange: () => Promise<void
                   <td>
                     <code>{b.id}</code>
                   </td>
-                  <td>{formatTime(b.created_at)}</td>
-                  <td>{b.kind}</td>
-                  <td>
+                  <td data-label="Taken">{formatTime(b.created_at)}</td>
+                  <td data-label="Kind">{b.kind}</td>
+                  <td data-label="Status">
                     <StatusBadge status={b.status} />
                   </td>
-                  <td>{formatBytes(b.size_bytes)}</td>
+                  <td data-label="Size">{formatBytes(b.size_bytes)}</td>
                   <td class="row-actions">
                     <button
                       type="button"

@@ -92,15 +92,15 @@ export function DatabasesPage() {
                     <Link to={`/databases/${db.name}`}>{db.name}</Link>
                     <div class="muted mono small-text">{db.id}</div>
                   </td>
-                  <td>
+                  <td data-label="Status">
                     <StatusBadge status={status?.state ?? db.status} />
                   </td>
-                  <td>{formatBytes(status?.size_bytes)}</td>
-                  <td>
+                  <td data-label="Size">{formatBytes(status?.size_bytes)}</td>
+                  <td data-label="Connections">
                     {status?.connections ?? "—"}
                     {status?.max_connections ? <span class="muted"> / {status.max_connections}</span> : null}
                   </td>
-                  <td>{db.pg_version}</td>
+                  <td data-label="Postgres">{db.pg_version}</td>
                   <td class="row-actions">
                     <Link to={`/databases/${db.name}/sql`}>SQL</Link>
                     <button type="button" class="small danger-outline" onClick={() => setDestroying(db)} aria-label={`Destroy ${db.name}`}>

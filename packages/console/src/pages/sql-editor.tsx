@@ -1,3 +1,4 @@
+import type { CompletionContext, CompletionResult } from "@codemirror/autocomplete";
 import { PostgreSQL, sql as sqlLanguage } from "@codemirror/lang-sql";
 import { Compartment, EditorSelection, Prec, StateEffect, StateField, type Extension } from "@codemirror/state";
 import { Decoration, EditorView, keymap, type DecorationSet } from "@codemirror/view";
@@ -6,9 +7,10 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError, databasesApi, objects, query, type Database, type SqlResponse, type SqlResult } from "../api.js";
 import { ErrorBox } from "../components/ui.js";
 import { toCsv, toJson } from "../lib/csv.js";
+import { columnsInScope } from "../lib/completion.js";
 import { typeName } from "../lib/pg-types.js";
 import { errorOffset, statementAt } from "../lib/statements.js";
-import { completionSchema, loadTables } from "../schema.js";
+import { completionSchema, loadTables, type TableInfo } from "../schema.js";
 
 /** Where the last error points: a mark in the editor until the text changes. */
 const setErrorMark = StateEffect.define<{ from: number; to: number } | null>();
@@ -56,6 +58,16 @@ function summarize(r: SqlResult): string {
   return r.command ? `${r.command}${r.row_count !== null && r.command !== "CREATE" ? ` ${r.row_count}` : ""}` : "OK";
 }
 
+/** Bare column names of the tables the statement names (lang-sql completes `table.` itself). */
+function columnCompletion(ctx: CompletionContext, tables: readonly TableInfo[]): CompletionResult | null {
+  const word = ctx.matchBefore(/[\w$]+/);
+  if (!word && !ctx.explicit) return null;
+  const from = word?.from ?? ctx.pos;
+  if (ctx.state.sliceDoc(from - 1, from) === ".") return null;
+  const options = columnsInScope(ctx.state.doc.toString(), tables).map((o) => ({ ...o, type: "property", boost: 1 }));
+  return options.length ? { from, options, validFor: /^[\w$]*$/ } : null;
+}
+
 function download(name: string, type: string, text: string): void {
   const url = URL.createObjectURL(new Blob([text], { type }));
   const a = document.createElement("a");
@@ -75,6 +87,7 @@ export function SqlEditor(props: { db: Database }) {
   const host = useRef<HTMLDivElement>(null);
   const view = useRef<EditorView | null>(null);
   const language = useRef(new Compartment());
+  const tablesRef = useRef<TableInfo[]>([]);
   const runRef = useRef<() => void>(() => undefined);
   const [running, setRunning] = useState<AbortController | undefined>();
   const [outcome, setOutcome] = useState<Outcome | undefined>();
@@ -94,6 +107,7 @@ export function SqlEditor(props: { db: Database }) {
         Prec.highest(keymap.of([{ key: "Mod-Enter", run: () => (runRef.current(), true) }])),
         basicSetup,
         language.current.of(languageFor({})),
+        PostgreSQL.language.data.of({ autocomplete: (ctx: CompletionContext) => columnCompletion(ctx, tablesRef.current) }),
         errorMarkField,
         EditorView.lineWrapping,
         EditorView.contentAttributes.of({ "aria-label": "SQL editor. Ctrl+Enter or Cmd+Enter runs the statement at the cursor, or the selection." }),
@@ -104,12 +118,22 @@ export function SqlEditor(props: { db: Database }) {
     });
     view.current = v;
     v.focus();
-    // Table and column names for completion; the editor works without them.
-    loadTables(db.id)
-      .then((tables) => v.dispatch({ effects: language.current.reconfigure(languageFor(completionSchema(tables))) }))
-      .catch(() => undefined);
-    return () => v.destroy();
+    refreshSchema();
+    return () => {
+      view.current = null;
+      v.destroy();
+    };
   }, [db.id]);
+
+  /** Table and column names for completion, again after DDL; the editor works without them. */
+  const refreshSchema = () => {
+    loadTables(db.id)
+      .then((tables) => {
+        tablesRef.current = tables;
+        view.current?.dispatch({ effects: language.current.reconfigure(languageFor(completionSchema(tables))) });
+      })
+      .catch(() => undefined);
+  };
 
   const learnTypes = async (r: SqlResult) => {
     const unknown = r.fields.map((f) => f.type_oid).filter((oid) => typeName(oid, types).startsWith("oid "));
@@ -149,6 +173,7 @@ export function SqlEditor(props: { db: Database }) {
       const last = response.results[response.results.length - 1];
       setOutcome({ response, roundTripMs: performance.now() - started, text });
       if (last) void learnTypes(last);
+      if (response.results.some((r) => r.command === "CREATE" || r.command === "ALTER" || r.command === "DROP")) refreshSchema();
       entry = { sql: text, at: new Date().toISOString(), ok: true, summary: last ? summarize(last) : "OK" };
     } catch (err) {
       let where: string | undefined;

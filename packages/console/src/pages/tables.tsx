@@ -111,11 +111,11 @@ function Structure(props: { table: TableInfo; details: TableDetails | undefined 
                   <code>{c.name}</code>
                   {details?.primaryKey.includes(c.name) && <span class="badge"> PK</span>}
                 </td>
-                <td>
+                <td data-label="Type">
                   <code>{c.type}</code>
                 </td>
-                <td>{c.not_null ? "no" : "yes"}</td>
-                <td>{c.default === null ? <span class="muted">—</span> : <code>{c.default}</code>}</td>
+                <td data-label="Nullable">{c.not_null ? "no" : "yes"}</td>
+                <td data-label="Default">{c.default === null ? <span class="muted">—</span> : <code>{c.default}</code>}</td>
               </tr>
             ))}
           </tbody>
