@@ -102,7 +102,7 @@ describe("web console in Chromium against a real ccpd", { timeout: 240_000 }, ()
     await page.getByRole("alert").filter({ hasText: "not an admin API key" }).waitFor();
     await shot("sign-in");
     await page.getByLabel("Admin API key").fill(adminKey);
-    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.keyboard.press("Enter");
     await page.getByText("No databases yet.").waitFor();
     assert.equal(new URL(page.url()).pathname, "/databases");
     const cookie = (await context.cookies()).find((c) => c.name === "ccp_session");
@@ -141,10 +141,10 @@ describe("web console in Chromium against a real ccpd", { timeout: 240_000 }, ()
     // Completion knows the new table and, after it, its columns.
     await typeSql("");
     await page.keyboard.type("SELECT * FROM ite");
-    await page.locator(".cm-tooltip-autocomplete").getByText("items", { exact: true }).waitFor();
+    await page.locator(".cm-completionLabel", { hasText: /^items$/ }).waitFor();
     await page.keyboard.press("Enter");
     await page.keyboard.type(" WHERE pri");
-    await page.locator(".cm-tooltip-autocomplete").getByText("price", { exact: true }).waitFor();
+    await page.locator(".cm-completionLabel", { hasText: /^price$/ }).waitFor();
     await page.keyboard.press("Enter");
     assert.equal(await page.locator(".cm-content").innerText(), "SELECT * FROM items WHERE price");
     // Two statements, cursor on the second: only the INSERT runs (the table exists already).
@@ -235,6 +235,8 @@ describe("web console in Chromium against a real ccpd", { timeout: 240_000 }, ()
       [2, "pear"],
       [3, "plum"],
     ]);
+    await page.getByRole("button", { name: "Verify" }).click();
+    await page.getByText(/Backup bkp-[0-9a-f]{8} verified: \d+ files/).waitFor({ timeout: 60_000 });
     await atWidth(1280, "backups");
     await atWidth(390, "backups");
   });
@@ -251,6 +253,21 @@ describe("web console in Chromium against a real ccpd", { timeout: 240_000 }, ()
       body: JSON.stringify({ sql: "SELECT id FROM items ORDER BY id" }),
     });
     assert.deepEqual(((await res.json()) as { results: { rows: unknown[][] }[] }).results[0]?.rows, [[1], [2], [3], [4]]);
+  });
+
+  it("destroys a database only once its name is typed, from the keyboard", async () => {
+    await page.getByRole("link", { name: "Databases", exact: true }).first().click();
+    await page.getByRole("button", { name: "Destroy shop-then" }).focus();
+    await page.keyboard.press("Enter");
+    const dialog = page.getByRole("dialog");
+    assert.equal(await dialog.getByRole("button", { name: "Destroy database" }).isDisabled(), true);
+    await page.keyboard.type("shop-the"); // the confirmation field has the focus
+    assert.equal(await dialog.getByRole("button", { name: "Destroy database" }).isDisabled(), true);
+    await page.keyboard.type("n");
+    await page.keyboard.press("Enter");
+    await page.getByRole("row").filter({ hasText: "shop-then" }).waitFor({ state: "detached", timeout: 30_000 });
+    assert.equal((await fetch(`${server.url}/v1/databases/shop-then`, { headers: { authorization: `Bearer ${adminKey}` } })).status, 404);
+    await page.getByRole("row").filter({ hasText: "shop" }).waitFor();
   });
 
   it("signs out; the pages and the old cookie are refused afterwards", async () => {
