@@ -141,11 +141,10 @@ describe("web console in Chromium against a real ccpd", { timeout: 240_000 }, ()
     // Completion knows the new table and, after it, its columns.
     await typeSql("");
     await page.keyboard.type("SELECT * FROM ite");
-    await page.locator(".cm-completionLabel", { hasText: /^items$/ }).waitFor();
-    await page.keyboard.press("Enter");
+    // Clicked, not Enter: CodeMirror ignores Enter for a moment after the list opens (interactionDelay).
+    await page.locator(".cm-completionLabel", { hasText: /^items$/ }).click();
     await page.keyboard.type(" WHERE pri");
-    await page.locator(".cm-completionLabel", { hasText: /^price$/ }).waitFor();
-    await page.keyboard.press("Enter");
+    await page.locator(".cm-completionLabel", { hasText: /^price$/ }).click();
     assert.equal(await page.locator(".cm-content").innerText(), "SELECT * FROM items WHERE price");
     // Two statements, cursor on the second: only the INSERT runs (the table exists already).
     await typeSql("SELECT 'not this one';\nINSERT INTO items VALUES (1, 'apple', 1.5), (2, 'pear', NULL), (3, 'plum', 3) RETURNING id, name, price");

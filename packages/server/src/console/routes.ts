@@ -1,7 +1,6 @@
 import type { FastifyInstance, FastifyReply } from "fastify";
 import type { AdminAuth } from "../api/admin-auth.js";
-import { errorSchema } from "../api/schemas.js";
-import { CcpError } from "../errors.js";
+import { CcpError, errorSchema } from "../errors.js";
 import { sessionOf } from "./auth.js";
 import { CSRF_HEADER, csrfMatches, SESSION_COOKIE, type ConsoleSession, type SessionStore } from "./sessions.js";
 

@@ -2,7 +2,7 @@ import type { FastifyInstance } from "fastify";
 import type { DatabaseService } from "../../databases/service.js";
 import type { Gateway } from "../../gateway/gateway.js";
 import { clientGone } from "../../gateway/routes.js";
-import { errorSchema } from "../schemas.js";
+import { errorSchema } from "../../errors.js";
 import { refParams } from "./databases.js";
 
 interface SqlBody {
