@@ -154,6 +154,34 @@ describe("console: sign-in, CSRF, static files and the admin SQL endpoint on a r
     assert.equal((await call("GET", "/databases", { headers: { accept: "application/json" } })).status, 404, "non-browser clients get JSON");
   });
 
+  it("answers bad sign-ins, cookies, CSRF headers, SQL bodies and paths with a 4xx, never a 5xx, and serves no file outside the console", async () => {
+    const s = await signIn();
+    const cases: [string, string, { headers?: Record<string, string>; body?: unknown }, number[]][] = [
+      ["POST", "/v1/session", { body: { key: 123 } }, [400]],
+      ["POST", "/v1/session", { body: { key: "" } }, [400]],
+      ["POST", "/v1/session", { body: { key: "k".repeat(100_000) } }, [401]],
+      ["POST", "/v1/session", { body: [] }, [400]],
+      ["GET", "/v1/databases", { headers: { cookie: "ccp_session=%00" } }, [401]],
+      ["GET", "/v1/databases", { headers: { cookie: `ccp_session=${"x".repeat(6000)}` } }, [401]],
+      ["GET", "/v1/databases", { headers: { cookie: "ccp_session" } }, [401]],
+      ["GET", "/v1/databases", { headers: { cookie: `${s.cookie}; ccp_session=other` } }, [200, 401]],
+      ["POST", "/v1/databases/console-api/sql", { headers: { cookie: s.cookie, "x-csrf-token": "t".repeat(10_000) }, body: { sql: "SELECT 1" } }, [403]],
+      ["POST", "/v1/databases/console-api/sql", { headers: { cookie: s.cookie, "x-csrf-token": s.csrf }, body: { sql: "SELECT 1", raw_text: "yes" } }, [400]],
+      ["POST", "/v1/databases/console-api/sql", { headers: { cookie: s.cookie, "x-csrf-token": s.csrf }, body: { sql: "SELECT $1", params: [[[[[[[[[[1]]]]]]]]]] } }, [200, 400]],
+      ["POST", "/v1/databases/console-api/sql", { headers: { cookie: s.cookie, "x-csrf-token": s.csrf }, body: { sql: "SELECT '\u0000'" } }, [400]],
+      ["POST", "/v1/databases/console-api/sql", { headers: { cookie: s.cookie, "x-csrf-token": s.csrf }, body: { sql: "SELECT 1", database: "nope" } }, [400, 404, 503]],
+      ["DELETE", "/v1/session", { headers: { cookie: "ccp_session=unknown" } }, [200]],
+      ["GET", "/%00", { headers: { accept: "text/html" } }, [200, 400, 404]],
+      ["GET", "/..%2f..%2f..%2fetc%2fpasswd", { headers: { accept: "text/html" } }, [200, 400, 403, 404]],
+      ["GET", "/assets/..%2f..%2f..%2fpackage.json", {}, [400, 403, 404]],
+    ];
+    for (const [method, url, init, allowed] of cases) {
+      const res = await call(method, url, init);
+      assert.ok(allowed.includes(res.status), `${method} ${url} ${JSON.stringify(init).slice(0, 120)} answered ${res.status}: ${res.text.slice(0, 200)}`);
+      assert.ok(!res.text.includes("root:x:0:0") && !res.text.includes('"name": "@ccp/console"'), `${url} served a file outside the console`);
+    }
+  });
+
   it("documents the new endpoints in the OpenAPI document", async () => {
     const doc = (await call("GET", "/v1/openapi.json")).json as { paths: Record<string, Record<string, unknown>> };
     assert.ok(doc.paths["/v1/session"]?.["post"] && doc.paths["/v1/session"]["delete"] && doc.paths["/v1/session"]["get"]);
