@@ -23,6 +23,10 @@ export function App() {
     return onUnauthorized(() => setAuth("signed-out"));
   }, []);
 
+  useEffect(() => {
+    if (auth === "signed-in" && (path === "/" || path === "/sign-in")) navigate("/databases", true);
+  }, [auth, path]);
+
   if (auth === "unknown") return <Spinner />;
   if (auth === "signed-out") {
     return (
@@ -32,7 +36,6 @@ export function App() {
           onSignedIn={() => {
             setError(undefined);
             setAuth("signed-in");
-            if (path === "/" || path === "/sign-in") navigate("/databases", true);
           }}
         />
       </>
@@ -51,10 +54,8 @@ export function App() {
 
   const m = /^\/databases\/([^/]+)(?:\/([a-z]+))?\/?$/.exec(path);
   let page;
-  if (path === "/" || path === "/sign-in") {
-    navigate("/databases", true);
-    page = null;
-  } else if (path === "/databases" || path === "/databases/") page = <DatabasesPage />;
+  if (path === "/" || path === "/sign-in") page = null; // the effect above moves on to /databases
+  else if (path === "/databases" || path === "/databases/") page = <DatabasesPage />;
   else if (m?.[1]) page = <DatabasePage key={m[1]} dbRef={decodeURIComponent(m[1])} tab={m[2] ?? "overview"} />;
   else
     page = (
