@@ -88,7 +88,7 @@ describe("web console in Chromium against a real ccpd", { timeout: 240_000 }, ()
     });
     context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     page = await context.newPage();
-    page.setDefaultTimeout(10_000);
+    page.setDefaultTimeout(20_000);
   });
   after(async () => {
     await browser?.close();
@@ -220,7 +220,7 @@ describe("web console in Chromium against a real ccpd", { timeout: 240_000 }, ()
     await page.getByRole("link", { name: "Backups" }).click();
     await page.getByText("No backups yet").waitFor();
     await page.getByRole("button", { name: "Take backup now" }).click();
-    await page.getByText(/Backup bkp-[0-9a-f]{8} taken\./).waitFor();
+    await page.getByText(/Backup bkp-[0-9a-f]{8} taken\./).waitFor({ timeout: 60_000 });
     await adminSql("DELETE FROM items");
     await page.getByRole("button", { name: "Restore…" }).click();
     const dialog = page.getByRole("dialog");
