@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
@@ -86,7 +86,7 @@ describe("web console in Chromium against a real ccpd", { timeout: 240_000 }, ()
       ], // launch() gives every run a fresh, empty user data dir of its own
 
     });
-    context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
     page = await context.newPage();
     page.setDefaultTimeout(20_000);
   });
@@ -155,6 +155,15 @@ describe("web console in Chromium against a real ccpd", { timeout: 240_000 }, ()
     assert.deepEqual(await grid.locator("tbody tr").first().locator("td").allInnerTexts(), ["1", "apple", "1.5"]);
     assert.equal(await grid.locator("tbody tr").nth(1).locator("td").nth(2).innerText(), "NULL");
     assert.deepEqual(await adminSql("SELECT count(*)::int FROM items"), [[3]]);
+    const [csv] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "CSV" }).click()]);
+    assert.match(csv.suggestedFilename(), /^shop-.*\.csv$/);
+    assert.equal(readFileSync((await csv.path()) as string, "utf8"), "id,name,price\r\n1,apple,1.5\r\n2,pear,\r\n3,plum,3\r\n");
+    const [json] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "JSON" }).click()]);
+    assert.deepEqual(JSON.parse(readFileSync((await json.path()) as string, "utf8")), [
+      { id: 1, name: "apple", price: "1.5" },
+      { id: 2, name: "pear", price: null },
+      { id: 3, name: "plum", price: "3" },
+    ]);
     await atWidth(1280, "sql");
     await atWidth(390, "sql");
   });
