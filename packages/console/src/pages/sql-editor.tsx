@@ -235,7 +235,7 @@ export function SqlEditor(props: { db: Database }) {
             <ErrorBox error={error.err} />
             {error.where && <p class="muted small-text">At {error.where} (marked in the editor).</p>}
             {error.err instanceof ApiError && typeof error.err.body["detail"] === "string" && <p class="small-text">Detail: {error.err.body["detail"]}</p>}
-            {error.err instanceof ApiError && error.err.body["hint"] && <p class="small-text">Hint: {String(error.err.body["hint"])}</p>}
+            {error.err instanceof ApiError && /^[0-9A-Z]{5}$/.test(error.err.code) && <p class="muted small-text">SQLSTATE {error.err.code}</p>}
           </div>
         )}
         {!running && !error && outcome && last && (
