@@ -343,7 +343,7 @@ function Rows(props: { db: Database; table: TableInfo; primaryKey: string[] | un
                         <button
                           type="button"
                           class="small"
-                          disabled={!!editing}
+                          disabled={!!editing || primaryKey?.length === 0}
                           aria-label={`Edit row ${page * PAGE + r + 1}`}
                           title={primaryKey && primaryKey.length === 0 ? "No primary key: edit with the SQL editor" : "Edit this row"}
                           onClick={() => {
