@@ -1,3 +1,4 @@
+import cookie from "@fastify/cookie";
 import swagger from "@fastify/swagger";
 import { Ajv } from "ajv";
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from "fastify";
@@ -9,10 +10,15 @@ import { neonRoutes } from "../gateway/neon.js";
 import { observabilityRoutes } from "../observability/routes.js";
 import type { Observability } from "../observability/service.js";
 import { gatewayRoutes } from "../gateway/routes.js";
+import { authenticateAdmin } from "../console/auth.js";
+import { sessionRoutes } from "../console/routes.js";
+import { SessionStore } from "../console/sessions.js";
+import { serveConsole } from "../console/static.js";
 import type { AdminAuth } from "./admin-auth.js";
 import { DEFAULT_HTTP_LIMITS, httpServerOptions, limitPendingConnections, type HttpLimits } from "./http-limits.js";
 import { databaseAdminRoutes } from "./routes/database-admin.js";
 import { backupRoutes } from "./routes/backups.js";
+import { databaseSqlRoutes } from "./routes/database-sql.js";
 import { databaseRoutes } from "./routes/databases.js";
 
 export interface AppDeps {
@@ -32,6 +38,10 @@ export interface AppDeps {
   readonly bodyLimit?: number;
   /** Header, body and keep-alive timeouts; the bound on connections without a complete request. */
   readonly httpLimits?: HttpLimits;
+  /** The built web console (packages/console/dist by default). */
+  readonly consoleDir?: string;
+  /** Console sign-ins (a fresh in-memory store by default). */
+  readonly sessions?: SessionStore;
 }
 
 const CODE_BY_STATUS: Record<number, ErrorCode> = {
@@ -85,8 +95,13 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
     openapi: {
       openapi: "3.0.3",
       info: { title: "ccp control plane", version: deps.version, description: "Create, list, inspect and destroy Postgres databases (admin key); run SQL over HTTP (database token)." },
-      components: { securitySchemes: { adminKey: { type: "http", scheme: "bearer" } } },
-      security: [{ adminKey: [] }],
+      components: {
+        securitySchemes: {
+          adminKey: { type: "http", scheme: "bearer" },
+          consoleSession: { type: "apiKey", in: "cookie", name: "ccp_session", description: "Web console sign-in (POST /v1/session); state-changing requests also need X-CSRF-Token" },
+        },
+      },
+      security: [{ adminKey: [] }, { consoleSession: [] }],
     },
   });
 
@@ -97,7 +112,11 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
     if (mapped.code === "not_ready") void reply.header("retry-after", "1");
     void reply.code(mapped.status).send(mapped.toJSON());
   });
+  await app.register(cookie);
+  const sessions = deps.sessions ?? new SessionStore();
+  const consoleFallback = await serveConsole(app, deps.consoleDir);
   app.setNotFoundHandler((req, reply) => {
+    if (consoleFallback(req, reply)) return;
     const e = new CcpError("not_found", `No route ${req.method} ${req.url}.`, { hint: "See /v1/openapi.json for the API." });
     if (obs?.enabled) obs.metrics.observeHttp(req.method, "unmatched", 404, reply.elapsedTime / 1000);
     void reply.code(404).send(e.toJSON());
@@ -125,11 +144,13 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
   if (obs) observabilityRoutes(app, obs);
 
   await app.register(async (scope) => {
-    scope.addHook("onRequest", async (req) => deps.adminAuth.check(req.headers.authorization));
+    scope.addHook("onRequest", async (req) => authenticateAdmin(req, deps.adminAuth, sessions));
     databaseRoutes(scope, deps.databases);
     backupRoutes(scope, deps.backups, deps.pitr);
     databaseAdminRoutes(scope, deps.databases);
+    databaseSqlRoutes(scope, deps.databases, deps.gateway);
   });
+  sessionRoutes(app, deps.adminAuth, sessions);
 
   return app;
 }

@@ -112,6 +112,19 @@ export class Gateway {
   }
 
   /**
+   * The admin API's way in (`POST /v1/databases/{ref}/sql`, the web console): the
+   * admin key or console session was checked already, so no database token.
+   */
+  async authorizeAdmin(id: string, database?: string): Promise<Target> {
+    const row = await this.#lookup(id);
+    if (!row) throw new CcpError("not_found", `No database ${id}.`, { hint: "Check the database id (ccp db list)." });
+    if (row.status !== "ready" || this.#driver.state(row.id) !== "running") {
+      throw new CcpError("not_ready", `Database ${id} is not ready (${row.status === "ready" ? "restarting" : row.status}).`, { hint: "Retry shortly." });
+    }
+    return { row, database: database ?? row.database_name };
+  }
+
+  /**
    * Run `fn` on a pooled session. When `signal` aborts first (the HTTP client
    * went away), the statement is cancelled and the session dropped (session.abort()).
    */
