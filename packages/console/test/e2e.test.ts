@@ -278,6 +278,17 @@ describe("web console in Chromium against a real ccpd", { timeout: 240_000 }, ()
     await page.getByRole("row").filter({ hasText: "shop" }).waitFor();
   });
 
+  it("shows monitoring: figures from /metrics, query insights and the log", async () => {
+    await page.getByRole("link", { name: "shop", exact: true }).click();
+    await page.getByRole("link", { name: "Monitoring" }).click();
+    await page.getByTestId("figure-Connections").waitFor();
+    assert.match(await page.getByTestId("figure-Size").innerText(), /\d+(\.\d)? (KiB|MiB|GiB)/);
+    await page.getByTestId("insights").getByText("items").first().waitFor(); // the console's own statements on items
+    await page.getByTestId("log").waitFor();
+    await atWidth(1280, "monitoring");
+    await atWidth(390, "monitoring");
+  });
+
   it("signs out; the pages and the old cookie are refused afterwards", async () => {
     const cookie = (await context.cookies()).find((c) => c.name === "ccp_session")?.value;
     await page.getByRole("button", { name: "Sign out" }).click();
