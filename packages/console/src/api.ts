@@ -166,3 +166,48 @@ export async function query(ref: string, sql: string, params: unknown[] = [], ra
 export function objects<T>(r: SqlResult): T[] {
   return r.rows.map((row) => Object.fromEntries(r.fields.map((f, i) => [f.name, row[i]])) as T);
 }
+
+export interface LogEntry {
+  time: string;
+  level: string;
+  source: "postgres" | "ccp";
+  message: string;
+  database?: string;
+  user?: string;
+  code?: string;
+  detail?: string;
+  hint?: string;
+  statement?: string;
+  event?: string;
+}
+
+export interface Insight {
+  query: string;
+  database: string;
+  user: string;
+  calls: number;
+  total_ms: number;
+  mean_ms: number;
+  rows: number;
+  cache_hit_rate: number | null;
+}
+
+/** GET /metrics (Prometheus text); undefined when ccpd runs with --no-metrics. */
+export async function metricsText(): Promise<string | undefined> {
+  const res = await fetch("/metrics", { credentials: "same-origin" });
+  if (res.status === 404) return undefined;
+  if (!res.ok) {
+    const body = (await res.json().catch(() => ({}))) as { error?: Record<string, unknown> };
+    const err = new ApiError(res.status, body.error ?? {});
+    if (res.status === 401) for (const fn of unauthorizedListeners) fn();
+    throw err;
+  }
+  return res.text();
+}
+
+export const observabilityApi = {
+  logs: (ref: string, since: string, level: string) =>
+    api<{ entries: LogEntry[] }>("GET", `/v1/databases/${enc(ref)}/logs?since=${enc(since)}&level=${enc(level)}&limit=300`).then((r) => r.entries),
+  insights: (ref: string, sort: string) => api<{ statements: Insight[] }>("GET", `/v1/databases/${enc(ref)}/insights?sort=${enc(sort)}&limit=25`).then((r) => r.statements),
+  resetInsights: (ref: string) => api<{ reset: boolean }>("POST", `/v1/databases/${enc(ref)}/insights/reset`),
+};

@@ -186,7 +186,7 @@ describe("web console in Chromium against a real ccpd", { timeout: 240_000 }, ()
       assert.ok(i < 100, "pg_sleep never showed up in pg_stat_activity");
       await sleep(100);
     }
-    await page.getByRole("button", { name: "Cancel" }).click();
+    await page.keyboard.press("Escape"); // the editor has the focus; the Cancel button does the same
     await page.getByRole("alert").filter({ hasText: "Cancelled" }).waitFor();
     for (let i = 0; (await adminSql("SELECT count(*)::int FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)' AND state = 'active'"))[0]?.[0] !== 0; i++) {
       assert.ok(i < 100, "pg_sleep still running 10 s after the cancel");
@@ -276,6 +276,17 @@ describe("web console in Chromium against a real ccpd", { timeout: 240_000 }, ()
     await page.getByRole("row").filter({ hasText: "shop-then" }).waitFor({ state: "detached", timeout: 30_000 });
     assert.equal((await fetch(`${server.url}/v1/databases/shop-then`, { headers: { authorization: `Bearer ${adminKey}` } })).status, 404);
     await page.getByRole("row").filter({ hasText: "shop" }).waitFor();
+  });
+
+  it("shows monitoring: figures from /metrics, query insights and the log", async () => {
+    await page.getByRole("link", { name: "shop", exact: true }).click();
+    await page.getByRole("link", { name: "Monitoring" }).click();
+    await page.getByTestId("figure-Connections").waitFor();
+    assert.match(await page.getByTestId("figure-Size").innerText(), /\d+(\.\d)? (KiB|MiB|GiB)/);
+    await page.getByTestId("insights").getByText("items").first().waitFor(); // the console's own statements on items
+    await page.getByTestId("log").waitFor();
+    await atWidth(1280, "monitoring");
+    await atWidth(390, "monitoring");
   });
 
   it("signs out; the pages and the old cookie are refused afterwards", async () => {

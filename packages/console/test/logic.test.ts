@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { columnsInScope } from "../src/lib/completion.js";
 import { csvField, toCsv, toJson, toJsonRows } from "../src/lib/csv.js";
+import { parsePrometheus, rates, readingOf } from "../src/lib/prometheus.js";
 import { browseSql, quoteIdent, quoteLiteral, updateRowSql } from "../src/lib/sql-text.js";
 import { errorOffset, splitStatements, statementAt } from "../src/lib/statements.js";
 
@@ -97,5 +98,37 @@ describe("console: column completion in scope", () => {
     assert.deepEqual(columnsInScope('SELECT * FROM public."Orders" WHERE ', tables).map((o) => o.label), ["total"]);
     assert.deepEqual(columnsInScope("SELECT * FROM orders", tables), []);
     assert.deepEqual(columnsInScope("SELECT * FROM item_log", tables), []);
+  });
+});
+
+describe("console: monitoring figures from ccpd's /metrics", () => {
+  const text = [
+    "# HELP pg_up 1 when up",
+    "# TYPE pg_up gauge",
+    'pg_up{database_id="db-1",name="a"} 1',
+    'pg_up{database_id="db-2",name="b"} 0',
+    'pg_stat_database_numbackends{database_id="db-1",name="a",datname="default"} 2',
+    'pg_stat_database_numbackends{database_id="db-1",name="a",datname="app"} 1',
+    'pg_stat_database_xact_commit{database_id="db-1",name="a",datname="default"} 100',
+    'pg_stat_database_xact_rollback{database_id="db-1",name="a",datname="default"} 4',
+    'pg_stat_database_blks_hit{database_id="db-1",name="a",datname="default"} 90',
+    'pg_stat_database_blks_read{database_id="db-1",name="a",datname="default"} 10',
+    'pg_database_size_bytes{database_id="db-1",name="a",datname="default"} 1000',
+    'weird{label="with \\"quote\\" and \\\\"} 5',
+    "not a sample line",
+  ].join("\n");
+  it("parses samples with escaped label values and skips comments and junk", () => {
+    const samples = parsePrometheus(text);
+    assert.equal(samples.length, 10);
+    assert.deepEqual(samples[9], { name: "weird", labels: { label: 'with "quote" and \\' }, value: 5 });
+  });
+  it("sums one database's figures and turns two readings into rates", () => {
+    const r1 = readingOf(parsePrometheus(text), "db-1", 1_000);
+    assert.deepEqual(r1, { at: 1_000, up: true, connections: 3, transactions: 104, blocksHit: 90, blocksRead: 10, sizeBytes: 1000 });
+    assert.deepEqual(rates(undefined, r1), { tps: null, cacheHitRate: 0.9 });
+    const r2 = { ...r1, at: 6_000, transactions: 154, blocksHit: 190, blocksRead: 10 };
+    assert.deepEqual(rates(r1, r2), { tps: 10, cacheHitRate: 1 });
+    assert.equal(readingOf(parsePrometheus(text), "db-2", 0).up, false);
+    assert.deepEqual(rates(r2, { ...r2, at: 7_000, transactions: 3 }).tps, null, "a restart resets the counters: no negative rate");
   });
 });

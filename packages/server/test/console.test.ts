@@ -96,6 +96,19 @@ describe("console: sign-in, CSRF, static files and the admin SQL endpoint on a r
     assert.equal((await call("POST", "/v1/databases/console-api/sql", { headers: { authorization: "Bearer wrong", cookie: s.cookie }, body: { sql: "SELECT 1" } })).status, 401, "a wrong Bearer key is not rescued by the cookie");
   });
 
+  it("the cookie reaches observability's admin routes too (metrics, logs, insights), with the CSRF rule on its POSTs", async () => {
+    const s = await signIn();
+    const metrics = await call("GET", "/metrics", { headers: { cookie: s.cookie } });
+    assert.equal(metrics.status, 200);
+    assert.match(metrics.text, /pg_up/);
+    assert.equal((await call("GET", "/v1/databases/console-api/logs?since=1h", { headers: { cookie: s.cookie } })).status, 200);
+    assert.equal((await call("GET", "/v1/databases/console-api/insights", { headers: { cookie: s.cookie } })).status, 200);
+    assert.equal((await call("POST", "/v1/databases/console-api/insights/reset", { headers: { cookie: s.cookie } })).status, 403);
+    assert.equal((await call("POST", "/v1/databases/console-api/insights/reset", { headers: { cookie: s.cookie, "x-csrf-token": s.csrf } })).status, 200);
+    assert.equal((await call("GET", "/metrics", { headers: { cookie: "ccp_session=stale" } })).status, 401);
+    assert.equal((await call("GET", "/metrics")).status, 401);
+  });
+
   it("signs out: the session is gone server-side, so the old cookie is refused", async () => {
     const s = await signIn();
     assert.equal((await call("DELETE", "/v1/session", { headers: { cookie: s.cookie } })).status, 403, "sign-out needs the CSRF token too");

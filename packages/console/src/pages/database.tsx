@@ -2,6 +2,7 @@ import { useCallback, useEffect, useState } from "preact/hooks";
 import { databasesApi, type Database, type DatabaseStatus } from "../api.js";
 import { Confirm, CopyButton, ErrorBox, formatBytes, formatTime, Link, Secret, Spinner, StatusBadge } from "../components/ui.js";
 import { BackupsPanel } from "./backups.js";
+import { MonitoringPanel } from "./monitoring.js";
 import { SqlEditor } from "./sql-editor.js";
 import { TablesPanel } from "./tables.js";
 
@@ -10,6 +11,7 @@ const TABS = [
   { id: "sql", label: "SQL editor" },
   { id: "tables", label: "Tables" },
   { id: "backups", label: "Backups" },
+  { id: "monitoring", label: "Monitoring" },
 ] as const;
 
 export function DatabasePage(props: { dbRef: string; tab: string }) {
@@ -53,6 +55,7 @@ export function DatabasePage(props: { dbRef: string; tab: string }) {
       {db && tab.id === "sql" && <SqlEditor db={db} />}
       {db && tab.id === "tables" && <TablesPanel db={db} />}
       {db && tab.id === "backups" && <BackupsPanel db={db} onChange={load} />}
+      {db && tab.id === "monitoring" && <MonitoringPanel db={db} />}
     </section>
   );
 }

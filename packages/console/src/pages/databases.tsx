@@ -17,17 +17,21 @@ export function DatabasesPage() {
   const load = useCallback(async () => {
     try {
       const list = await databasesApi.list();
-      setRows(list.map((db) => ({ db })));
-      setError(undefined);
       // Live figures come per database; a stopped one answers with nulls.
       const statuses = await Promise.all(list.map((db) => databasesApi.status(db.id).catch(() => undefined)));
       setRows(list.map((db, i) => ({ db, status: statuses[i] })));
+      setError(undefined);
     } catch (err) {
       setError(err);
     }
   }, []);
   useEffect(() => {
     void load();
+    // Status, size and connections change under us (restarts, clients): refresh while the page is shown.
+    const timer = setInterval(() => {
+      if (document.visibilityState === "visible") void load();
+    }, 10_000);
+    return () => clearInterval(timer);
   }, [load]);
 
   return (

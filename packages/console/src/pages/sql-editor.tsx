@@ -89,6 +89,7 @@ export function SqlEditor(props: { db: Database }) {
   const language = useRef(new Compartment());
   const tablesRef = useRef<TableInfo[]>([]);
   const runRef = useRef<() => void>(() => undefined);
+  const runningRef = useRef<AbortController | undefined>(undefined);
   const [running, setRunning] = useState<AbortController | undefined>();
   const [outcome, setOutcome] = useState<Outcome | undefined>();
   const [error, setError] = useState<{ err: unknown; where?: string } | undefined>();
@@ -104,7 +105,13 @@ export function SqlEditor(props: { db: Database }) {
       parent: host.current as HTMLDivElement,
       doc: localStorage.getItem(draftKey(db.id)) ?? "SELECT now();\n",
       extensions: [
-        Prec.highest(keymap.of([{ key: "Mod-Enter", run: () => (runRef.current(), true) }])),
+        Prec.highest(
+          keymap.of([
+            { key: "Mod-Enter", run: () => (runRef.current(), true) },
+            // Esc cancels a running statement (and otherwise closes completion, as usual).
+            { key: "Escape", run: () => (runningRef.current ? (runningRef.current.abort(), true) : false) },
+          ]),
+        ),
         basicSetup,
         language.current.of(languageFor({})),
         PostgreSQL.language.data.of({ autocomplete: (ctx: CompletionContext) => columnCompletion(ctx, tablesRef.current) }),
@@ -203,6 +210,7 @@ export function SqlEditor(props: { db: Database }) {
     });
   };
   runRef.current = () => void run();
+  runningRef.current = running;
 
   const last = outcome?.response.results[outcome.response.results.length - 1];
   const fileBase = `${db.name}-${new Date().toISOString().replace(/[:.]/g, "-")}`;
@@ -212,7 +220,7 @@ export function SqlEditor(props: { db: Database }) {
         <button type="button" class="primary" onClick={() => void run()} disabled={!!running} title="Ctrl+Enter / Cmd+Enter">
           Run <kbd>Ctrl+Enter</kbd>
         </button>
-        <button type="button" onClick={() => running?.abort()} disabled={!running}>
+        <button type="button" onClick={() => running?.abort()} disabled={!running} title="Esc in the editor">
           Cancel
         </button>
         {(db.databases?.length ?? 0) > 1 && (
@@ -225,7 +233,7 @@ export function SqlEditor(props: { db: Database }) {
             </select>
           </label>
         )}
-        <span class="muted small-text">Runs the selection, or the statement at the cursor.</span>
+        <span class="muted small-text">Runs the selection, or the statement at the cursor; Esc cancels.</span>
       </div>
       <div class="editor" ref={host} />
       <div class="result" aria-live="polite">

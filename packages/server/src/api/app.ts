@@ -10,7 +10,7 @@ import { neonRoutes } from "../gateway/neon.js";
 import { observabilityRoutes } from "../observability/routes.js";
 import type { Observability } from "../observability/service.js";
 import { gatewayRoutes } from "../gateway/routes.js";
-import { authenticateAdmin } from "../console/auth.js";
+import { consoleSessionHook } from "../console/auth.js";
 import { sessionRoutes } from "../console/routes.js";
 import { SessionStore } from "../console/sessions.js";
 import { serveConsole } from "../console/static.js";
@@ -114,6 +114,7 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   await app.register(cookie);
   const sessions = deps.sessions ?? new SessionStore();
+  app.addHook("onRequest", consoleSessionHook(deps.adminAuth, sessions));
   const consoleFallback = await serveConsole(app, deps.consoleDir);
   app.setNotFoundHandler((req, reply) => {
     if (consoleFallback(req, reply)) return;
@@ -144,7 +145,7 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
   if (obs) observabilityRoutes(app, obs);
 
   await app.register(async (scope) => {
-    scope.addHook("onRequest", async (req) => authenticateAdmin(req, deps.adminAuth, sessions));
+    scope.addHook("onRequest", async (req) => deps.adminAuth.check(req.headers.authorization));
     databaseRoutes(scope, deps.databases);
     backupRoutes(scope, deps.backups, deps.pitr);
     databaseAdminRoutes(scope, deps.databases);
