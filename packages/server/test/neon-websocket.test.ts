@@ -119,6 +119,12 @@ describe("Neon serverless driver over WebSocket (Pool, Client, drizzle neon-serv
     await assert.rejects(waiting.connect(), (err: { code?: string }) => err.code === "28P01");
   });
 
+  it("declines Postgres-level TLS inside the WebSocket; the driver stops instead of going on unencrypted", async () => {
+    const c = new Client(`${a.url}?sslmode=require`);
+    c.neonConfig.forceDisablePgSSL = false;
+    await assert.rejects(c.connect(), /does not support SSL/);
+  });
+
   it("answers another WebSocket path with 404", async () => {
     const ws = new WebSocket(`ws://${httpHost}/v1/nope`);
     const status = await new Promise<number | undefined>((resolve) => {
