@@ -228,7 +228,7 @@ describe("ccp db create / list / info / destroy against a real ccpd", () => {
     const readme = readFileSync(path.join(CCP_BIN, "..", "..", "..", "..", "README.md"), "utf8");
     const section = readme.slice(readme.indexOf("### Querying from handlers"));
     const snippet = /```js\n([\s\S]*?)```/.exec(section)?.[1];
-    assert.ok(snippet?.includes("DATABASE_HTTP_URL"), "README has no handler snippet");
+    assert.ok(snippet && snippet.includes("DATABASE_HTTP_URL"), "README has no handler snippet");
     writeFileSync(path.join(project, "handler.mjs"), snippet);
     const created = await ccpd.ccp(["db", "exec", "CREATE TABLE users (id int PRIMARY KEY, name text); INSERT INTO users VALUES (42, 'Ada'), (7, 'Grace')"], { cwd: project });
     assert.equal(created.code, 0, created.stderr);
