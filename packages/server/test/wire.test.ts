@@ -11,6 +11,7 @@ import { after, before, describe, it } from "node:test";
 import pg from "pg";
 import { serialize } from "pg-protocol";
 import { resolveServerConfig, startServer, type RunningServer } from "../src/index.js";
+import { resolvePgBinaries } from "../src/runtime/process/binaries.js";
 import { MessageReader } from "../src/wire/messages.js";
 import { connectPg, tlsBySni } from "./wire-clients.js";
 
@@ -372,6 +373,18 @@ describe("Postgres wire endpoint", () => {
     it("psql with channel_binding=require connects over TLS", async () => {
       const url = `${a.url}?sslmode=require&channel_binding=require`;
       assert.equal((await run("psql", [url, "-X", "-At", "-c", "SELECT 'bound'"])).trim(), "bound");
+    });
+
+    it("psql on libpq 18 (the embedded Postgres package's) connects with sslnegotiation=direct and channel_binding=require", async () => {
+      // psql 15 (Debian's) reads its connection options through libpq: the package's libpq 18 knows sslnegotiation.
+      const lib = path.join(resolvePgBinaries().bindir, "..", "lib");
+      const url = `${a.url}?sslmode=require&sslnegotiation=direct&channel_binding=require`;
+      const out = await new Promise<string>((resolve, reject) =>
+        execFile("psql", [url, "-X", "-At", "-c", "SELECT 'direct'"], { env: { ...process.env, LD_LIBRARY_PATH: lib } }, (err, stdout, stderr) =>
+          err ? reject(new Error(`psql failed: ${stderr}`)) : resolve(stdout),
+        ),
+      );
+      assert.equal(out.trim(), "direct");
     });
 
     it("pgbench -i then a short pgbench run", async () => {
