@@ -42,8 +42,8 @@ export async function authenticate(channel: ClientChannel, reader: MessageReader
   channel.stream.write(authenticationSasl(binding ? [SCRAM_PLUS, SCRAM] : [SCRAM]));
   const initial = await reader.readMessage();
   if (initial.type !== "p") throw new ProtocolError(`expected SASL response, got message type "${initial.type}"`);
-  const nul = initial.body.indexOf(0);
-  if (nul < 0 || nul + 5 > initial.body.length) throw new ProtocolError("malformed SASLInitialResponse");
+  // Without a NUL the whole body is taken as the mechanism's name: an unknown mechanism (28000).
+  const nul = initial.body.indexOf(0) < 0 ? initial.body.length : initial.body.indexOf(0);
   const mechanism = initial.body.subarray(0, nul).toString("utf8");
   if (mechanism !== SCRAM && !(mechanism === SCRAM_PLUS && binding)) {
     throw new ClientError({
@@ -53,6 +53,7 @@ export async function authenticate(channel: ClientChannel, reader: MessageReader
       hint: binding ? `Use ${SCRAM_PLUS} or ${SCRAM}.` : `Use ${SCRAM} (${SCRAM_PLUS} needs TLS).`,
     });
   }
+  if (nul + 5 > initial.body.length) throw new ProtocolError("malformed SASLInitialResponse");
   const length = initial.body.readInt32BE(nul + 1);
   const exchange = new ScramExchange(verifier, { plus: mechanism === SCRAM_PLUS, binding });
   try {

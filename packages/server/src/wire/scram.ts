@@ -164,7 +164,8 @@ export class ScramExchange {
   first(clientFirst: string): string {
     // gs2-header: "n,," (no channel binding), "y,," (client could, thinks the server cannot), "p=<type>,," (-PLUS).
     const m = /^(n|y|p=([^,]*)),(?:a=[^,]*)?,(n=[^,]*,r=([^,]+)(?:,.*)?)$/.exec(clientFirst);
-    if (!m) throw new ScramError("malformed SCRAM client-first-message", true);
+    // Malformed messages get the wrong-password answer, as before channel binding: no detail for a prober.
+    if (!m) throw new ScramError("malformed SCRAM client-first-message");
     const flag = (m[1] as string)[0];
     // The checks and words of Postgres's read_client_first_message (auth-scram.c).
     if (flag === "p") {
@@ -191,7 +192,7 @@ export class ScramExchange {
   /** client-final-message → server-final-message, or throws when the proof is wrong. */
   final(clientFinal: string): string {
     const m = /^c=([^,]*),r=([^,]*),(?:.*,)?p=([^,]+)$/.exec(clientFinal);
-    if (!m) throw new ScramError("malformed SCRAM client-final-message", true);
+    if (!m) throw new ScramError("malformed SCRAM client-final-message");
     // c= is base64(gs2-header + channel-binding data): the certificate hash proves no one sits between client and ccpd.
     const expected = Buffer.concat([Buffer.from(this.#gs2Header, "latin1"), this.#channel.plus ? (this.#channel.binding as Buffer) : Buffer.alloc(0)]);
     const got = Buffer.from(m[1] as string, "base64");
