@@ -25,9 +25,11 @@ describe("Neon serverless driver over WebSocket (Pool, Client, drizzle neon-serv
   let httpHost: string;
 
   before(async () => {
-    server = await startServer(
-      resolveServerConfig({ dataDir: path.join(root, "data"), port: 0, wirePort: 0 }, { ...process.env, XDG_CONFIG_HOME: path.join(root, "config"), CCP_LOG_LEVEL: "silent" }),
+    const config = resolveServerConfig(
+      { dataDir: path.join(root, "data"), port: 0, wirePort: 0, wireMaxConnections: 4 },
+      { ...process.env, XDG_CONFIG_HOME: path.join(root, "config"), CCP_LOG_LEVEL: "silent" },
     );
+    server = await startServer({ ...config, wireStartupTimeoutMs: 1_500 });
     const ca = await server.databases.create("ws-a");
     const cb = await server.databases.create("ws-b");
     a = { id: ca.database.id, url: ca.database_url, password: ca.password };
@@ -123,6 +125,29 @@ describe("Neon serverless driver over WebSocket (Pool, Client, drizzle neon-serv
     const c = new Client(`${a.url}?sslmode=require`);
     c.neonConfig.forceDisablePgSSL = false;
     await assert.rejects(c.connect(), /does not support SSL/);
+  });
+
+  it("shares the wire endpoint's per-database connection limit", async () => {
+    // Earlier tests' sessions are released when ccpd sees their WebSocket close: wait for that (bounded).
+    for (let i = 0; i < 200 && server.wire.connections(a.id) > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(server.wire.connections(a.id), 0);
+    const held: Client[] = [];
+    for (let i = 0; i < 4; i++) {
+      const c = new Client(a.url);
+      await c.connect();
+      await c.query("SELECT 1");
+      held.push(c);
+    }
+    const over = new Client(a.url);
+    over.neonConfig.pipelineConnect = false;
+    await assert.rejects(over.connect(), (e: { code?: string; message: string }) => e.code === "53300" && /limit is 4/.test(e.message));
+    await Promise.all(held.map((c) => c.end()));
+  });
+
+  it("closes a WebSocket that never sends a start-up packet (the wire endpoint's start-up timeout)", async () => {
+    const ws = new WebSocket(`ws://${httpHost}/v2`);
+    const code = await new Promise<number>((resolve) => ws.on("close", (c) => resolve(c)));
+    assert.equal(typeof code, "number");
   });
 
   it("answers another WebSocket path with 404", async () => {
