@@ -8,8 +8,10 @@ import { createRequire } from "node:module";
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { CancelKeys } from "../src/wire/backend.js";
 import { makeVerifier, parseVerifier, passwordMatches, ScramError, ScramExchange, tlsServerEndPoint } from "../src/wire/scram.js";
 
 describe("database names", () => {
@@ -109,5 +111,55 @@ describe("SCRAM channel binding (tls-server-end-point)", () => {
     const v = parseVerifier(makeVerifier("correct horse"));
     assert.equal(await passwordMatches(v, "correct horse"), true);
     assert.equal(await passwordMatches(v, "correct horsE"), false);
+  });
+});
+
+describe("wire cancel keys", () => {
+  /** Two fake instances' unix sockets; each records the CancelRequests (pid, secret) it receives. */
+  const instances = async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "ccp-cancel-"));
+    const received = new Map<string, string[]>();
+    const servers = await Promise.all(
+      ["one", "two"].map(
+        (name) =>
+          new Promise<net.Server>((resolve) => {
+            received.set(name, []);
+            const server = net.createServer((s) => s.on("data", (d: Buffer) => received.get(name)?.push(`${d.readInt32BE(8)}:${d.readInt32BE(12)}`)));
+            server.listen(path.join(dir, name), () => resolve(server));
+          }),
+      ),
+    );
+    return { dir, received, servers };
+  };
+
+  // Regression (issue 18, item 5): clients now get the backend's real pid, and pids repeat across instances.
+  it("routes a cancel on pid and secret together when two instances' backends share a pid", async () => {
+    const { dir, received, servers } = await instances();
+    try {
+      const keys = new CancelKeys();
+      const secret = (n: number) => Buffer.from([0, 0, 0, n]);
+      const one = keys.issue(path.join(dir, "one"), 4242, secret(1));
+      const two = keys.issue(path.join(dir, "two"), 4242, secret(2));
+      const clientSecret = (n: number) => {
+        const b = Buffer.alloc(4);
+        b.writeInt32BE(n);
+        return b;
+      };
+      keys.cancel(4242, clientSecret(two.secret));
+      keys.cancel(4243, clientSecret(one.secret)); // right secret, wrong pid: nothing
+      keys.cancel(4242, clientSecret(one.secret ^ 1)); // right pid, wrong secret: nothing
+      for (let i = 0; i < 200 && (received.get("two")?.length ?? 0) === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.deepEqual(received.get("two"), ["4242:2"]);
+      // Once forgotten (the session ended), the key cancels nothing.
+      one.forget();
+      keys.cancel(4242, clientSecret(one.secret));
+      keys.cancel(4242, clientSecret(two.secret));
+      for (let i = 0; i < 200 && (received.get("two")?.length ?? 0) < 2; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.deepEqual(received.get("one"), []);
+      assert.deepEqual(received.get("two"), ["4242:2", "4242:2"]);
+    } finally {
+      for (const s of servers) s.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
