@@ -26,6 +26,7 @@ import { loadOrCreateSecret } from "./secrets.js";
 import { readUserConfig, writeUserConfig } from "./user-config.js";
 import { ensureCertificate } from "./wire/certificate.js";
 import { WireProxy } from "./wire/proxy.js";
+import { serveWebSockets } from "./wire/websocket.js";
 import { databaseUrl } from "./wire/url.js";
 import { VERSION } from "./version.js";
 
@@ -207,8 +208,11 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
     const pitr = (ref: string, time: string, name: string) =>
       restoreToPointInTime({ databases, backups, driver, retentionDays: config.backups.retentionDays }, ref, time, name);
     const app = await createApp({ databases, backups, pitr, adminAuth, gateway, observability: obs, domain: config.domain, version: VERSION, loggerInstance: log, httpLimits: config.http });
+    const stopWebSockets = serveWebSockets(app.server, wire, config.domain);
     await app.listen({ port: config.port, host: config.listen });
     cleanups.push(() => app.close());
+    // Runs before app.close (cleanups run in reverse): upgraded sockets would keep the HTTP server from closing.
+    cleanups.push(stopWebSockets);
     scheduler?.start();
     const address = app.server.address();
     const boundUrl = typeof address === "object" && address ? url.replace(/:\d+$/, `:${address.port}`) : url;

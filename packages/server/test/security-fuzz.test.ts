@@ -438,14 +438,16 @@ describe(`security: fuzzing ccpd's HTTP and wire endpoints (seed ${SEED}; replay
     // The third field: the SQLSTATE the endpoint must answer with when the client sent that much
     // and waits (when it half-closes at once, a close without a reply is as clean).
     const cases: [string, () => Buffer, string?][] = [
-      ["length 0", () => Buffer.concat([int32(0), randomBytes(r, 20)]), "08P01"],
-      ["length 4", () => packet(196608, Buffer.alloc(0), 4), "08P01"],
-      ["length 7", () => packet(196608, Buffer.alloc(0), 7), "08P01"],
-      ["length -1", () => packet(196608, Buffer.alloc(0), 0xffffffff), "08P01"],
-      ["length 2^31", () => packet(196608, Buffer.alloc(0), 0x80000000), "08P01"],
-      ["length 2^31-1", () => packet(196608, Buffer.alloc(0), 0x7fffffff), "08P01"],
+      // An impossible start-up length is closed without a reply, as Postgres does (it only logs "invalid length of
+      // startup packet"): node-postgres sends a Terminate first on connect(); end() and would raise a reply (issue 18).
+      ["length 0", () => Buffer.concat([int32(0), randomBytes(r, 20)])],
+      ["length 4", () => packet(196608, Buffer.alloc(0), 4)],
+      ["length 7", () => packet(196608, Buffer.alloc(0), 7)],
+      ["length -1", () => packet(196608, Buffer.alloc(0), 0xffffffff)],
+      ["length 2^31", () => packet(196608, Buffer.alloc(0), 0x80000000)],
+      ["length 2^31-1", () => packet(196608, Buffer.alloc(0), 0x7fffffff)],
       ["length larger than sent", () => packet(196608, Buffer.from(`user\0${user}\0\0`), 500)],
-      ["length 10001", () => Buffer.concat([packet(196608, Buffer.alloc(0), 10_001), randomBytes(r, 100)]), "08P01"],
+      ["length 10001", () => Buffer.concat([packet(196608, Buffer.alloc(0), 10_001), randomBytes(r, 100)])],
       ["random garbage", () => randomBytes(r, 300)],
       ["garbage after a valid length", () => Buffer.concat([int32(40), randomBytes(r, 36)])],
       ["protocol 2.0", () => packet(0x00020000, Buffer.from(`user\0${user}\0\0`)), "08P01"],
@@ -463,7 +465,7 @@ describe(`security: fuzzing ccpd's HTTP and wire endpoints (seed ${SEED}; replay
       ["start-up with an empty user", () => startup({ user: "" }), "28000"],
       ["start-up without terminator", () => packet(196608, Buffer.from(`user\0${user}`))],
       ["start-up with invalid UTF-8", () => packet(196608, Buffer.concat([Buffer.from("user\0"), Buffer.from([0xff, 0xfe, 0x00, 0x00])]))],
-      ["start-up with many parameters", () => startup(Object.fromEntries(Array.from({ length: 400 }, (_, i) => [`p${i}`, "v".repeat(20)]))), "08P01"],
+      ["start-up with many parameters (over the 10000-byte length limit)", () => startup(Object.fromEntries(Array.from({ length: 400 }, (_, i) => [`p${i}`, "v".repeat(20)])))],
       ["replication start-up", () => startup({ user, replication: "database" }), "28000"],
       ["truncated start-up, then EOF", () => valid.subarray(0, 1 + int(r, valid.length - 1))],
       ["valid start-up, then a wrong SASL mechanism", () => Buffer.concat([valid, saslInitial("PLAIN", "x")]), "28000"],
