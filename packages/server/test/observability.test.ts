@@ -226,11 +226,20 @@ describe("observability: metrics, logs, insights", () => {
 
   it("follows the log: a statement error arrives on the open stream, and the stream stops when the client goes away", async () => {
     const controller = new AbortController();
-    const res = await fetch(`${server.url}/v1/databases/${a.id}/logs?since=1s&follow=true&level=error`, { headers: admin(), signal: controller.signal });
+    // Nothing matches yet: the stream must still open at once (its headers were held until the first entry).
+    const since = new Date().toISOString();
+    const opened = setTimeout(() => controller.abort(new Error("the stream did not open within 10 s")), 10_000);
+    const res = await fetch(`${server.url}/v1/databases/${a.id}/logs?since=${since}&follow=true&level=panic`, { headers: admin(), signal: controller.signal });
+    clearTimeout(opened);
     assert.equal(res.status, 200);
     assert.match(res.headers.get("content-type") ?? "", /application\/x-ndjson/);
+    controller.abort();
+    // And a stream that shows errors gets the one this test causes.
+    const errors = new AbortController();
+    const res2 = await fetch(`${server.url}/v1/databases/${a.id}/logs?since=${since}&follow=true&level=error`, { headers: admin(), signal: errors.signal });
+    assert.equal(res2.status, 200);
     const mark = `followed_${Date.now()}`;
-    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    const reader = (res2.body as ReadableStream<Uint8Array>).getReader();
     assert.equal((await sql(a, "query", { sql: `SELECT * FROM ${mark}` })).status, 400);
     let text = "";
     const decoder = new TextDecoder();
@@ -243,7 +252,7 @@ describe("observability: metrics, logs, insights", () => {
     }
     const entry = text.split("\n").filter(Boolean).map((l) => JSON.parse(l) as LogEntry).find((e) => e.statement?.includes(mark));
     assert.equal(entry?.code, "42P01");
-    controller.abort();
+    errors.abort();
     await reader.cancel().catch(() => undefined);
     // ccpd still answers (the stream's poller stopped with its client).
     assert.equal((await get("/v1/health", {})).status, 200);

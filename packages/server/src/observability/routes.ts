@@ -105,6 +105,7 @@ export function observabilityRoutes(app: FastifyInstance, obs: Observability): v
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, { "content-type": "application/x-ndjson; charset=utf-8", "cache-control": "no-store" });
+      res.flushHeaders(); // the client learns the stream is open now, not with the first entry
       const write = (batch: LogEntry[]) => res.write(batch.map((e) => `${JSON.stringify(e)}\n`).join(""));
       if (entries.length > 0) write(entries);
       const stop = new AbortController();
