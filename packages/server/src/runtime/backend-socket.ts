@@ -56,9 +56,15 @@ export function adminClientConfig(endpoint: InstanceEndpoint): ClientConfig {
  * instance's endpoint, or a unix socket file.
  */
 export function sendCancelRequest(target: InstanceEndpoint | string, pid: number, secret: number): void {
-  const endpoint: InstanceEndpoint =
-    typeof target === "string" ? { transport: { kind: "unix", socketDir: path.dirname(target), port: Number(path.basename(target).replace(".s.PGSQL.", "")) }, admin: { user: "" } } : target;
-  connectBackend(endpoint).then(
+  const connected =
+    typeof target === "string"
+      ? new Promise<net.Socket>((resolve, reject) => {
+          const s = net.connect(target);
+          s.once("connect", () => resolve(s));
+          s.once("error", reject);
+        })
+      : connectBackend(target);
+  connected.then(
     (s) => {
       s.on("error", () => undefined);
       s.end(serialize.cancel(pid, secret));
