@@ -1,4 +1,4 @@
-import { INSIGHT_SORTS, isCcpError, LOG_LEVELS, parseLevel, parseSince, validateDatabaseName, validateOwnerRole, validateProvisionName, VERSION } from "@ccp/server/client-side";
+import { INSIGHT_SORTS, isCcpError, LOG_LEVELS, parseLevel, parseSince, parseSuspendAfter, validateDatabaseName, validateOwnerRole, validateProvisionName, VERSION } from "@ccp/server/client-side";
 // Commands that pull in much (the shell, migrations, the server) are imported when they run, so the CLI starts fast.
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { ApiClient } from "./api.js";
@@ -28,8 +28,11 @@ import { databaseStatus, printDatabaseStatus } from "./commands/db/status.js";
 import { printInsights, resetInsights, statementInsights } from "./commands/db/insights.js";
 import { databaseTarget, followLogs, printLogs, readLogs } from "./commands/db/logs.js";
 import { issueMetricsToken, printMetricsToken } from "./commands/server/metrics-token.js";
+import { printSuspended, suspendDatabase } from "./commands/db/suspend.js";
 import { printRotated, rotateToken } from "./commands/db/token.js";
+import { printUpdated, updateDatabase } from "./commands/db/update.js";
 import { printUse, useDatabase } from "./commands/db/use.js";
+import { printWoken, wakeDatabase } from "./commands/db/wake.js";
 import { login, printLogin } from "./commands/login.js";
 import { printStatus, serverStatus } from "./commands/server/status.js";
 import { CliError, EXIT, usageError } from "./errors.js";
@@ -65,6 +68,16 @@ function sinceOption(value: string): string {
   return value;
 }
 
+/** A suspend timeout ("30s", "5m", "2h", "never"), checked before contacting ccpd. */
+function suspendAfter(value: string): string {
+  try {
+    parseSuspendAfter(value);
+  } catch (err) {
+    throw new InvalidArgumentError(isCcpError(err) ? err.message : String(err));
+  }
+  return value;
+}
+
 function levelOption(value: string): string {
   try {
     return parseLevel(value);
@@ -77,6 +90,11 @@ function insightsLimit(value: string): number {
   const n = positiveInt(value);
   if (n > 1000) throw new InvalidArgumentError("expected at most 1000.");
   return n;
+}
+
+function nonNegativeInt(value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError("expected a whole number (0 or more).");
+  return Number(value);
 }
 
 function output(opts: { json?: boolean }): Output {
@@ -112,6 +130,9 @@ function program(result: { code: number }): Command {
     .option("--wire-max-connections <n>", "server connections per database through the wire endpoint", positiveInt, 50)
     .option("--statement-timeout <ms>", "default statement timeout of SQL over HTTP", positiveInt, 30_000)
     .option("--no-metrics", "do not serve /metrics nor count HTTP requests")
+    .option("--suspend-after <duration>", "suspend a database idle this long (30s, 5m, 2h; never: keep running); per database: `ccp db update`", suspendAfter, "5m")
+    .option("--wake-timeout <ms>", "how long a client is held while its database wakes before a retryable error", positiveInt, 8_000)
+    .option("--warm-pool <n>", "Postgres servers kept pre-started for `ccp db create` (0: none)", nonNegativeInt, 2)
     .action(async (o: {
       metrics: boolean;
       dataDir?: string;
@@ -127,6 +148,9 @@ function program(result: { code: number }): Command {
       tlsKey?: string;
       wireMaxConnections: number;
       statementTimeout: number;
+      suspendAfter: string;
+      wakeTimeout: number;
+      warmPool: number;
     }) => {
       if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw usageError("--tls-cert and --tls-key go together.", "Pass both, or neither for a self-signed certificate.");
       const { runServer } = await import("./commands/server/start.js");
@@ -144,6 +168,9 @@ function program(result: { code: number }): Command {
         wireMaxConnections: o.wireMaxConnections,
         statementTimeoutMs: o.statementTimeout,
         metrics: o.metrics,
+        suspendAfter: o.suspendAfter,
+        wakeTimeoutMs: o.wakeTimeout,
+        warmPool: o.warmPool,
       });
     });
   server
@@ -182,10 +209,11 @@ function program(result: { code: number }): Command {
   db.command("create")
     .description("create a database (its own Postgres server) and save its token in .cluster/config.json")
     .requiredOption("--name <name>", "3–32 characters: lowercase letters, digits, - and _, starting with a letter")
+    .option("--suspend-after <duration>", "suspend it after this long idle (30s, 5m, 2h, never; default: the server's)", suspendAfter)
     .addOption(jsonOption())
-    .action(async (o: { name: string; json?: boolean }) => {
+    .action(async (o: { name: string; suspendAfter?: string; json?: boolean }) => {
       validateDatabaseName(o.name); // fail fast, before contacting ccpd
-      printCreated(output(o), await createDatabase(new ApiClient(), o.name));
+      printCreated(output(o), await createDatabase(new ApiClient(), o.name, process.cwd(), undefined, o.suspendAfter === undefined ? {} : { suspendAfter: o.suspendAfter }));
     });
   db.command("provision")
     .description("create a database whose owner role and password you choose (password at a hidden prompt, or --password-stdin)")
@@ -277,6 +305,24 @@ function program(result: { code: number }): Command {
     .option("--db-id <id>", "database id or name (default: from .cluster/config.json)")
     .addOption(jsonOption())
     .action(async (o: { dbId?: string; json?: boolean }) => printRotated(output(o), await rotateToken(new ApiClient(), o.dbId)));
+  db.command("suspend")
+    .description("suspend a database now (clean stop, last WAL archived); any query or connection wakes it")
+    .argument("<id|name>", "database id (db-…) or name")
+    .addOption(jsonOption())
+    .action(async (ref: string, o: { json?: boolean }) => printSuspended(output(o), await suspendDatabase(new ApiClient(), ref)));
+  db.command("wake")
+    .description("start a suspended database now")
+    .argument("<id|name>", "database id (db-…) or name")
+    .addOption(jsonOption())
+    .action(async (ref: string, o: { json?: boolean }) => printWoken(output(o), await wakeDatabase(new ApiClient(), ref)));
+  db.command("update")
+    .description("change a database's settings")
+    .argument("<id|name>", "database id (db-…) or name")
+    .requiredOption("--suspend-after <duration>", "idle time before it is suspended: 30s, 5m, 2h, never, or default (the server's)", (v: string) => (v === "default" ? v : suspendAfter(v)))
+    .addOption(jsonOption())
+    .action(async (ref: string, o: { suspendAfter: string; json?: boolean }) =>
+      printUpdated(output(o), await updateDatabase(new ApiClient(), ref, { suspendAfter: o.suspendAfter === "default" ? null : o.suspendAfter })),
+    );
   db.command("destroy")
     .alias("rm")
     .description("destroy a database and all its data")

@@ -13,3 +13,4 @@ export { VERSION } from "./version.js";
 export { INSIGHT_SORTS, LOG_LEVELS, parseLevel, parseSince, type InsightSort, type LogLevel } from "./observability/params.js";
 export type { LogEntry } from "./observability/logs.js";
 export type { StatementInsight } from "./observability/insights.js";
+export { parseSuspendAfter } from "./runtime/suspend-after.js";

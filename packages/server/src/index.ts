@@ -12,3 +12,4 @@ export type { LogEntry, LogLevel } from "./observability/logs.js";
 export { LOG_LEVELS, parseLevel, parseSince } from "./observability/logs.js";
 export type { StatementInsight, InsightSort } from "./observability/insights.js";
 export { INSIGHT_SORTS } from "./observability/insights.js";
+export { formatDuration as formatSuspendAfter, parseSuspendAfter } from "./runtime/suspend-after.js";

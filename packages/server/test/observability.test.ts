@@ -197,11 +197,11 @@ describe("observability: metrics, logs, insights", () => {
       const families = await scrape();
       assert.equal(value(families, "pg_up", { database_id: c.database.id }), 0);
       assert.equal(value(families, "pg_stat_database_xact_commit", { database_id: c.database.id }), undefined);
-      assert.equal(server.driver.state(c.database.id), "stopped");
+      assert.equal(await server.driver.state(c.database.id), "stopped");
     }
     const status = await get(`/v1/databases/${c.database.id}/status`);
     assert.equal(status.status, 200);
-    assert.equal(server.driver.state(c.database.id), "stopped", "status does not wake it either");
+    assert.equal(await server.driver.state(c.database.id), "stopped", "status does not wake it either");
     assert.equal(existsSync(path.join(server.driver.dataDir(c.database.id), "postmaster.pid")), false);
     await server.databases.destroy(c.database.id);
   });

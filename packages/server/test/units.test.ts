@@ -13,6 +13,21 @@ import os from "node:os";
 import path from "node:path";
 import { CancelKeys } from "../src/wire/backend.js";
 import { makeVerifier, parseVerifier, passwordMatches, ScramError, ScramExchange, tlsServerEndPoint } from "../src/wire/scram.js";
+import { formatDuration, parseSuspendAfter } from "../src/runtime/suspend-after.js";
+
+describe("suspend timeouts", () => {
+  for (const [text, ms] of [["30s", 30_000], ["5m", 300_000], ["2h", 7_200_000], ["1d", 86_400_000], ["1500ms", 1_500], [" 10M ", 600_000], ["never", null]] as const) {
+    it(`reads ${JSON.stringify(text)}`, () => assert.equal(parseSuspendAfter(text), ms));
+  }
+  for (const bad of ["", "5", "0s", "999ms", "5 m", "-1m", "1.5h", "5min", "forever", 300, null]) {
+    it(`refuses ${JSON.stringify(bad)} with a 400 that shows the form`, () => {
+      assert.throws(() => parseSuspendAfter(bad), (e: unknown) => e instanceof CcpError && e.status === 400 && /30s, 5m, 2h/.test(e.message));
+    });
+  }
+  it("prints the largest whole unit", () => {
+    assert.deepEqual([300_000, 90_000, 86_400_000, 1_500, null].map(formatDuration), ["5m", "90s", "1d", "1500ms", "never"]);
+  });
+});
 
 describe("database names", () => {
   for (const ok of ["abc", "my-app-db", "a_b-c9", `a${"b".repeat(31)}`]) {

@@ -2,7 +2,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { withAdmin } from "../databases/admin-connection.js";
 import type { CreatedDatabase, DatabaseService } from "../databases/service.js";
 import { CcpError } from "../errors.js";
-import type { ProcessDriver } from "../runtime/process/process-driver.js";
+import type { InstanceEndpoint } from "../runtime/driver.js";
+import type { Instances } from "../runtime/instances.js";
 import type { BackupService } from "./service.js";
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
@@ -24,9 +25,9 @@ export function parseRfc3339(input: unknown): Date {
  * after the last real commit is still "reached" by recovery), then a segment
  * switch, then wait for the archiver.
  */
-async function flushWalToArchive(driver: ProcessDriver, id: string): Promise<void> {
+async function flushWalToArchive(endpoint: InstanceEndpoint, id: string): Promise<void> {
   await withAdmin(
-    driver.endpoint(id),
+    endpoint,
     "postgres",
     async (admin) => {
       await admin.query("SELECT pg_current_xact_id()");
@@ -50,7 +51,7 @@ async function flushWalToArchive(driver: ProcessDriver, id: string): Promise<voi
  * to it). The source is untouched.
  */
 export async function restoreToPointInTime(
-  o: { databases: DatabaseService; backups: BackupService; driver: ProcessDriver; retentionDays: number; now?: () => Date },
+  o: { databases: DatabaseService; backups: BackupService; instances: Instances; retentionDays: number; now?: () => Date },
   sourceRef: string,
   timeInput: unknown,
   newName: unknown,
@@ -75,14 +76,22 @@ export async function restoreToPointInTime(
   }
   const backup = await o.backups.backupBefore(source.id, time);
   if (!backup) throw new CcpError("invalid_request", `No backup of ${source.id} finished before ${time.toISOString()}.`);
-  if (source.status === "ready" && o.driver.state(source.id) === "running") await flushWalToArchive(o.driver, source.id);
+  // A suspended source archived its WAL (stamped with a commit) when it was suspended: nothing to flush, no wake.
+  if (source.status === "ready" && (await o.instances.state(source.id)) === "running") {
+    const lease = await o.instances.use(source.id); // not suspended under the flush
+    try {
+      await flushWalToArchive(lease.endpoint, source.id);
+    } finally {
+      lease.release();
+    }
+  }
 
   return o.databases.create(newName, {}, {
     owner: source.owner_role,
     from: source.id,
     populate: async (id) => {
-      o.driver.prepareEmpty(id);
-      await o.backups.unpack(source.id, backup.id, o.driver.dataDir(id));
+      o.instances.storage.prepareEmpty(id);
+      await o.backups.unpack(source.id, backup.id, o.instances.storage.dataDir(id));
     },
     startOnce: { settings: o.backups.recoverySettings(source.id, { time }), timeoutMs: RECOVERY_TIMEOUT_MS },
   });

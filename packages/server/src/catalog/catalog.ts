@@ -1,7 +1,7 @@
 import pg from "pg";
 import { CATALOG_MIGRATIONS } from "./schema.js";
 
-export type DatabaseStatus = "creating" | "ready" | "stopped" | "failed" | "destroying" | "restoring";
+export type DatabaseStatus = "creating" | "ready" | "suspended" | "stopped" | "failed" | "destroying" | "restoring";
 
 export interface DatabaseRow {
   readonly id: string;
@@ -15,6 +15,10 @@ export interface DatabaseRow {
   readonly token_hash: string;
   readonly restarts: number;
   readonly last_error: string | null;
+  /** The database's own suspend timeout ("5m", "never"); null: the server's default. */
+  readonly suspend_after: string | null;
+  readonly last_active_at: Date | null;
+  readonly last_write_at: Date | null;
   readonly created_at: Date;
   readonly updated_at: Date;
 }

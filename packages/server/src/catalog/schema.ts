@@ -87,4 +87,13 @@ export const CATALOG_MIGRATIONS: readonly string[] = [
   -- Platform events are read per database in order (ccp db logs).
   CREATE INDEX instance_events_by_database ON ccp.instance_events (database_id, id);
   `,
+  `
+  -- Sleep and wake (runtime/instances.ts): status may be 'suspended'; suspend_after is the
+  -- database's own timeout ("30s", "5m", "never"; NULL: the server's default).
+  ALTER TABLE ccp.databases
+    ADD COLUMN suspend_after  text,
+    ADD COLUMN last_active_at timestamptz,
+    -- when a suspension last found WAL written since the wake (or the last backup)
+    ADD COLUMN last_write_at  timestamptz;
+  `,
 ];

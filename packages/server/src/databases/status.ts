@@ -37,7 +37,7 @@ export async function liveStatus(endpoint: InstanceEndpoint, timeoutMs = 5_000):
                 current_setting('max_connections')::int AS max_connections,
                 pg_postmaster_start_time() AS started_at,
                 extract(epoch FROM now() - pg_postmaster_start_time())::float8 AS uptime`,
-        [endpoint.adminUser, ADMIN_APPLICATION_NAME, GATEWAY_APPLICATION_NAME],
+        [endpoint.admin.user, ADMIN_APPLICATION_NAME, GATEWAY_APPLICATION_NAME],
       );
       const r = rows[0] as (typeof rows)[number];
       const dbs = await client.query<{ datname: string }>(TENANT_DATABASES_SQL);

@@ -211,7 +211,8 @@ export class DatabaseMetrics {
 
   /** The reading of one database: cached when younger than cacheMs; undefined when it is not running (never started here). */
   async snapshot(row: DatabaseRow): Promise<InstanceSnapshot | undefined> {
-    if (row.status !== "ready" || this.#o.driver.state(row.id) !== "running") return undefined;
+    // Never wakes a suspended database: collecting is not activity.
+    if (row.status !== "ready" || (await this.#o.driver.state(row.id)) !== "running") return undefined;
     let entry = this.#entries.get(row.id);
     if (!entry) this.#entries.set(row.id, (entry = { snapshot: undefined, reading: undefined, history: [] }));
     const e = entry;

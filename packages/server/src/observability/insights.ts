@@ -67,7 +67,7 @@ export async function statementInsights(endpoint: InstanceEndpoint, sort: Insigh
           WHERE r.rolname <> $1 AND d.datname <> 'postgres'
           ORDER BY ${ORDER[sort]} DESC, s.queryid
           LIMIT $2`,
-        [endpoint.adminUser, limit],
+        [endpoint.admin.user, limit],
       );
       return rows;
     } catch (err) {

@@ -123,19 +123,19 @@ export class Observability {
     return new LogReader({ dir: this.#o.driver.logDir(row.id), catalog: this.#o.catalog, databaseId: row.id, query });
   }
 
-  #runningEndpoint(row: DatabaseRow) {
-    if (row.status !== "ready" || this.#o.driver.state(row.id) !== "running") {
+  async #runningEndpoint(row: DatabaseRow) {
+    if (row.status !== "ready" || (await this.#o.driver.state(row.id)) !== "running") {
       throw new CcpError("not_ready", `Database ${row.id} is not running (${row.status}); its statement statistics live in its server.`, { hint: "Retry shortly." });
     }
     return this.#o.driver.endpoint(row.id);
   }
 
   async insights(row: DatabaseRow, sort: InsightSort, limit: number): Promise<StatementInsight[]> {
-    return statementInsights(this.#runningEndpoint(row), sort, limit);
+    return statementInsights(await this.#runningEndpoint(row), sort, limit);
   }
 
   async resetInsights(row: DatabaseRow): Promise<void> {
-    await resetInsights(this.#runningEndpoint(row));
+    await resetInsights(await this.#runningEndpoint(row));
   }
 
   /** Events and metrics of creates, destroys and credential changes (DatabaseService). */

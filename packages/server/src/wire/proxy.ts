@@ -4,7 +4,7 @@ import tls from "node:tls";
 import type { Catalog } from "../catalog/catalog.js";
 import type { Logger } from "../logger.js";
 import { backendSocketPath } from "../runtime/backend-socket.js";
-import type { RuntimeDriver } from "../runtime/driver.js";
+import type { Instances, Lease } from "../runtime/instances.js";
 import { authenticate } from "./authenticate.js";
 import { BackendRefused, CancelKeys, connectBackend, type BackendSession } from "./backend.js";
 import { forwardNatively, type NativeSession } from "./forwarder.js";
@@ -18,13 +18,15 @@ export interface WireProxyOptions {
   readonly domain: string;
   readonly tls: { readonly key: string; readonly cert: string };
   readonly catalog: Catalog;
-  readonly driver: RuntimeDriver;
+  readonly instances: Instances;
   /** Server connections allowed per instance through the proxy. */
   readonly maxConnectionsPerInstance: number;
   /** Secret for decoy SCRAM salts (unknown databases look like wrong passwords). */
   readonly secret: Buffer;
   readonly log: Logger;
   readonly startupTimeoutMs?: number;
+  /** How long an authenticated client is held while its suspended database wakes (then 57P03). */
+  readonly wakeTimeoutMs?: number;
 }
 
 const ID = /^db-[0-9a-f]{12}$/;
@@ -239,6 +241,25 @@ export class WireProxy {
     };
   }
 
+  /** A lease on the instance, waking it if it sleeps; past the wake deadline a retryable 57P03 that says so. */
+  async #lease(id: string, timer: NodeJS.Timeout): Promise<Lease> {
+    const startupMs = this.#o.startupTimeoutMs ?? 10_000;
+    timer.refresh();
+    try {
+      return await this.#o.instances.use(id, { timeoutMs: Math.min(this.#o.wakeTimeoutMs ?? startupMs, startupMs - 500) });
+    } catch (err) {
+      const waking = (err as { details?: { reason?: string } }).details?.reason === "waking";
+      throw new ClientError({
+        severity: "FATAL",
+        code: "57P03",
+        message: waking ? `the database is waking up (${id}) and did not accept connections in time` : `database ${id} is not ready`,
+        hint: waking ? "Retry in a moment: it is still starting." : "Retry shortly.",
+      });
+    } finally {
+      timer.refresh();
+    }
+  }
+
   async #session(channel: ClientChannel, reader: MessageReader, params: Map<string, string>, minor: number, timer: NodeJS.Timeout): Promise<void> {
     const { user, role, id } = this.#admit(channel, params, minor);
     const { verifier, known } = await this.#verifier(id, role, user);
@@ -246,10 +267,22 @@ export class WireProxy {
     if (!known) throw new ClientError({ severity: "FATAL", code: "28P01", message: `password authentication failed for user "${user}"` });
 
     const row = await this.#o.catalog.findDatabaseById(id);
-    if (!row || row.status !== "ready" || this.#o.driver.state(id) !== "running") {
+    if (!row || (row.status !== "ready" && row.status !== "suspended")) {
       throw new ClientError({ severity: "FATAL", code: "57P03", message: `database ${id} is not ready`, hint: "Retry shortly." });
     }
-    const release = this.#reserve(id);
+    // Authenticated: the client is held while a suspended database wakes; the lease keeps it awake for the session.
+    const lease = await this.#lease(id, timer);
+    let reserved: () => void;
+    try {
+      reserved = this.#reserve(id);
+    } catch (err) {
+      lease.release();
+      throw err;
+    }
+    const release = () => {
+      reserved();
+      lease.release();
+    };
     let database = params.get("database") || row.database_name;
     if (database === user) database = row.database_name; // libpq defaults the database to the user name
     const forwarded: [string, string][] = [
@@ -259,7 +292,7 @@ export class WireProxy {
     ];
     let backend: BackendSession;
     try {
-      backend = await connectBackend({ id, socketPath: backendSocketPath(this.#o.driver.endpoint(id)), params: forwarded, cancelKeys: this.#cancelKeys });
+      backend = await connectBackend({ id, socketPath: backendSocketPath(lease.endpoint), params: forwarded, cancelKeys: this.#cancelKeys });
     } catch (err) {
       release();
       if (!(err instanceof BackendRefused)) throw err;

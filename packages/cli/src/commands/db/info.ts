@@ -23,9 +23,11 @@ export function printInfo(out: Output, d: DatabaseView, databaseUrl?: string): v
     ["Host", d.host],
     ["Database", d.database],
     ["User", d.user],
-    ["Databases", d.databases ? d.databases.join(", ") : out.style("dim", "unknown (not running)")],
+    ["Databases", d.databases ? d.databases.join(", ") : out.style("dim", d.status === "suspended" ? "unknown (suspended)" : "unknown (not running)")],
     ["Postgres", d.pg_version],
     ["Created", d.created_at],
+    ["Last active", d.last_active_at ?? out.style("dim", "never")],
+    ["Suspends after", d.suspend_after === "never" ? "never" : `${d.suspend_after} idle`],
   ];
   if (d.restarts > 0) rows.push(["Restarts", String(d.restarts)]);
   if (d.last_error) rows.push(["Last error", d.last_error]);

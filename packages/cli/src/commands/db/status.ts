@@ -51,6 +51,8 @@ export function printDatabaseStatus(out: Output, s: DatabaseStatusView): void {
     ["Uptime", s.uptime_seconds === null || s.started_at === null ? unknown : `${formatDuration(s.uptime_seconds)} (since ${s.started_at})`],
     ["Last backup", s.last_backup_at ?? "none"],
     ["Archive lag", s.wal_archive_lag_bytes === null ? unknown : `${formatBytes(s.wal_archive_lag_bytes)}${s.last_archived_age_seconds === null ? "" : ` (last WAL archived ${formatDuration(s.last_archived_age_seconds)} ago)`}`],
+    ["Last active", s.last_active_at ?? "never"],
+    ["Suspends after", s.suspend_after === "never" ? "never" : `${s.suspend_after} idle`],
     ["Databases", s.databases === null ? unknown : s.databases.join(", ")],
   ]);
 }

@@ -27,6 +27,8 @@ const statusSchema = {
     size_limit_bytes: { ...nullable("integer"), description: "Storage limit; null when the database has none" },
     wal_archive_lag_bytes: { ...nullable("number"), description: "WAL written but not yet in the backup store" },
     last_archived_age_seconds: { ...nullable("integer"), description: "Seconds since the last WAL segment reached the backup store" },
+    suspend_after: { type: "string", description: "Idle time after which it is suspended, or never" },
+    last_active_at: { type: ["string", "null"], description: "Last request, session end, wake or start seen" },
   },
 } as const;
 
