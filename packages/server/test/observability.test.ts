@@ -271,7 +271,7 @@ describe("observability: metrics, logs, insights", () => {
 
   it("answers every malformed reference, parameter and credential on its routes with a 4xx, never a 5xx", async () => {
     const refs = ["db-000000000000", "nope", "..", "%2e%2e", "a".repeat(90), "%00", "a%00b", "%E2%9C%93", "%ff", a.id.toUpperCase()];
-    const routes = (ref: string) => [
+    const routes = (ref: string): [string, string][] => [
       ["GET", `/v1/databases/${ref}/logs`],
       ["GET", `/v1/databases/${ref}/logs?since=%00&level=%00`],
       ["GET", `/v1/databases/${ref}/logs?follow=maybe`],
@@ -294,7 +294,7 @@ describe("observability: metrics, logs, insights", () => {
         }
       }
     }
-    for (const headers of [{}, { authorization: "Bearer ccpm_" }, { authorization: `Bearer ${"x".repeat(5000)}` }]) {
+    for (const headers of [{}, { authorization: "Bearer ccpm_" }, { authorization: `Bearer ${"x".repeat(5000)}` }] as Record<string, string>[]) {
       assert.equal((await fetch(`${server.url}/metrics`, { headers })).status, 401);
       assert.equal((await fetch(`${server.url}/v1/metrics-tokens`, { method: "POST", headers })).status, 401);
     }
