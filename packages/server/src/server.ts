@@ -142,8 +142,14 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
     instances.events.on("restart", (e) => {
       if (e.error) log.error(`instance ${e.id}: restart failed, retrying: ${e.error.message}`);
     });
-    instances.events.on("wake", (e) => log.info(`instance ${e.id}: woke in ${e.ms} ms (${e.waiters + 1} waiting)`));
-    instances.events.on("suspend", (e) => log.info(`instance ${e.id}: suspended (${e.reason}) in ${e.ms} ms`));
+    instances.events.on("wake", (e) => {
+      log.info(`instance ${e.id}: woke in ${e.ms} ms (${e.waiters + 1} waiting)`);
+      obs.instanceWoken(e.id, e.ms / 1000);
+    });
+    instances.events.on("suspend", (e) => {
+      log.info(`instance ${e.id}: suspended (${e.reason}) in ${e.ms} ms`);
+      obs.instanceSuspended(e.id, e.ms / 1000, e.reason);
+    });
 
     const secret = loadOrCreateSecret(config.dataDir);
     const certificate = await ensureCertificate(config.dataDir, config.domain, config.tls);

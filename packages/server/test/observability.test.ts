@@ -206,6 +206,30 @@ describe("observability: metrics, logs, insights", () => {
     await server.databases.destroy(c.database.id);
   });
 
+  it("counts a suspend and a wake, and records both in the database's log stream", async () => {
+    const c = await server.databases.create("obs-naps");
+    const before = await scrape();
+    const wakes = value(before, "ccpd_instance_wakes_total", {}) ?? 0;
+    const suspends = value(before, "ccpd_instance_suspends_total", {}) ?? 0;
+    assert.equal(await server.instances.suspend(c.database.id), true);
+    const lease = await server.instances.use(c.database.id); // wakes it
+    lease.release();
+    // The waker goes on as soon as the server accepts connections; the wake is recorded just after, off its path.
+    const after = await eventually("the wake to be counted", async () => {
+      const families = await scrape();
+      return value(families, "ccpd_instance_wakes_total", {}) !== wakes ? families : undefined;
+    });
+    assert.equal(value(after, "ccpd_instance_suspends_total", {}), suspends + 1);
+    assert.equal(value(after, "ccpd_instance_wakes_total", {}), wakes + 1);
+    const target = { id: c.database.id, token: c.token };
+    const lines = await eventually("both events in the log stream", async () => {
+      const seen = (await logs(target, "since=5m")).filter((e) => e.source === "ccp").map((e) => e.message);
+      return seen.some((m) => m === "database suspended (manual)") && seen.some((m) => /^database woken in \d+ ms$/.test(m)) ? seen : undefined;
+    });
+    assert.ok(lines.indexOf("database suspended (manual)") < lines.findIndex((m) => m.startsWith("database woken")), lines.join("\n"));
+    await server.databases.destroy(c.database.id);
+  });
+
   it("shows a statement error in the database's log, and never another database's lines", async () => {
     const markA = `missing_in_a_${Date.now()}`;
     const markB = `missing_in_b_${Date.now()}`;

@@ -20,8 +20,8 @@ export type PlatformEventKind =
 export const EVENT_TEXT: Readonly<Record<string, { level: "info" | "warning" | "error"; message: (d: Record<string, unknown>) => string }>> = {
   created: { level: "info", message: (d) => (d["from"] ? `database created (point-in-time restore of ${String(d["from"])})` : "database created") },
   restart: { level: "warning", message: (d) => `postgres exited (code ${String(d["exit_code"])}, signal ${String(d["signal"])}); restarted by ccpd` },
-  suspended: { level: "info", message: () => "database suspended (idle)" },
-  woken: { level: "info", message: () => "database woken" },
+  suspended: { level: "info", message: (d) => `database suspended (${String(d["reason"] ?? "idle")})` },
+  woken: { level: "info", message: (d) => (typeof d["seconds"] === "number" ? `database woken in ${Math.round(d["seconds"] * 1000)} ms` : "database woken") },
   backup_taken: { level: "info", message: (d) => `backup ${String(d["backup_id"])} taken (${String(d["kind"])})` },
   backup_failed: { level: "error", message: (d) => `backup ${String(d["backup_id"])} failed: ${String(d["error"])}` },
   restored: { level: "warning", message: (d) => `data restored from backup ${String(d["backup_id"])}` },

@@ -166,20 +166,16 @@ export class Observability {
     };
   }
 
-  /**
-   * Sleep/wake hooks for the instance lifecycle layer (runtime/instances in
-   * DESIGN.md): it calls these once it wakes or suspends an instance. Until it
-   * lands nothing suspends, and the wake/suspend counters stay at 0.
-   */
+  /** Sleep/wake: server.ts forwards runtime/instances' "wake" and "suspend" events here (metrics and the log stream). */
   instanceWoken(id: string, seconds: number): void {
     this.metrics.instanceWoken(seconds);
     void this.events.record(id, "woken", { seconds });
   }
 
-  instanceSuspended(id: string, seconds: number): void {
+  instanceSuspended(id: string, seconds: number, reason: string): void {
     this.metrics.instanceSuspended(seconds);
     this.databaseMetrics.forget(id);
-    void this.events.record(id, "suspended", { seconds });
+    void this.events.record(id, "suspended", { seconds, reason });
   }
 
   /** The supervisor restarted a database's postgres (the catalog records the event itself). */
