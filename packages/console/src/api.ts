@@ -90,6 +90,9 @@ export interface Database {
   created_at: string;
   last_error?: string;
   databases?: string[];
+  /** Idle time before ccpd suspends it (5m, never). */
+  suspend_after?: string;
+  last_active_at?: string | null;
 }
 
 export interface DatabaseStatus {
@@ -136,9 +139,11 @@ export const databasesApi = {
   list: () => api<{ databases: Database[] }>("GET", "/v1/databases").then((r) => r.databases),
   get: (ref: string, secrets = false) => api<{ database: Database; database_url?: string }>("GET", `/v1/databases/${enc(ref)}${secrets ? "?show_secrets=true" : ""}`),
   status: (ref: string) => api<{ status: DatabaseStatus }>("GET", `/v1/databases/${enc(ref)}/status`).then((r) => r.status),
-  create: (body: { name: string; owner?: string; password?: string }) =>
+  create: (body: { name: string; owner?: string; password?: string; suspend_after?: string }) =>
     api<{ database: Database; token: string; password: string; database_url: string }>("POST", "/v1/databases", body),
   destroy: (ref: string) => api<{ database: Database }>("DELETE", `/v1/databases/${enc(ref)}`),
+  suspend: (ref: string) => api<{ database: Database }>("POST", `/v1/databases/${enc(ref)}/suspend`),
+  wake: (ref: string) => api<{ database: Database }>("POST", `/v1/databases/${enc(ref)}/wake`),
   rotateToken: (ref: string) => api<{ database: Database; token: string }>("POST", `/v1/databases/${enc(ref)}/token`),
   resetPassword: (ref: string, password: string) => api<{ database: Database; database_url: string }>("POST", `/v1/databases/${enc(ref)}/password`, { password }),
   sql: (ref: string, body: { sql: string; params?: unknown[]; database?: string; raw_text?: boolean }, signal?: AbortSignal) =>

@@ -278,6 +278,24 @@ describe("web console in Chromium against a real ccpd", { timeout: 240_000 }, ()
     await page.getByRole("row").filter({ hasText: "shop" }).waitFor();
   });
 
+  it("suspends and wakes a database from the list", async () => {
+    await page.getByRole("link", { name: "Databases", exact: true }).first().click();
+    const row = page.getByRole("row").filter({ hasText: "shop" });
+    await row.getByRole("button", { name: "Suspend shop" }).click();
+    await row.getByText("suspended", { exact: true }).waitFor({ timeout: 60_000 });
+    // Showing the list (and the database's page) must not wake it: their status calls would.
+    await page.reload();
+    await row.getByText("suspended", { exact: true }).waitFor();
+    await row.getByRole("link", { name: "shop" }).click();
+    await page.getByText("Suspended: its Postgres is stopped").waitFor();
+    const info = await fetch(`${server.url}/v1/databases/shop`, { headers: { authorization: `Bearer ${adminKey}` } });
+    assert.equal(((await info.json()) as { database: { status: string } }).database.status, "suspended");
+    await page.goBack();
+    await row.getByRole("button", { name: "Wake shop" }).click();
+    await row.getByText("ready", { exact: true }).waitFor({ timeout: 60_000 });
+    assert.deepEqual(await adminSql("SELECT count(*)::int FROM items"), [[4]]);
+  });
+
   it("shows monitoring: figures from /metrics, query insights and the log", async () => {
     await page.getByRole("link", { name: "shop", exact: true }).click();
     await page.getByRole("link", { name: "Monitoring" }).click();

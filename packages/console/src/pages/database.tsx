@@ -71,8 +71,10 @@ function Overview(props: { db: Database; onChange: () => Promise<void> }) {
   const [password2, setPassword2] = useState("");
 
   useEffect(() => {
-    databasesApi.status(db.id).then(setStatus, setError);
-  }, [db.id]);
+    // Asking a suspended database for its figures would wake it: only on request.
+    if (db.status === "ready") databasesApi.status(db.id).then(setStatus, setError);
+    else setStatus(undefined);
+  }, [db.id, db.status]);
 
   const reveal = async () => {
     try {
@@ -135,7 +137,16 @@ function Overview(props: { db: Database; onChange: () => Promise<void> }) {
       </div>
 
       <h2>Status</h2>
-      {!status ? (
+      {db.status === "suspended" && (
+        <p class="muted">
+          Suspended: its Postgres is stopped until a connection, a query or Wake brings it back.{" "}
+          <button type="button" class="small" onClick={() => void databasesApi.wake(db.id).then(props.onChange, setError)}>
+            Wake now
+          </button>
+        </p>
+      )}
+      {db.status !== "ready" && db.status !== "suspended" && <p class="muted">No live figures while the database is {db.status}.</p>}
+      {db.status !== "ready" ? null : !status ? (
         <Spinner />
       ) : (
         <dl class="facts">
@@ -156,6 +167,21 @@ function Overview(props: { db: Database; onChange: () => Promise<void> }) {
           <dd>{formatTime(status.started_at)}</dd>
           <dt>Restarts</dt>
           <dd>{db.restarts}</dd>
+          <dt>Suspends after</dt>
+          <dd>
+            {db.suspend_after ?? "—"} idle{db.last_active_at ? ` (last active ${formatTime(db.last_active_at)})` : ""}{" "}
+            {(db.status === "ready" || db.status === "suspended") && (
+              <button
+                type="button"
+                class="small"
+                onClick={() =>
+                  void (db.status === "ready" ? databasesApi.suspend(db.id) : databasesApi.wake(db.id)).then(props.onChange, setError)
+                }
+              >
+                {db.status === "ready" ? "Suspend now" : "Wake now"}
+              </button>
+            )}
+          </dd>
           <dt>Last backup</dt>
           <dd>{status.last_backup_at ? formatTime(status.last_backup_at) : "none yet"}</dd>
           <dt>Databases inside</dt>

@@ -17,8 +17,8 @@ export function DatabasesPage() {
   const load = useCallback(async () => {
     try {
       const list = await databasesApi.list();
-      // Live figures come per database; a stopped one answers with nulls.
-      const statuses = await Promise.all(list.map((db) => databasesApi.status(db.id).catch(() => undefined)));
+      // Live figures come per database, from ready ones only: asking a suspended one would wake it.
+      const statuses = await Promise.all(list.map((db) => (db.status === "ready" ? databasesApi.status(db.id).catch(() => undefined) : undefined)));
       setRows(list.map((db, i) => ({ db, status: statuses[i] })));
       setError(undefined);
     } catch (err) {
@@ -97,7 +97,8 @@ export function DatabasesPage() {
                     <div class="muted mono small-text">{db.id}</div>
                   </td>
                   <td data-label="Status">
-                    <StatusBadge status={status?.state ?? db.status} />
+                    <StatusBadge status={db.status} />
+                    {db.suspend_after && db.suspend_after !== "never" && <div class="muted small-text">sleeps after {db.suspend_after} idle</div>}
                   </td>
                   <td data-label="Size">{formatBytes(status?.size_bytes)}</td>
                   <td data-label="Connections">
@@ -107,6 +108,16 @@ export function DatabasesPage() {
                   <td data-label="Postgres">{db.pg_version}</td>
                   <td class="row-actions">
                     <Link to={`/databases/${db.name}/sql`}>SQL</Link>
+                    {(db.status === "ready" || db.status === "suspended") && (
+                      <button
+                        type="button"
+                        class="small"
+                        aria-label={`${db.status === "ready" ? "Suspend" : "Wake"} ${db.name}`}
+                        onClick={() => void (db.status === "ready" ? databasesApi.suspend(db.id) : databasesApi.wake(db.id)).then(load, setError)}
+                      >
+                        {db.status === "ready" ? "Suspend" : "Wake"}
+                      </button>
+                    )}
                     <button type="button" class="small danger-outline" onClick={() => setDestroying(db)} aria-label={`Destroy ${db.name}`}>
                       Destroy
                     </button>
@@ -140,6 +151,7 @@ function CreateForm(props: { onCancel: () => void; onCreated: (r: { database: Da
   const [name, setName] = useState("");
   const [owner, setOwner] = useState("");
   const [password, setPassword] = useState("");
+  const [suspendAfter, setSuspendAfter] = useState("");
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>();
   const submit = async (e: Event) => {
@@ -147,7 +159,9 @@ function CreateForm(props: { onCancel: () => void; onCreated: (r: { database: Da
     setBusy(true);
     setError(undefined);
     try {
-      props.onCreated(await databasesApi.create({ name: name.trim(), ...(owner ? { owner: owner.trim(), password } : {}) }));
+      props.onCreated(
+        await databasesApi.create({ name: name.trim(), ...(owner ? { owner: owner.trim(), password } : {}), ...(suspendAfter.trim() ? { suspend_after: suspendAfter.trim() } : {}) }),
+      );
     } catch (err) {
       setError(err);
       setBusy(false);
@@ -161,6 +175,10 @@ function CreateForm(props: { onCancel: () => void; onCreated: (r: { database: Da
         <input name="name" value={name} onInput={(e) => setName((e.target as HTMLInputElement).value)} required autoFocus placeholder="my-app-db" autocomplete="off" spellcheck={false} aria-describedby="name-rules" />
       </label>
       <p id="name-rules" class="muted small-text">3–32 of a–z, 0–9, - and _, starting with a letter (with an owner: 3–16 of a–z, 0–9 and _).</p>
+      <label>
+        Suspend after idle (optional)
+        <input name="suspend_after" value={suspendAfter} onInput={(e) => setSuspendAfter((e.target as HTMLInputElement).value)} placeholder="server default; e.g. 5m, 2h or never" autocomplete="off" spellcheck={false} />
+      </label>
       <details>
         <summary>Owner role (optional, like ccp db provision -U)</summary>
         <label>
