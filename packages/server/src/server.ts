@@ -4,6 +4,7 @@ import type { FastifyInstance } from "fastify";
 import { pino, type Logger as PinoLogger } from "pino";
 import { AdminAuth } from "./api/admin-auth.js";
 import { createApp } from "./api/app.js";
+import { BranchService } from "./branches/service.js";
 import { BackupScheduler } from "./backups/scheduler.js";
 import { restoreToPointInTime } from "./backups/pitr.js";
 import { BackupService } from "./backups/service.js";
@@ -37,6 +38,7 @@ export interface RunningServer {
   readonly catalog: Catalog;
   readonly gateway: Gateway;
   readonly backups: BackupService;
+  readonly branches: BranchService;
   readonly store: DirBackupStore;
   readonly wire: WireProxy;
   /** The port the wire endpoint listens on. */
@@ -164,8 +166,22 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
         await gateway.forget(id);
       },
     });
-    // Before databases.reconcile(): an interrupted restore must get its previous data back before the instance starts.
+    const branches = new BranchService({
+      catalog,
+      driver,
+      store,
+      databases,
+      backups,
+      log,
+      retentionDays: config.backups.retentionDays,
+      beforeStop: async (id) => {
+        wire.disconnect(id);
+        await gateway.forget(id);
+      },
+    });
+    // Before databases.reconcile(): an interrupted restore or branch reset must get its previous data back before the instance starts.
     await backups.reconcile();
+    await branches.reconcile();
     await databases.reconcile();
 
     const gateway = new Gateway({ catalog, driver, settings: config.gateway });
@@ -189,10 +205,12 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
     await adminAuth.load();
     const pitr = (ref: string, time: string, name: string) =>
       restoreToPointInTime({ databases, backups, driver, retentionDays: config.backups.retentionDays }, ref, time, name);
-    const app = await createApp({ databases, backups, pitr, adminAuth, gateway, domain: config.domain, version: VERSION, loggerInstance: log, httpLimits: config.http });
+    const app = await createApp({ databases, backups, branches, pitr, adminAuth, gateway, domain: config.domain, version: VERSION, loggerInstance: log, httpLimits: config.http });
     await app.listen({ port: config.port, host: config.listen });
     cleanups.push(() => app.close());
     scheduler?.start();
+    branches.start();
+    cleanups.push(() => branches.stop());
     const address = app.server.address();
     const boundUrl = typeof address === "object" && address ? url.replace(/:\d+$/, `:${address.port}`) : url;
 
@@ -215,6 +233,7 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
       catalog,
       gateway,
       backups,
+      branches,
       store,
       wire,
       wirePort,
