@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { TestCcpd, tempProject, type RunResult } from "./helpers.js";
+import pg from "pg";
+import { TestCcpd, tempProject, waitFor, type RunResult } from "./helpers.js";
 
 function ok(r: RunResult): RunResult {
   assert.equal(r.code, 0, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
@@ -98,5 +101,55 @@ describe("ccp db branch against a real ccpd", () => {
     const info = ok(await ccp(["db", "info", "feature-a", "--json"])).stdout;
     assert.equal((JSON.parse(info) as { database: { parent_id?: string } }).database.parent_id, undefined);
     assert.deepEqual(await batches(["--db-id", child.id, "--token", child.token]), [1, 2]);
+  });
+});
+
+describe("ccpd killed with SIGKILL in the middle of a branch", () => {
+  const ccpd = new TestCcpd();
+  after(() => ccpd.dispose());
+
+  /** Postgres processes whose command line names this data dir. */
+  const postgresOf = (dataDir: string) =>
+    readdirSync("/proc")
+      .filter((p) => /^\d+$/.test(p))
+      .filter((p) => {
+        try {
+          return readFileSync(`/proc/${p}/cmdline`, "utf8").includes(dataDir);
+        } catch {
+          return false;
+        }
+      });
+
+  it("reconciles on the next start: no orphan instance, process, row or operation; the parent branches again", async () => {
+    await ccpd.start(["--backup-at", "off"]);
+    const dir = tempProject(ccpd.root, "killed-");
+    const parentId = (JSON.parse(ok(await ccpd.ccp(["db", "create", "--name", "big-parent", "--json"], { cwd: dir })).stdout) as { database: { id: string } }).database.id;
+    // Enough data that the copy takes a moment.
+    ok(await ccpd.ccp(["db", "exec", "CREATE TABLE filler AS SELECT g, repeat(md5(g::text), 30) AS p FROM generate_series(1, 150000) g"], { cwd: dir }));
+    const instances = path.join(ccpd.dataDir, "instances");
+    const ids = () => readdirSync(instances).filter((n) => n.startsWith("db-")).sort();
+    assert.deepEqual(ids(), [parentId]);
+
+    const pending = ccpd.ccp(["db", "branch", "create", "big-parent", "--name", "doomed"]);
+    const newId = await waitFor("the branch's instance directory", () => ids().find((n) => n !== parentId), 60_000);
+    await ccpd.stop("SIGKILL");
+    await pending;
+
+    await ccpd.start(["--backup-at", "off"]);
+    assert.deepEqual(ids(), [parentId], "the half-made branch's directory is gone");
+    assert.deepEqual(postgresOf(path.join(instances, newId)), [], "no server of the half-made branch runs");
+    const listed = JSON.parse(ok(await ccpd.ccp(["db", "list", "--json"])).stdout) as { databases: { id: string }[] };
+    assert.deepEqual(listed.databases.map((d) => d.id), [parentId]);
+    const catalog = new pg.Client({ host: ccpd.catalogSocketDir(), port: 5432, user: "ccp_admin", database: "postgres" });
+    await catalog.connect();
+    try {
+      const { rows } = await catalog.query<{ n: string }>("SELECT count(*) AS n FROM ccp.operations WHERE state = 'running'");
+      assert.equal(rows[0]?.n, "0");
+    } finally {
+      await catalog.end();
+    }
+    // The parent is not left in backup mode: it branches (and backs up) again.
+    ok(await ccpd.ccp(["db", "branch", "create", "big-parent", "--name", "second-try"]));
+    ok(await ccpd.ccp(["db", "backup", "create", "--db-id", "big-parent"]));
   });
 });

@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { mkdtempSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
+import { beginOperation } from "../src/catalog/catalog.js";
 import { isCcpError } from "../src/errors.js";
 import { resolveServerConfig, startServer, type RunningServer } from "../src/index.js";
 import { connectPg, tlsBySni } from "./wire-clients.js";
@@ -234,6 +235,25 @@ describe("branches: a full copy of a database, from now or an instant, resettabl
     assert.equal(orphan.parent_id, undefined);
     assert.equal(orphan.status, "ready");
     await server.databases.destroy(child.database.id);
+  });
+
+  it("after a crash mid-reset, reconcile gives the branch its previous data back", async () => {
+    const dataDir = server.driver.dataDir(branch.id);
+    const before = await batches(branch.id);
+    await server.driver.stop(branch.id);
+    // As left by a ccpd killed right after moving the live data aside, with a half-made copy beside it.
+    renameSync(dataDir, `${dataDir}.old`);
+    mkdirSync(`${dataDir}.reset`);
+    const opId = await server.catalog.tx((q) => beginOperation(q, branch.id, "branch-reset"));
+    await server.catalog.setStatus(branch.id, "restoring");
+    await server.branches.reconcile();
+    await server.driver.start(branch.id);
+    assert.deepEqual(await batches(branch.id), before);
+    assert.equal((await server.databases.get(branch.id)).status, "ready");
+    assert.equal(existsSync(`${dataDir}.reset`), false);
+    assert.equal(existsSync(`${dataDir}.old`), false);
+    const { rows } = await server.catalog.tx((q) => q.query<{ state: string }>("SELECT state FROM ccp.operations WHERE id = $1", [opId]));
+    assert.equal(rows[0]?.state, "failed");
   });
 
   it("an expired branch is gone with its processes, files and backups", async () => {
