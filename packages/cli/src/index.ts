@@ -273,6 +273,17 @@ function program(result: { code: number }): Command {
     .addOption(jsonOption())
     .action(async (backupId: string, o: BackupOpts) => printBackupDeleted(output(o), await deleteBackup(new ApiClient(), backupTarget(o.dbId), backupId)));
   backup
+    .command("download")
+    .description("download a backup as one tar archive that plain PostgreSQL of the same major version starts from")
+    .argument("<backup>", "backup id (bkp-…)")
+    .requiredOption("-o, --output <file>", "where to write the .tar")
+    .addOption(backupDbId())
+    .addOption(jsonOption())
+    .action(async (backupId: string, o: BackupOpts & { output: string }) => {
+      const { downloadBackup, printDownloaded } = await import("./commands/db/backup-download.js");
+      printDownloaded(output(o), await downloadBackup(new ApiClient(), backupTarget(o.dbId), backupId, o.output));
+    });
+  backup
     .command("verify")
     .description("restore a backup into a scratch instance, check every file and that Postgres answers, then remove it")
     .argument("<backup>", "backup id (bkp-…)")

@@ -9,6 +9,8 @@ import { CcpError } from "../errors.js";
 import type { ProcessDriver } from "../runtime/process/process-driver.js";
 import { ChecksumMismatch, eachLimit, fsyncPath, listDataFiles, makeDirs, packFile, syncFilesystem, unpackFile, type ManifestFile } from "./files.js";
 import type { BackupStore } from "./store.js";
+import { backupArchive } from "./download.js";
+import type { Readable } from "node:stream";
 
 export type BackupKind = "manual" | "scheduled";
 
@@ -408,6 +410,15 @@ export class BackupService {
   async forgetDatabase(id: string): Promise<void> {
     await this.#o.catalog.tx((q) => q.query("DELETE FROM ccp.backups WHERE database_id = $1", [id]));
     this.#o.store.removeAll(id);
+  }
+
+  /** `ccp db backup download`: the backup as one tar stream that plain Postgres starts from (download.ts). */
+  async download(ref: string, backupId: string): Promise<{ backup: BackupView; stream: Readable }> {
+    const db = await this.#o.databases.getRow(ref);
+    const row = await this.#get(backupId, db.id);
+    const manifest = this.#manifest(db.id, row.id);
+    const files = path.join(this.#o.store.backupDir(db.id, row.id), "files");
+    return { backup: view(row), stream: backupArchive(manifest, files, this.#o.store.walDir(db.id), this.#o.store.listWal(db.id)) };
   }
 
   // exposed for PITR (pitr.ts)
