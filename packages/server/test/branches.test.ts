@@ -7,6 +7,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
 import { beginOperation } from "../src/catalog/catalog.js";
+import { parseTtl } from "../src/branches/service.js";
 import { isCcpError } from "../src/errors.js";
 import { resolveServerConfig, startServer, type RunningServer } from "../src/index.js";
 import { connectPg, tlsBySni } from "./wire-clients.js";
@@ -274,5 +275,17 @@ describe("branches: a full copy of a database, from now or an instant, resettabl
     assert.throws(() => process.kill(pid, 0), /ESRCH/);
     const { rows } = await server.catalog.tx((q) => q.query("SELECT id FROM ccp.backups WHERE database_id = $1", [id]));
     assert.equal(rows.length, 0);
+  });
+});
+
+describe("branch ttl parsing (pure)", () => {
+  it("reads 90s, 30m, 2h and 7d, and refuses anything else with a clear 400", () => {
+    assert.equal(parseTtl("90s"), 90_000);
+    assert.equal(parseTtl("30m"), 1_800_000);
+    assert.equal(parseTtl(" 2h "), 7_200_000);
+    assert.equal(parseTtl("7d"), 604_800_000);
+    for (const bad of ["0h", "2 hours", "h", "-1h", "1.5h", "", 7200, null]) {
+      assert.throws(() => parseTtl(bad), (err: unknown) => isCcpError(err) && err.status === 400 && /Invalid ttl/.test(err.message), String(bad));
+    }
   });
 });

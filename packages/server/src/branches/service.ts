@@ -55,6 +55,12 @@ export function parseTtl(input: unknown): number {
   return ms;
 }
 
+/** An LSN's byte position (`X/Y`: X is the high 32 bits). */
+function lsnValue(text: string): bigint {
+  const [hi, lo] = text.split("/") as [string, string];
+  return (BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`);
+}
+
 /** Normalised LSN text (upper-case hex), as Postgres prints it. */
 function parseLsn(text: string): string {
   const [hi, lo] = text.split("/") as [string, string];
@@ -138,15 +144,13 @@ export class BranchService {
     validateDatabaseName(input.name);
     const parent = await databases.getRow(parentRef);
     const expiresAt = this.#expiry(input);
-    const branch = { parentId: parent.id, expiresAt };
     const at = input.at === undefined || input.at === null ? "now" : String(input.at).trim();
     let source: RestoreSource;
-    let origin: { at: Date | null; lsn: string | null };
-    if (at === "now" || at === "") {
+    if (at === "now") {
       const how = this.#copyable(parent);
       source = {
         owner: parent.owner_role,
-        branch,
+        branch: { parentId: parent.id, expiresAt },
         populate: async (id) => {
           driver.prepareEmpty(id);
           const point = await this.#copyParent(parent, driver.dataDir(id), `branch ${id}`);
@@ -154,40 +158,35 @@ export class BranchService {
         },
         startOnce: this.#firstStart(parent, how),
       };
-      origin = { at: null, lsn: null };
     } else if (LSN.test(at)) {
       const lsn = parseLsn(at);
       await this.#checkLsn(parent, lsn);
       const backup = await backups.backupBeforeLsn(parent.id, lsn);
       if (!backup) throw new CcpError("invalid_request", `No backup of ${parent.id} ends at or before ${lsn}.`, { hint: "List backups with `ccp db backup list`." });
-      source = { ...backupSource(this.#o, parent, backup.id, { lsn }), branch };
-      origin = { at: null, lsn };
+      source = { ...backupSource(this.#o, parent, backup.id, { lsn }), branch: { parentId: parent.id, expiresAt, lsn } };
     } else {
       const time = parseRfc3339(at);
-      source = { ...(await pointInTimeSource(this.#o, parent, time)), branch };
-      origin = { at: time, lsn: null };
+      source = { ...(await pointInTimeSource(this.#o, parent, time)), branch: { parentId: parent.id, expiresAt, branchedAt: time } };
     }
     const created = await databases.create(input.name, {}, source);
-    if (origin.at || origin.lsn) await this.#recordOrigin(created.database.id, origin.at, origin.lsn);
     return { ...created, database: await databases.get(created.database.id) };
   }
 
   /** An LSN must lie between the oldest backup's end and the parent's current position; its WAL is archived first. */
   async #checkLsn(parent: DatabaseRow, lsn: string): Promise<void> {
     const oldest = await this.#o.backups.oldestBackupStopLsn(parent.id);
-    const cmp = async (a: string, b: string) =>
-      Number((await this.#o.catalog.tx((q) => q.query<{ c: number }>("SELECT CASE WHEN $1::pg_lsn < $2::pg_lsn THEN -1 WHEN $1::pg_lsn > $2::pg_lsn THEN 1 ELSE 0 END AS c", [a, b]))).rows[0]?.c);
+    const cmp = (a: string, b: string) => Math.sign(Number(lsnValue(a) - lsnValue(b)));
     if (!oldest) {
       throw new CcpError("invalid_request", `${parent.id} has no backup yet, so there is nothing to branch at ${lsn} from.`, { hint: "Take one with `ccp db backup create`, or branch from now." });
     }
-    if ((await cmp(lsn, oldest)) < 0) {
+    if (cmp(lsn, oldest) < 0) {
       throw new CcpError("invalid_request", `${lsn} is before the restorable window of ${parent.id}: the earliest LSN is ${oldest}.`, {
         hint: "Pick a later LSN, or branch from now.",
       });
     }
     if (this.#o.driver.state(parent.id) === "running") {
       const current = await withAdmin(this.#o.driver.endpoint(parent.id), "postgres", async (a) => (await a.query<{ l: string }>("SELECT pg_current_wal_lsn()::text AS l")).rows[0]?.l ?? "0/0");
-      if ((await cmp(lsn, current)) > 0) {
+      if (cmp(lsn, current) > 0) {
         throw new CcpError("invalid_request", `${lsn} is in the future: ${parent.id} has written WAL up to ${current}.`, { hint: "Pick an LSN at or before that, or branch from now." });
       }
       await archiveWalNow(this.#o.driver, parent.id);

@@ -63,7 +63,7 @@ export interface RestoreSource {
   populate(id: string): Promise<void>;
   readonly startOnce: { settings: Record<string, string>; timeoutMs: number };
   /** Set for a branch: recorded with the intent, so the row says what it is from the start. */
-  readonly branch?: { readonly parentId: string; readonly expiresAt: Date | null };
+  readonly branch?: { readonly parentId: string; readonly expiresAt: Date | null; readonly branchedAt?: Date; readonly lsn?: string };
 }
 
 /** Optional part of a create: `ccp db provision NAME -U OWNER` (seed 003's rules apply to all three). */
@@ -178,9 +178,21 @@ export class DatabaseService {
     try {
       opId = await catalog.tx(async (q) => {
         await q.query(
-          `INSERT INTO ccp.databases (id, name, status, runtime, pg_version, owner_role, database_name, token_hash, parent_id, expires_at)
-           VALUES ($1, $2, 'creating', $3, $4, $5, $6, $7, $8, $9)`,
-          [id, name, driver.name, driver.pgVersion, role, TENANT_DATABASE, hashSecret(token), restore?.branch?.parentId ?? null, restore?.branch?.expiresAt ?? null],
+          `INSERT INTO ccp.databases (id, name, status, runtime, pg_version, owner_role, database_name, token_hash, parent_id, expires_at, branched_at, branch_lsn)
+           VALUES ($1, $2, 'creating', $3, $4, $5, $6, $7, $8, $9, $10, $11::pg_lsn)`,
+          [
+            id,
+            name,
+            driver.name,
+            driver.pgVersion,
+            role,
+            TENANT_DATABASE,
+            hashSecret(token),
+            restore?.branch?.parentId ?? null,
+            restore?.branch?.expiresAt ?? null,
+            restore?.branch?.branchedAt ?? null,
+            restore?.branch?.lsn ?? null,
+          ],
         );
         await q.query("INSERT INTO ccp.credentials (database_id, role, scram_verifier, password_sealed) VALUES ($1, $2, $3, $4)", [
           id,
