@@ -104,6 +104,10 @@ describe("branches: a full copy of a database, from now or an instant, resettabl
     const listed = ((await res.json()) as { databases: { id: string; parent_id?: string }[] }).databases;
     assert.equal(listed.find((d) => d.id === branch.id)?.parent_id, parent.id);
     assert.equal(listed.find((d) => d.id === parent.id)?.parent_id, undefined);
+    const doc = (await (await fetch(`${server.url}/v1/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
+    for (const [p, method] of [["/v1/databases/{ref}/branches", "post"], ["/v1/databases/{ref}/branches", "get"], ["/v1/branches", "get"], ["/v1/databases/{ref}/reset-from-parent", "post"]] as const) {
+      assert.ok(doc.paths[p]?.[method], `OpenAPI has ${method.toUpperCase()} ${p}`);
+    }
     const byApi = await admin("GET", `/v1/databases/${parent.id}/branches`);
     assert.equal(byApi.status, 200);
     assert.deepEqual(((await byApi.json()) as { databases: { id: string }[] }).databases.map((d) => d.id), [branch.id]);
