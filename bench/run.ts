@@ -1,5 +1,6 @@
 /**
  * Benchmarks: `npm run bench [-- --only create[,…]] [--n 20] [--duration 10] [--size-gb 1]`.
+ * lifecycle: --n is also the number of databases of the density figure.
  * Each part is one file under bench/parts/; add it to PARTS to run it.
  */
 import { parseArgs } from "node:util";
@@ -9,15 +10,19 @@ import { branchPart } from "./parts/branch.ts";
 import { cliPart } from "./parts/cli.ts";
 import { createPart } from "./parts/create.ts";
 import { gatewayPart } from "./parts/gateway.ts";
+import { lifecyclePart } from "./parts/lifecycle.ts";
+import { observabilityPart } from "./parts/observability.ts";
 import { wirePart } from "./parts/wire.ts";
 
 const PARTS: Readonly<Record<string, Part>> = {
   create: createPart,
   gateway: gatewayPart,
+  observability: observabilityPart,
   wire: wirePart,
   backup: backupPart,
   branch: branchPart,
   cli: cliPart,
+  lifecycle: lifecyclePart,
 };
 
 const { values } = parseArgs({

@@ -9,7 +9,7 @@ const execFileAsync = promisify(execFile);
 /** The flags of the reference initdb: defaults, plus what a container needs. */
 export const PLAIN_INITDB_FLAGS = ["--auth=trust", "-E", "UTF8", "--locale=C", "--no-instructions"] as const;
 
-interface Instance {
+export interface Instance {
   readonly data: string;
   readonly run: string;
   readonly log: string;
@@ -52,6 +52,16 @@ export class PlainPostgres {
     this.#running.add(inst);
     await this.#pgCtl(["start", "-w", "-D", inst.data, "-l", inst.log, "-o", `-c listen_addresses= -k ${inst.run}`]);
     return inst;
+  }
+
+  /** pg_ctl stop -m fast -w; the data stays (start() brings it back). */
+  async stop(inst: Instance): Promise<void> {
+    await this.#pgCtl(["stop", "-m", "fast", "-w", "-D", inst.data]);
+  }
+
+  /** pg_ctl start -w of a stopped data dir. */
+  async start(inst: Instance): Promise<void> {
+    await this.#pgCtl(["start", "-w", "-D", inst.data, "-l", inst.log, "-o", `-c listen_addresses= -k ${inst.run}`]);
   }
 
   /** pg_ctl stop -m fast -w, then rm -rf. */

@@ -60,7 +60,7 @@ async function startFloor(answer: string): Promise<{ url: string; close(): Promi
 /** One concurrency's rows: ccp, pgbench, postgres-meta, the bare HTTP hop. */
 type Rows = [ccp: Summary, pgbench: Summary, meta: Summary, hop: Summary];
 
-interface Summary {
+export interface Summary {
   /** Completed requests (transactions) per second. */
   readonly rate: number;
   readonly p50: number;
@@ -84,7 +84,7 @@ async function post(url: string, headers: Record<string, string>, body: unknown)
 }
 
 /** `pgbench -i -s 1` as root over the instance's socket (peer auth maps root to the tenant role). */
-async function initPgbench(socketDir: string, port: number): Promise<void> {
+export async function initPgbench(socketDir: string, port: number): Promise<void> {
   await execFileAsync("pgbench", ["-i", "-s", "1", "-h", socketDir, "-p", String(port), "-U", TENANT.user, TENANT.database]);
   const client = new pg.Client({ host: socketDir, port, ...TENANT });
   await client.connect();
@@ -97,7 +97,7 @@ async function initPgbench(socketDir: string, port: number): Promise<void> {
 }
 
 /** An HTTP target, driven by wrk; any non-2xx answer or connection error fails the run. */
-async function httpRun(wrk: string, label: string, load: HttpLoad): Promise<Summary> {
+export async function httpRun(wrk: string, label: string, load: HttpLoad): Promise<Summary> {
   const r = await runHttpLoad(wrk, load);
   if (r.non2xx > 0 || r.errors > 0 || r.timeouts > 0) {
     throw new Error(`${label}, ${load.connections} connections: ${r.non2xx} non-2xx answers, ${r.errors} errors, ${r.timeouts} timeouts`);

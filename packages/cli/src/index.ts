@@ -1,4 +1,4 @@
-import { isCcpError, validateDatabaseName, validateOwnerRole, validateProvisionName, VERSION } from "@ccp/server/client-side";
+import { INSIGHT_SORTS, isCcpError, LOG_LEVELS, parseLevel, parseSince, parseSuspendAfter, validateDatabaseName, validateOwnerRole, validateProvisionName, VERSION } from "@ccp/server/client-side";
 // Commands that pull in much (the shell, migrations, the server) are imported when they run, so the CLI starts fast.
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { ApiClient } from "./api.js";
@@ -26,8 +26,14 @@ import { printProvisioned, provisionDatabase } from "./commands/db/provision.js"
 import { printPointInTimeRestore, restoreToPointInTime } from "./commands/db/restore.js";
 import { printPasswordReset, resetPassword } from "./commands/db/reset-password.js";
 import { databaseStatus, printDatabaseStatus } from "./commands/db/status.js";
+import { printInsights, resetInsights, statementInsights } from "./commands/db/insights.js";
+import { databaseTarget, followLogs, printLogs, readLogs } from "./commands/db/logs.js";
+import { issueMetricsToken, printMetricsToken } from "./commands/server/metrics-token.js";
+import { printSuspended, suspendDatabase } from "./commands/db/suspend.js";
 import { printRotated, rotateToken } from "./commands/db/token.js";
+import { printUpdated, updateDatabase } from "./commands/db/update.js";
 import { printUse, useDatabase } from "./commands/db/use.js";
+import { printWoken, wakeDatabase } from "./commands/db/wake.js";
 import { login, printLogin } from "./commands/login.js";
 import { printStatus, serverStatus } from "./commands/server/status.js";
 import { CliError, EXIT, usageError } from "./errors.js";
@@ -51,6 +57,45 @@ function positiveInt(value: string): number {
   const n = Number(value);
   if (!/^\d+$/.test(value) || n < 1) throw new InvalidArgumentError("expected a whole number of at least 1.");
   return n;
+}
+
+/** Checked here with the server's own parser, so a typo fails before contacting ccpd. */
+function sinceOption(value: string): string {
+  try {
+    parseSince(value);
+  } catch (err) {
+    throw new InvalidArgumentError(`${(err as Error).message} ${isCcpError(err) ? (err.hint ?? "") : ""}`.trim());
+  }
+  return value;
+}
+
+/** A suspend timeout ("30s", "5m", "2h", "never"), checked before contacting ccpd. */
+function suspendAfter(value: string): string {
+  try {
+    parseSuspendAfter(value);
+  } catch (err) {
+    throw new InvalidArgumentError(isCcpError(err) ? err.message : String(err));
+  }
+  return value;
+}
+
+function levelOption(value: string): string {
+  try {
+    return parseLevel(value);
+  } catch (err) {
+    throw new InvalidArgumentError(`${(err as Error).message} ${isCcpError(err) ? (err.hint ?? "") : ""}`.trim());
+  }
+}
+
+function insightsLimit(value: string): number {
+  const n = positiveInt(value);
+  if (n > 1000) throw new InvalidArgumentError("expected at most 1000.");
+  return n;
+}
+
+function nonNegativeInt(value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError("expected a whole number (0 or more).");
+  return Number(value);
 }
 
 function output(opts: { json?: boolean }): Output {
@@ -85,7 +130,12 @@ function program(result: { code: number }): Command {
     .option("--tls-key <file>", "PEM private key of --tls-cert")
     .option("--wire-max-connections <n>", "server connections per database through the wire endpoint", positiveInt, 50)
     .option("--statement-timeout <ms>", "default statement timeout of SQL over HTTP", positiveInt, 30_000)
+    .option("--no-metrics", "do not serve /metrics nor count HTTP requests")
+    .option("--suspend-after <duration>", "suspend a database idle this long (30s, 5m, 2h; never: keep running); per database: `ccp db update`", suspendAfter, "5m")
+    .option("--wake-timeout <ms>", "how long a client is held while its database wakes before a retryable error", positiveInt, 8_000)
+    .option("--warm-pool <n>", "Postgres servers kept pre-started for `ccp db create` (0: none)", nonNegativeInt, 2)
     .action(async (o: {
+      metrics: boolean;
       dataDir?: string;
       port: number;
       wirePort: number;
@@ -99,6 +149,9 @@ function program(result: { code: number }): Command {
       tlsKey?: string;
       wireMaxConnections: number;
       statementTimeout: number;
+      suspendAfter: string;
+      wakeTimeout: number;
+      warmPool: number;
     }) => {
       if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw usageError("--tls-cert and --tls-key go together.", "Pass both, or neither for a self-signed certificate.");
       const { runServer } = await import("./commands/server/start.js");
@@ -115,6 +168,10 @@ function program(result: { code: number }): Command {
         ...(o.tlsCert && o.tlsKey ? { tlsCert: o.tlsCert, tlsKey: o.tlsKey } : {}),
         wireMaxConnections: o.wireMaxConnections,
         statementTimeoutMs: o.statementTimeout,
+        metrics: o.metrics,
+        suspendAfter: o.suspendAfter,
+        wakeTimeoutMs: o.wakeTimeout,
+        warmPool: o.warmPool,
       });
     });
   server
@@ -122,6 +179,14 @@ function program(result: { code: number }): Command {
     .description("report whether ccpd is up")
     .addOption(jsonOption())
     .action(async (o: { json?: boolean }) => printStatus(output(o), await serverStatus(new ApiClient())));
+  server
+    .command("metrics-token")
+    .description("issue a read-only token for GET /metrics (for a Prometheus scraper)")
+    .addOption(jsonOption())
+    .action(async (o: { json?: boolean }) => {
+      const api = new ApiClient();
+      printMetricsToken(output(o), await issueMetricsToken(api), api.target.apiUrl);
+    });
 
   ccp
     .command("run")
@@ -145,10 +210,11 @@ function program(result: { code: number }): Command {
   db.command("create")
     .description("create a database (its own Postgres server) and save its token in .cluster/config.json")
     .requiredOption("--name <name>", "3–32 characters: lowercase letters, digits, - and _, starting with a letter")
+    .option("--suspend-after <duration>", "suspend it after this long idle (30s, 5m, 2h, never; default: the server's)", suspendAfter)
     .addOption(jsonOption())
-    .action(async (o: { name: string; json?: boolean }) => {
+    .action(async (o: { name: string; suspendAfter?: string; json?: boolean }) => {
       validateDatabaseName(o.name); // fail fast, before contacting ccpd
-      printCreated(output(o), await createDatabase(new ApiClient(), o.name));
+      printCreated(output(o), await createDatabase(new ApiClient(), o.name, process.cwd(), undefined, o.suspendAfter === undefined ? {} : { suspendAfter: o.suspendAfter }));
     });
   db.command("provision")
     .description("create a database whose owner role and password you choose (password at a hidden prompt, or --password-stdin)")
@@ -183,6 +249,40 @@ function program(result: { code: number }): Command {
     .argument("<id|name>", "database id (db-…) or name")
     .addOption(jsonOption())
     .action(async (ref: string, o: { json?: boolean }) => printDatabaseStatus(output(o), await databaseStatus(new ApiClient(), ref)));
+  db.command("logs")
+    .description("show a database's Postgres log and platform events (default: the project's database)")
+    .argument("[id|name]", "database id (db-…) or name (default: from .cluster/config.json)")
+    .option("-f, --follow", "keep printing new entries until Ctrl+C")
+    .option("--since <when>", "from this long ago (30s, 15m, 2h, 7d) or an RFC 3339 time", sinceOption, "1h")
+    .option("--level <level>", `lowest level shown: ${LOG_LEVELS.join(", ")}`, levelOption, "log")
+    .option("--limit <n>", "at most this many of the newest entries (before following)", positiveInt, 1000)
+    .addOption(jsonOption())
+    .action(async (ref: string | undefined, o: { follow?: boolean; since: string; level: string; limit: number; json?: boolean }) => {
+      const { api, ref: target } = databaseTarget(ref);
+      if (o.follow) {
+        result.code = await followLogs(output(o), api, target, o);
+        return;
+      }
+      printLogs(output(o), await readLogs(api, target, o));
+    });
+  db.command("insights")
+    .description("statement statistics (pg_stat_statements): total and mean time, calls, rows, cache hit rate")
+    .argument("[id|name]", "database id (db-…) or name (default: from .cluster/config.json)")
+    .addOption(new Option("--sort <by>", "highest first by total time, mean time or calls").choices(INSIGHT_SORTS).default("total"))
+    .option("--limit <n>", "how many statements (1–1000)", insightsLimit, 20)
+    .option("--reset", "start the statistics afresh (prints nothing else)")
+    .addOption(jsonOption())
+    .action(async (ref: string | undefined, o: { sort: (typeof INSIGHT_SORTS)[number]; limit: number; reset?: boolean; json?: boolean }) => {
+      const { api, ref: target } = databaseTarget(ref);
+      if (o.reset) {
+        await resetInsights(api, target);
+        const out = output(o);
+        if (out.json) out.data({ reset: true });
+        else out.success("Statement statistics reset");
+        return;
+      }
+      printInsights(output(o), await statementInsights(api, target, o), o.sort);
+    });
   db.command("reset-password")
     .description("set a new password for the database's owner role (open sessions stay; new ones need it)")
     .argument("<id|name>", "database id (db-…) or name")
@@ -206,6 +306,24 @@ function program(result: { code: number }): Command {
     .option("--db-id <id>", "database id or name (default: from .cluster/config.json)")
     .addOption(jsonOption())
     .action(async (o: { dbId?: string; json?: boolean }) => printRotated(output(o), await rotateToken(new ApiClient(), o.dbId)));
+  db.command("suspend")
+    .description("suspend a database now (clean stop, last WAL archived); any query or connection wakes it")
+    .argument("<id|name>", "database id (db-…) or name")
+    .addOption(jsonOption())
+    .action(async (ref: string, o: { json?: boolean }) => printSuspended(output(o), await suspendDatabase(new ApiClient(), ref)));
+  db.command("wake")
+    .description("start a suspended database now")
+    .argument("<id|name>", "database id (db-…) or name")
+    .addOption(jsonOption())
+    .action(async (ref: string, o: { json?: boolean }) => printWoken(output(o), await wakeDatabase(new ApiClient(), ref)));
+  db.command("update")
+    .description("change a database's settings")
+    .argument("<id|name>", "database id (db-…) or name")
+    .requiredOption("--suspend-after <duration>", "idle time before it is suspended: 30s, 5m, 2h, never, or default (the server's)", (v: string) => (v === "default" ? v : suspendAfter(v)))
+    .addOption(jsonOption())
+    .action(async (ref: string, o: { suspendAfter: string; json?: boolean }) =>
+      printUpdated(output(o), await updateDatabase(new ApiClient(), ref, { suspendAfter: o.suspendAfter === "default" ? null : o.suspendAfter })),
+    );
   db.command("destroy")
     .alias("rm")
     .description("destroy a database and all its data")

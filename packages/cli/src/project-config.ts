@@ -13,6 +13,23 @@ export interface ProjectConfig {
   readonly user: string;
   /** postgresql:// URL through ccpd's wire endpoint (with the password). */
   readonly databaseUrl?: string;
+  /** Base URL of the database's SQL over HTTP (`<httpUrl>/query`); `ccp run` passes it as DATABASE_HTTP_URL. */
+  readonly httpUrl?: string;
+}
+
+/**
+ * The base URL a handler fetches `/query`, `/execute` and `/transaction` under.
+ * Host-routed (`https://db-<id>.example.com`, the API URL's scheme and port)
+ * when the database host is a real DNS name (`--domain` with wildcard DNS);
+ * path-routed under the API URL (`http://127.0.0.1:7070/v1/databases/<id>`) on
+ * the default domain `localhost`: Node's fetch cannot resolve `db-<id>.localhost`
+ * and silently drops a `Host` header, so host routing cannot work there.
+ */
+export function databaseHttpUrl(apiUrl: string, id: string, host: string): string {
+  if (host === "localhost" || host.endsWith(".localhost")) return `${apiUrl.replace(/\/+$/, "")}/v1/databases/${id}`;
+  const url = new URL(apiUrl);
+  url.hostname = host;
+  return url.origin;
 }
 
 export const PROJECT_CONFIG = path.join(".cluster", "config.json");
@@ -28,6 +45,7 @@ export function projectConfigFor(d: DatabaseView, o: { token: string; apiUrl: st
     database: o.database ?? d.database,
     user: d.user,
     databaseUrl: o.databaseUrl,
+    httpUrl: databaseHttpUrl(o.apiUrl, d.id, d.host),
   };
 }
 

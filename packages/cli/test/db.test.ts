@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
-import { isAlive, postmasterPid, TestCcpd, waitFor } from "./helpers.js";
+import { databaseHttpUrl } from "../src/project-config.js";
+import { CCP_BIN, isAlive, postmasterPid, TestCcpd, waitFor } from "./helpers.js";
 
 async function adminQuery<T extends pg.QueryResultRow>(socketDir: string, sql: string, user = "ccp_admin", database = "postgres"): Promise<T[]> {
   const client = new pg.Client({ host: socketDir, port: 5432, user, database });
@@ -28,7 +29,9 @@ describe("ccp db create / list / info / destroy against a real ccpd", () => {
   let project: string;
 
   before(async () => {
-    await ccpd.start();
+    // No scheduled backups: the destroy test counts the database's operations, and the scheduler's first tick
+    // after a minute would add one whenever the suite runs longer than that.
+    await ccpd.start(["--backup-at", "off"]);
     project = path.join(ccpd.root, "project");
     mkdirSync(project);
   });
@@ -217,6 +220,31 @@ describe("ccp db create / list / info / destroy against a real ccpd", () => {
     const outside = await ccpd.ccp(["run", "--", "true"], { cwd: ccpd.root });
     assert.equal(outside.code, 2);
     assert.match(outside.stderr, /No \.cluster\/config\.json/);
+  });
+
+  // Regression (issue 18, item 6): the documented handler fetched https://${DATABASE_ID}.<domain>/query, which on the
+  // default domain localhost fails (Node's fetch cannot resolve db-<id>.localhost). This runs the README's own snippet.
+  it("the README's 'Querying from handlers' snippet runs as is with ccp run (DATABASE_HTTP_URL)", async () => {
+    const readme = readFileSync(path.join(CCP_BIN, "..", "..", "..", "..", "README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("### Querying from handlers"));
+    const snippet = /```js\n([\s\S]*?)```/.exec(section)?.[1];
+    assert.ok(snippet && snippet.includes("DATABASE_HTTP_URL"), "README has no handler snippet");
+    writeFileSync(path.join(project, "handler.mjs"), snippet);
+    const created = await ccpd.ccp(["db", "exec", "CREATE TABLE users (id int PRIMARY KEY, name text); INSERT INTO users VALUES (42, 'Ada'), (7, 'Grace')"], { cwd: project });
+    assert.equal(created.code, 0, created.stderr);
+    const r = await ccpd.ccp(["run", "--", process.execPath, "handler.mjs"], { cwd: project });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), "[ { id: 42, name: 'Ada' } ]");
+    const saved = JSON.parse(readFileSync(path.join(project, ".cluster", "config.json"), "utf8")) as { databaseId: string; httpUrl: string };
+    assert.equal(saved.httpUrl, `${ccpd.url}/v1/databases/${saved.databaseId}`);
+    const env = await ccpd.ccp(["run", "--", "sh", "-c", 'printf "%s" "$DATABASE_HTTP_URL"'], { cwd: project });
+    assert.equal(env.stdout, saved.httpUrl);
+  });
+
+  it("DATABASE_HTTP_URL is host-routed for a real --domain, path-routed on localhost", () => {
+    assert.equal(databaseHttpUrl("http://127.0.0.1:7070", "db-0123456789ab", "db-0123456789ab.localhost"), "http://127.0.0.1:7070/v1/databases/db-0123456789ab");
+    assert.equal(databaseHttpUrl("https://ccp.example.com/", "db-0123456789ab", "db-0123456789ab.example.com"), "https://db-0123456789ab.example.com");
+    assert.equal(databaseHttpUrl("http://10.0.0.5:7070", "db-0123456789ab", "db-0123456789ab.example.com"), "http://db-0123456789ab.example.com:7070");
   });
 
   it("serves an OpenAPI document describing /v1/databases", async () => {

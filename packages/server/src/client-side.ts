@@ -10,3 +10,7 @@ export { MIN_PASSWORD_LENGTH, PROVISION_NAME_PATTERN, validateOwnerRole, validat
 export { readUserConfig, writeUserConfig, writeSecretFile, userConfigPath, type UserConfig } from "./user-config.js";
 export type { DatabaseStatusView, DatabaseView } from "./databases/service.js";
 export { VERSION } from "./version.js";
+export { INSIGHT_SORTS, LOG_LEVELS, parseLevel, parseSince, type InsightSort, type LogLevel } from "./observability/params.js";
+export type { LogEntry } from "./observability/logs.js";
+export type { StatementInsight } from "./observability/insights.js";
+export { parseSuspendAfter } from "./runtime/suspend-after.js";

@@ -2,6 +2,7 @@ import { DEFAULT_HTTP_LIMITS, type HttpLimits } from "./api/http-limits.js";
 import { CcpError } from "./errors.js";
 import { DEFAULT_GATEWAY_SETTINGS, type GatewaySettings } from "./gateway/gateway.js";
 import { TENANT_CONNECTION_SLOTS } from "./runtime/process/template.js";
+import { parseSuspendAfter } from "./runtime/suspend-after.js";
 import os from "node:os";
 import path from "node:path";
 
@@ -27,6 +28,14 @@ export interface ServerOptions {
   archiveTimeoutS?: number;
   /** HTTP header/body/keep-alive timeouts and the bound on connections without a complete request. */
   http?: Partial<HttpLimits>;
+  /** Serve /metrics and count HTTP requests (default true; `--no-metrics`). */
+  metrics?: boolean;
+  /** Default idle time before a database is suspended: "30s", "5m", "2h", "never" (default 5m). */
+  suspendAfter?: string;
+  /** How long a client is held while a suspended database wakes before a retryable error, in ms. */
+  wakeTimeoutMs?: number;
+  /** Postgres servers kept pre-started for creates (default 2; 0: none). */
+  warmPool?: number;
 }
 
 export interface ServerConfig {
@@ -45,7 +54,16 @@ export interface ServerConfig {
   /** A wire client must finish start-up and authentication within this many ms. */
   readonly wireStartupTimeoutMs: number;
   readonly http: HttpLimits;
+  /** Default suspend timeout in ms; null: never. */
+  readonly suspendAfterMs: number | null;
+  readonly wakeTimeoutMs: number;
+  readonly warmPool: number;
   readonly backups: { readonly dailyAt: string | undefined; readonly retentionDays: number; readonly archiveTimeoutS: number };
+  /**
+   * /metrics on or off; per-database readings reused for cacheMs; background
+   * readings (TPS in status) every sampleEveryMs (0: off).
+   */
+  readonly metrics: { readonly enabled: boolean; readonly cacheMs: number; readonly sampleEveryMs: number };
   readonly env: NodeJS.ProcessEnv;
 }
 
@@ -79,11 +97,15 @@ export function resolveServerConfig(options: ServerOptions = {}, env: NodeJS.Pro
     wireMaxConnections,
     wireStartupTimeoutMs: 10_000,
     http: Object.freeze({ ...DEFAULT_HTTP_LIMITS, ...options.http }),
+    suspendAfterMs: parseSuspendAfter(options.suspendAfter ?? "5m"),
+    wakeTimeoutMs: options.wakeTimeoutMs ?? 8_000,
+    warmPool: options.warmPool ?? 2,
     backups: Object.freeze({
       dailyAt: options.backupAt === "off" ? undefined : (options.backupAt ?? "00:00"),
       retentionDays: options.backupRetentionDays ?? 7,
       archiveTimeoutS: options.archiveTimeoutS ?? 60,
     }),
+    metrics: Object.freeze({ enabled: options.metrics ?? true, cacheMs: 5_000, sampleEveryMs: 15_000 }),
     env,
   });
 }

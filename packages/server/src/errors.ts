@@ -9,6 +9,7 @@ export type ErrorCode =
   | "name_taken"
   | "not_found"
   | "unauthorized"
+  | "forbidden"
   | "not_ready"
   | "conflict"
   | "payload_too_large"
@@ -20,6 +21,7 @@ const STATUS: Record<ErrorCode, number> = {
   name_taken: 409,
   not_found: 404,
   unauthorized: 401,
+  forbidden: 403,
   not_ready: 503,
   conflict: 409,
   payload_too_large: 413,

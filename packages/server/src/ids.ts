@@ -22,6 +22,11 @@ export function newAdminKey(): string {
   return `ccpk_${randomBytes(32).toString("hex")}`;
 }
 
+/** Read-only tokens for GET /metrics: a prefix of their own, so they are never mistaken for admin keys. */
+export function newMetricsToken(): string {
+  return `ccpm_${randomBytes(32).toString("hex")}`;
+}
+
 /**
  * Tokens are 256-bit random strings, so a fast hash is enough: there is nothing to
  * brute-force. Stored as hex.

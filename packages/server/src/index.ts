@@ -8,3 +8,8 @@ export { resolvePgBinaries, type PgBinaries } from "./runtime/process/binaries.j
 export type { RuntimeDriver, InstanceEndpoint } from "./runtime/driver.js";
 export type { DatabaseStatusView, DatabaseView } from "./databases/service.js";
 export { VERSION } from "./version.js";
+export type { LogEntry, LogLevel } from "./observability/logs.js";
+export { LOG_LEVELS, parseLevel, parseSince } from "./observability/logs.js";
+export type { StatementInsight, InsightSort } from "./observability/insights.js";
+export { INSIGHT_SORTS } from "./observability/insights.js";
+export { formatDuration as formatSuspendAfter, parseSuspendAfter } from "./runtime/suspend-after.js";

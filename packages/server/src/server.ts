@@ -9,6 +9,7 @@ import { BackupScheduler } from "./backups/scheduler.js";
 import { restoreToPointInTime } from "./backups/pitr.js";
 import { BackupService } from "./backups/service.js";
 import { DirBackupStore } from "./backups/store.js";
+import { Observability } from "./observability/service.js";
 import { Catalog } from "./catalog/catalog.js";
 import { CcpError } from "./errors.js";
 import type { ServerConfig } from "./config.js";
@@ -19,6 +20,7 @@ import { resolvePgBinaries } from "./runtime/process/binaries.js";
 import { copyTree, makeDir } from "./runtime/process/fs-util.js";
 import { PostgresServer, SOCKET_PORT } from "./runtime/process/postgres-server.js";
 import { isProcessAlive } from "./runtime/process/proc.js";
+import { Instances } from "./runtime/instances.js";
 import { ProcessDriver } from "./runtime/process/process-driver.js";
 import { currentOsUser, ensureTraversable, resolveRunAs } from "./runtime/process/system-user.js";
 import { ADMIN_ROLE, ensureTemplate } from "./runtime/process/template.js";
@@ -26,6 +28,7 @@ import { loadOrCreateSecret } from "./secrets.js";
 import { readUserConfig, writeUserConfig } from "./user-config.js";
 import { ensureCertificate } from "./wire/certificate.js";
 import { WireProxy } from "./wire/proxy.js";
+import { serveWebSockets } from "./wire/websocket.js";
 import { databaseUrl } from "./wire/url.js";
 import { VERSION } from "./version.js";
 
@@ -34,13 +37,16 @@ export interface RunningServer {
   readonly config: ServerConfig;
   readonly app: FastifyInstance;
   readonly databases: DatabaseService;
+  /** The process driver (tests and benches reach its paths); the rest of ccpd goes through `instances`. */
   readonly driver: ProcessDriver;
+  readonly instances: Instances;
   readonly catalog: Catalog;
   readonly gateway: Gateway;
   readonly backups: BackupService;
   readonly branches: BranchService;
   readonly store: DirBackupStore;
   readonly wire: WireProxy;
+  readonly observability: Observability;
   /** The port the wire endpoint listens on. */
   readonly wirePort: number;
   /** PEM file of the wire endpoint's certificate (for clients that verify it). */
@@ -116,6 +122,7 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
     }
 
     const store = new DirBackupStore(path.join(config.dataDir, "backups"));
+    const adminAuth = new AdminAuth(catalog);
     const driver = new ProcessDriver({
       bin,
       instancesDir: path.join(config.dataDir, "instances"),
@@ -124,13 +131,21 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
       ccpdOsUser,
       walArchiveDir: (id) => store.walDir(id),
       archiveTimeoutS: config.backups.archiveTimeoutS,
-      onRestart: (e) => {
-        log.warn(`instance ${e.id}: postgres exited (code ${e.exitCode}, signal ${e.signal}); restarting`);
-        void catalog.recordRestart(e.id, { exit_code: e.exitCode, signal: e.signal }).catch((err: Error) => log.error(err.message));
-      },
-      onRestartFailed: (id, err) => log.error(`instance ${id}: restart failed, retrying: ${err.message}`),
+      warmPool: config.warmPool,
     });
     cleanups.push(() => driver.shutdown());
+    const instances = new Instances({ driver, catalog, log, suspendAfterMs: config.suspendAfterMs, wakeTimeoutMs: config.wakeTimeoutMs });
+    cleanups.push(() => instances.close());
+    instances.events.on("exit", (e) => {
+      log.warn(`instance ${e.id}: postgres exited (code ${e.exitCode}, signal ${e.signal}); restarting`);
+      void catalog.recordRestart(e.id, { exit_code: e.exitCode, signal: e.signal }).catch((err: Error) => log.error(err.message));
+      obs.instanceRestarted(e.id);
+    });
+    instances.events.on("restart", (e) => {
+      if (e.error) log.error(`instance ${e.id}: restart failed, retrying: ${e.error.message}`);
+    });
+    instances.events.on("wake", (e) => log.info(`instance ${e.id}: woke in ${e.ms} ms (${e.waiters + 1} waiting)`));
+    instances.events.on("suspend", (e) => log.info(`instance ${e.id}: suspended (${e.reason}) in ${e.ms} ms`));
 
     const secret = loadOrCreateSecret(config.dataDir);
     const certificate = await ensureCertificate(config.dataDir, config.domain, config.tls);
@@ -140,51 +155,43 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
       domain: config.domain,
       tls: certificate,
       catalog,
-      driver,
+      instances,
+      wakeTimeoutMs: config.wakeTimeoutMs,
       maxConnectionsPerInstance: config.wireMaxConnections,
       startupTimeoutMs: config.wireStartupTimeoutMs,
       secret,
       log,
     });
     let wirePort = config.wirePort;
-    const databases = new DatabaseService({
+    const obs = new Observability({
       catalog,
       driver,
+      adminAuth,
+      enabled: config.metrics.enabled,
+      cacheMs: config.metrics.cacheMs,
+      sampleEveryMs: config.metrics.sampleEveryMs,
+      sources: { gatewayPools: () => gateway.poolFigures(), wireSessions: () => wire.sessionCounts() },
+      log,
+    });
+    cleanups.push(() => obs.close());
+    const databases = new DatabaseService({
+      catalog,
+      instances,
       domain: config.domain,
       log,
       secret,
       databaseUrl: (o) => databaseUrl({ ...o, domain: config.domain, listen: config.listen, wirePort }),
+      observer: obs.databaseObserver(),
+      headline: (row) => obs.headline(row),
     });
-    const backups = new BackupService({
-      catalog,
-      driver,
-      store,
-      databases,
-      log,
-      beforeStop: async (id) => {
-        wire.disconnect(id);
-        await gateway.forget(id);
-      },
-    });
-    const branches = new BranchService({
-      catalog,
-      driver,
-      store,
-      databases,
-      backups,
-      log,
-      retentionDays: config.backups.retentionDays,
-      beforeStop: async (id) => {
-        wire.disconnect(id);
-        await gateway.forget(id);
-      },
-    });
+    const backups = new BackupService({ catalog, instances, store, databases, log, observer: obs.backupObserver() });
+    const branches = new BranchService({ catalog, instances, store, databases, backups, log, retentionDays: config.backups.retentionDays });
     // Before databases.reconcile(): an interrupted restore or branch reset must get its previous data back before the instance starts.
     await backups.reconcile();
     await branches.reconcile();
     await databases.reconcile();
 
-    const gateway = new Gateway({ catalog, driver, settings: config.gateway });
+    const gateway = new Gateway({ catalog, instances, settings: config.gateway });
     let scheduler: BackupScheduler | undefined;
     if (config.backups.dailyAt) {
       scheduler = new BackupScheduler({ catalog, backups, settings: { dailyAt: config.backups.dailyAt, retentionDays: config.backups.retentionDays }, log });
@@ -192,25 +199,27 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
       cleanups.push(() => s.stop());
     }
     cleanups.push(() => gateway.close());
-    databases.onBeforeRemove(async (id) => {
+    // The one "instance going away" hook: connections close, cached rows go, and a destroyed database's backups with it.
+    instances.onGoingAway(async (id, why) => {
+      if (why === "destroyed") return backups.forgetDatabase(id);
+      if (why === "credentials") return gateway.invalidate(id);
       wire.disconnect(id);
       await gateway.forget(id);
     });
-    databases.onRemoved((id) => backups.forgetDatabase(id));
-    databases.onTokenRotated((id) => gateway.invalidate(id));
     wirePort = await wire.listen();
     cleanups.push(() => wire.close());
 
-    const adminAuth = new AdminAuth(catalog);
     await adminAuth.load();
     const pitr = (ref: string, time: string, name: string) =>
-      restoreToPointInTime({ databases, backups, driver, retentionDays: config.backups.retentionDays }, ref, time, name);
-    const app = await createApp({ databases, backups, branches, pitr, adminAuth, gateway, domain: config.domain, version: VERSION, loggerInstance: log, httpLimits: config.http });
+      restoreToPointInTime({ databases, backups, instances, retentionDays: config.backups.retentionDays }, ref, time, name);
+    const app = await createApp({ databases, backups, branches, pitr, adminAuth, gateway, observability: obs, domain: config.domain, version: VERSION, loggerInstance: log, httpLimits: config.http });
+    const stopWebSockets = serveWebSockets(app.server, wire, config.domain);
     await app.listen({ port: config.port, host: config.listen });
     cleanups.push(() => app.close());
+    // Runs before app.close (cleanups run in reverse): upgraded sockets would keep the HTTP server from closing.
+    cleanups.push(stopWebSockets);
     scheduler?.start();
-    branches.start();
-    cleanups.push(() => branches.stop());
+    instances.startAutosuspend();
     const address = app.server.address();
     const boundUrl = typeof address === "object" && address ? url.replace(/:\d+$/, `:${address.port}`) : url;
 
@@ -230,12 +239,14 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
       app,
       databases,
       driver,
+      instances,
       catalog,
       gateway,
       backups,
       branches,
       store,
       wire,
+      observability: obs,
       wirePort,
       tlsCertFile: certificate.certFile,
       createdAdminKey,

@@ -90,7 +90,7 @@ describe("backups and point-in-time restore, with real data", () => {
     await sleep(300);
     await insertBatch(source, 3);
 
-    const restored = await restoreToPointInTime({ databases: server.databases, backups: server.backups, driver: server.driver, retentionDays: 7 }, source, between, "pitr-copy");
+    const restored = await restoreToPointInTime({ databases: server.databases, backups: server.backups, instances: server.instances, retentionDays: 7 }, source, between, "pitr-copy");
     assert.equal(restored.database.status, "ready");
     assert.notEqual(restored.database.id, source);
     assert.deepEqual(await batches(restored.database.id), [1, 2]);
@@ -101,7 +101,7 @@ describe("backups and point-in-time restore, with real data", () => {
   });
 
   it("refuses bad point-in-time requests with clear errors", async () => {
-    const o = { databases: server.databases, backups: server.backups, driver: server.driver, retentionDays: 7 };
+    const o = { databases: server.databases, backups: server.backups, instances: server.instances, retentionDays: 7 };
     const cases: [string, RegExp][] = [
       ["yesterday-ish", /Invalid timestamp/],
       ["2026-13-45T99:00:00Z", /Invalid timestamp/],
@@ -195,7 +195,7 @@ describe("backups and point-in-time restore, with real data", () => {
     await sql(id, "CREATE TABLE batches (batch int, n int)");
     let now = new Date();
     const clock = () => now;
-    const backups = new BackupService({ catalog: server.catalog, driver: server.driver, store: server.store, databases: server.databases, log: console, now: clock });
+    const backups = new BackupService({ catalog: server.catalog, instances: server.instances, store: server.store, databases: server.databases, log: console, now: clock });
     const scheduler = new BackupScheduler({ catalog: server.catalog, backups, settings: { dailyAt: "00:00", retentionDays: 7 }, now: clock, log: console });
 
     // Day 0: the scheduler takes this database's daily backup, once.

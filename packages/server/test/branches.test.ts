@@ -190,6 +190,27 @@ describe("branches: a full copy of a database, from now or an instant, resettabl
     await server.databases.destroy(loaded.database.id);
   });
 
+  it("a branch of a suspended parent copies its files at rest and does not wake it", async () => {
+    const sleeper = (await server.databases.create("sleeping-parent")).database.id;
+    await sql(sleeper, "CREATE TABLE batches (batch int, n int)");
+    await insertBatch(sleeper, 1);
+    await insertBatch(sleeper, 2);
+    assert.equal(await server.instances.suspend(sleeper), true);
+    assert.equal(await server.instances.state(sleeper), "suspended");
+    const copy = await server.branches.create("sleeping-parent", { name: "from-sleeper" });
+    assert.deepEqual(await batches(copy.database.id), [1, 2]);
+    assert.equal(await server.instances.state(sleeper), "suspended", "the parent still sleeps");
+    const { rows } = await server.catalog.tx((q) => q.query("SELECT 1 FROM ccp.instance_events WHERE database_id = $1 AND kind = 'wake'", [sleeper]));
+    assert.equal(rows.length, 0, "no wake was recorded");
+    // Writes on the branch stay there; the parent, woken later, has its own data.
+    await insertBatch(copy.database.id, 3);
+    const lease = await server.instances.use(sleeper);
+    lease.release();
+    assert.deepEqual(await batches(sleeper), [1, 2]);
+    await server.databases.destroy(copy.database.id);
+    await server.databases.destroy(sleeper);
+  });
+
   it("bad inputs get clear errors and leave nothing behind", async () => {
     // "before retention" needs a backup to be before (the earlier cases take one; this case alone must too).
     if ((await server.backups.list(parent.id)).length === 0) await server.backups.create(parent.id);
@@ -273,7 +294,7 @@ describe("branches: a full copy of a database, from now or an instant, resettabl
     assert.deepEqual(await server.branches.sweep(new Date()), [], "not expired yet");
     assert.deepEqual(await server.branches.sweep(new Date(expires.getTime() + 1000)), [id]);
     await assert.rejects(server.databases.get(id), (err: unknown) => isCcpError(err) && err.code === "not_found");
-    assert.equal(server.driver.state(id), "absent");
+    assert.equal(await server.driver.state(id), "absent");
     assert.equal(existsSync(path.join(server.config.dataDir, "instances", id)), false);
     assert.equal(existsSync(path.join(server.config.dataDir, "backups", id)), false);
     assert.throws(() => process.kill(pid, 0), /ESRCH/);

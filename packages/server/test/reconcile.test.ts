@@ -57,7 +57,7 @@ describe("reconcile after a ccpd killed mid-operation", () => {
 
     assert.equal(await rowExists(halfCreated), false);
     assert.equal(existsSync(instanceDir(halfCreated)), false);
-    assert.equal(driver.state(halfCreated), "absent");
+    assert.equal(await driver.state(halfCreated), "absent");
     assert.deepEqual(await opState(halfCreated), ["create:failed"]);
 
     assert.equal(await rowExists(doomed), false);
@@ -67,7 +67,7 @@ describe("reconcile after a ccpd killed mid-operation", () => {
     assert.equal(existsSync(instanceDir(orphan)), false);
 
     assert.equal(await rowExists(kept), true);
-    assert.equal(driver.state(kept), "running");
+    assert.equal(await driver.state(kept), "running");
     assert.equal((await databases.get(kept)).status, "ready");
   });
 

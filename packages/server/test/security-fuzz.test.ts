@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import net from "node:net";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
 import { eventually, parseHttpResponse, prng, rawExchange, seedFromEnv, startSecurityServer, type SecurityServer, type Tenant } from "./support/security.js";
@@ -182,6 +183,9 @@ describe(`security: fuzzing ccpd's HTTP and wire endpoints (seed ${SEED}; replay
       ["GET", `/v1/databases/${ref}/backups`], ["POST", `/v1/databases/${ref}/backups`], ["DELETE", `/v1/databases/${ref}/backups/bkp-00000000`],
       ["POST", `/v1/databases/${ref}/backups/${pick(r, ["bkp-00000000", "x", "%00"])}/restore`], ["POST", `/v1/databases/${ref}/backups/bkp-00000000/verify`],
       ["PUT", "/v1/databases"], ["PATCH", `/v1/databases/${ref}`], ["GET", "/v1/openapi.json"], ["GET", "/v1/health"],
+      // The real database, read-only routes only (the fuzz must not destroy or re-key what it tests).
+      ["GET", `/v1/databases/${pick(r, [tenant.id, tenant.name, tenant.id.toUpperCase()])}?${pick(r, ["show_secrets=true", "show_secrets=TRUE", "show_secrets=2", "show_secrets", "show_secrets=true&show_secrets=false", "x=1", "%zz", "show_secrets=%00"])}`],
+      ["GET", `/v1/databases/${pick(r, [tenant.id, tenant.name])}/status`], ["GET", `/v1/databases/${tenant.name}/backups`],
     ] as const);
     const bodies = [
       () => `{"name":${value(r)}}`,
@@ -193,7 +197,7 @@ describe(`security: fuzzing ccpd's HTTP and wire endpoints (seed ${SEED}; replay
       () => value(r),
     ];
     let payload: Buffer | string | undefined = route[0] === "GET" || route[0] === "DELETE" ? (r() < 0.1 ? "{}" : undefined) : mangle(r, pick(r, bodies)());
-    if (typeof payload === "string" && wouldCreate(payload)) payload = payload.replace(/"name":"/, '"name":"!'); // never create databases by chance
+    if (typeof payload === "string" && wouldCreate(payload)) payload = payload.replace(/"name":\s*"/, '"name":"!'); // never create databases by chance
     const auth = r() < 0.7 ? `Bearer ${sec.adminKey}` : authHeader(r, tenant.token);
     return {
       label: `admin ${route[0]} ${route[1]}`,
@@ -206,7 +210,7 @@ describe(`security: fuzzing ccpd's HTTP and wire endpoints (seed ${SEED}; replay
 
   function wouldCreate(payload: string): boolean {
     try {
-      const v = JSON.parse(payload) as { name?: unknown };
+      const v = JSON.parse(payload.replace(/^\ufeff/, "")) as { name?: unknown }; // Fastify's parser skips a BOM too
       return typeof v === "object" && v !== null && typeof v.name === "string" && /^[a-z][a-z0-9_-]{2,31}$/.test(v.name);
     } catch {
       return false;
@@ -238,6 +242,25 @@ describe(`security: fuzzing ccpd's HTTP and wire endpoints (seed ${SEED}; replay
     return { label: `${endpoint} by ${byHost ? "host" : "path"}`, method: pick(r, ["POST", "POST", "POST", "POST", "POST", "POST", "POST", "POST", "GET", "PUT"]), url, headers, payload: mangle(r, body) };
   }
 
+  /** A SQL body whose `sql`/`query` is present but not a string must never run (issue 13: no coercion). */
+  function wronglyTyped(c: HttpCase): boolean {
+    if (c.payload === undefined || !/\/(query|execute|transaction|sql)$/.test(c.url)) return false;
+    let body: unknown;
+    try {
+      body = JSON.parse(Buffer.from(c.payload).toString("utf8"));
+    } catch {
+      return false;
+    }
+    if (typeof body !== "object" || body === null) return false;
+    const field = c.url.endsWith("/sql") ? "query" : "sql";
+    const statements: unknown[] = Array.isArray((body as { statements?: unknown }).statements)
+      ? ((body as { statements: unknown[] }).statements)
+      : Array.isArray((body as { queries?: unknown }).queries)
+        ? (body as { queries: unknown[] }).queries
+        : [body];
+    return statements.some((st) => typeof st === "object" && st !== null && field in st && typeof (st as Record<string, unknown>)[field] !== "string");
+  }
+
   const failures: string[] = [];
   const note = (c: HttpCase, what: string) => {
     if (failures.length < 20) failures.push(`${c.label} ${c.method} ${c.url} ${JSON.stringify(c.headers).slice(0, 200)} body=${JSON.stringify(String(c.payload ?? "").slice(0, 200))}: ${what}`);
@@ -264,6 +287,7 @@ describe(`security: fuzzing ccpd's HTTP and wire endpoints (seed ${SEED}; replay
         continue;
       }
       statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
+      if (res.statusCode < 300 && wronglyTyped(c)) note(c, `${res.statusCode}: a field of the wrong type was accepted: ${res.body.slice(0, 100)}`);
       if (res.statusCode >= 500) {
         counts.fiveHundreds++;
         note(c, `${res.statusCode} ${res.body.slice(0, 300)}`);
@@ -408,10 +432,14 @@ describe(`security: fuzzing ccpd's HTTP and wire endpoints (seed ${SEED}; replay
   const SSL = packet(80877103);
   const GSS = packet(80877104);
 
-  function wireCase(r: Rand): { label: string; bytes: Buffer; ssl: boolean; end: boolean } {
+  function wireCase(r: Rand): { label: string; bytes: Buffer; ssl: boolean; end: boolean; code: string | undefined } {
     const user = `clusterbase.${tenant.id}`;
     const valid = startup({ user, database: "default" });
-    const cases: [string, () => Buffer][] = [
+    // The third field: the SQLSTATE the endpoint must answer with when the client sent that much
+    // and waits (when it half-closes at once, a close without a reply is as clean).
+    const cases: [string, () => Buffer, string?][] = [
+      // An impossible start-up length is closed without a reply, as Postgres does (it only logs "invalid length of
+      // startup packet"): node-postgres sends a Terminate first on connect(); end() and would raise a reply (issue 18).
       ["length 0", () => Buffer.concat([int32(0), randomBytes(r, 20)])],
       ["length 4", () => packet(196608, Buffer.alloc(0), 4)],
       ["length 7", () => packet(196608, Buffer.alloc(0), 7)],
@@ -422,34 +450,34 @@ describe(`security: fuzzing ccpd's HTTP and wire endpoints (seed ${SEED}; replay
       ["length 10001", () => Buffer.concat([packet(196608, Buffer.alloc(0), 10_001), randomBytes(r, 100)])],
       ["random garbage", () => randomBytes(r, 300)],
       ["garbage after a valid length", () => Buffer.concat([int32(40), randomBytes(r, 36)])],
-      ["protocol 2.0", () => packet(0x00020000, Buffer.from(`user\0${user}\0\0`))],
-      ["protocol 4.0", () => packet(0x00040000, Buffer.from(`user\0${user}\0\0`))],
+      ["protocol 2.0", () => packet(0x00020000, Buffer.from(`user\0${user}\0\0`)), "08P01"],
+      ["protocol 4.0", () => packet(0x00040000, Buffer.from(`user\0${user}\0\0`)), "08P01"],
       ["protocol 3.9999 with _pq_ options", () => packet(0x0003270f, Buffer.from(`user\0${user}\0_pq_.x\0y\0\0`))],
-      ["a second StartupMessage instead of SASL", () => Buffer.concat([valid, valid])],
-      ["SSLRequest then plaintext", () => Buffer.concat([SSL, valid])],
+      ["a second StartupMessage instead of SASL", () => Buffer.concat([valid, valid]), "08P01"],
+      ["SSLRequest then plaintext", () => Buffer.concat([SSL, valid]), "08P01"],
       ["SSLRequest then garbage (after S)", () => SSL],
-      ["two SSLRequests", () => Buffer.concat([SSL, SSL])],
+      ["two SSLRequests", () => Buffer.concat([SSL, SSL]), "08P01"],
       ["GSSENCRequest then garbage", () => Buffer.concat([GSS, randomBytes(r, 50)])],
       ["GSSENCRequest then a valid start-up then EOF", () => Buffer.concat([GSS, valid])],
-      ["CancelRequest too short", () => packet(80877102, Buffer.alloc(2))],
+      ["CancelRequest too short", () => packet(80877102, Buffer.alloc(2)), "08P01"],
       ["CancelRequest with a random key", () => packet(80877102, Buffer.concat([int32(int(r, 2 ** 31)), int32(int(r, 2 ** 31))]))],
-      ["start-up without user", () => startup({ database: "default" })],
-      ["start-up with an empty user", () => startup({ user: "" })],
+      ["start-up without user", () => startup({ database: "default" }), "28000"],
+      ["start-up with an empty user", () => startup({ user: "" }), "28000"],
       ["start-up without terminator", () => packet(196608, Buffer.from(`user\0${user}`))],
       ["start-up with invalid UTF-8", () => packet(196608, Buffer.concat([Buffer.from("user\0"), Buffer.from([0xff, 0xfe, 0x00, 0x00])]))],
-      ["start-up with many parameters", () => startup(Object.fromEntries(Array.from({ length: 400 }, (_, i) => [`p${i}`, "v".repeat(20)])))],
-      ["replication start-up", () => startup({ user, replication: "database" })],
+      ["start-up with many parameters (over the 10000-byte length limit)", () => startup(Object.fromEntries(Array.from({ length: 400 }, (_, i) => [`p${i}`, "v".repeat(20)])))],
+      ["replication start-up", () => startup({ user, replication: "database" }), "28000"],
       ["truncated start-up, then EOF", () => valid.subarray(0, 1 + int(r, valid.length - 1))],
-      ["valid start-up, then a wrong SASL mechanism", () => Buffer.concat([valid, saslInitial("PLAIN", "x")])],
+      ["valid start-up, then a wrong SASL mechanism", () => Buffer.concat([valid, saslInitial("PLAIN", "x")]), "28000"],
       ["valid start-up, then a SASL message with a bad length field", () => Buffer.concat([valid, Buffer.from("p"), int32(20), Buffer.from("SCRAM-SHA-256\0"), int32(0x7fffffff), Buffer.from("n")])],
-      ["valid start-up, then a SASL message without NUL", () => Buffer.concat([valid, Buffer.from("p"), int32(8), Buffer.from("ABCD")])],
+      ["valid start-up, then a SASL message without NUL", () => Buffer.concat([valid, Buffer.from("p"), int32(8), Buffer.from("ABCD")]), "28000"],
       ["valid start-up, then garbage", () => Buffer.concat([valid, randomBytes(r, 100)])],
-      ["valid start-up, then a message of length 2^31", () => Buffer.concat([valid, Buffer.from("p"), int32(0x80000000)])],
-      ["valid start-up, then a query instead of SASL", () => Buffer.concat([valid, Buffer.from("Q"), int32(13), Buffer.from("select 1\0")])],
-      ["valid start-up, then a bad client-first-message", () => Buffer.concat([valid, saslInitial("SCRAM-SHA-256", randomString(r, 40))])],
+      ["valid start-up, then a message of length 2^31", () => Buffer.concat([valid, Buffer.from("p"), int32(0x80000000)]), "08P01"],
+      ["valid start-up, then a query instead of SASL", () => Buffer.concat([valid, Buffer.from("Q"), int32(13), Buffer.from("select 1\0")]), "08P01"],
+      ["valid start-up, then a bad client-first-message", () => Buffer.concat([valid, saslInitial("SCRAM-SHA-256", randomString(r, 40))]), "28P01"],
     ];
-    const [label, make] = pick(r, cases);
-    return { label, bytes: make(), ssl: label.includes("SSLRequest"), end: r() < 0.5 };
+    const [label, make, code] = pick(r, cases);
+    return { label, bytes: make(), ssl: label.includes("SSLRequest"), end: r() < 0.5, code };
   }
 
   function saslInitial(mechanism: string, data: string): Buffer {
@@ -479,6 +507,33 @@ describe(`security: fuzzing ccpd's HTTP and wire endpoints (seed ${SEED}; replay
     return undefined;
   }
 
+  it("SSLRequest answered 'S', then a plaintext StartupMessage instead of a TLS handshake: closed, with at most a TLS alert, every time", async () => {
+    const exchange = () =>
+      new Promise<{ data: Buffer; closed: boolean }>((resolve) => {
+        const s = net.connect(sec.server.wirePort, "127.0.0.1");
+        let data = Buffer.alloc(0);
+        let sentPlaintext = false;
+        const timer = setTimeout(() => (s.destroy(), resolve({ data, closed: false })), 11_500);
+        s.on("error", () => undefined);
+        s.on("data", (d: Buffer) => {
+          data = Buffer.concat([data, d]);
+          if (!sentPlaintext && data[0] === 0x53) {
+            sentPlaintext = true;
+            s.write(startup({ user: `clusterbase.${tenant.id}`, database: "default" }));
+          }
+        });
+        s.on("close", () => (clearTimeout(timer), resolve({ data, closed: true })));
+        s.write(SSL);
+      });
+    const results = await Promise.all(Array.from({ length: 20 }, exchange));
+    for (const r of results) {
+      counts.wire++;
+      assert.equal(r.closed, true);
+      assert.equal(r.data[0], 0x53, "the SSLRequest is answered S");
+      assert.ok(r.data.length === 1 || r.data[1] === 0x15, `after S only a TLS alert may come: ${r.data.subarray(1, 9).toString("hex")}`);
+    }
+  });
+
   it(`${WIRE_CASES} malformed wire start-ups: each gets a clean ErrorResponse and a close (or just a close), and the endpoint keeps serving`, async () => {
     const r = prng(SEED ^ 0x1e1e);
     const wireFailures: string[] = [];
@@ -497,6 +552,8 @@ describe(`security: fuzzing ccpd's HTTP and wire endpoints (seed ${SEED}; replay
           wireFailures.push(`${c.label}: not closed`);
         }
         const bad = cleanReply(res.data, c.ssl);
+        const sqlstate = /C([0-9A-Z]{5})\0/.exec(res.data.toString("latin1"))?.[1];
+        if (!c.end && c.code !== undefined && sqlstate !== c.code) wireFailures.push(`${c.label}: answered ${sqlstate ?? "nothing"}, expected an ErrorResponse ${c.code}`);
         if (bad) wireFailures.push(`${c.label}: ${bad}: ${res.data.toString("latin1").slice(0, 120)}`);
       });
     }

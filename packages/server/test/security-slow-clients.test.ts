@@ -8,13 +8,13 @@ import { connectPg } from "./wire-clients.js";
 /**
  * Slow and stalled clients: 500 HTTP requests that never complete and 200 wire
  * start-ups that never finish, all open at once. Each must be closed by ccpd's
- * own timeouts (8 s here; 10 s by default), and legitimate clients
+ * own timeouts (6 s here; 10 s by default), and legitimate clients
  * must be served while they are all open. Nothing here asserts how fast: only
  * that every stalled socket is closed within its timeout plus a generous 10 s.
  */
 const HTTP_STALLS = 500;
 const WIRE_STALLS = 200;
-const TIMEOUT_MS = 8_000;
+const TIMEOUT_MS = 6_000;
 const GRACE_MS = 10_000;
 
 interface Stall {

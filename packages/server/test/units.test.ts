@@ -5,6 +5,29 @@ import { DATABASE_ID_PATTERN, hashSecret, newDatabaseId, newDatabaseToken, secre
 import { validateDatabaseName } from "../src/names.js";
 import { encodeParam } from "../src/gateway/session.js";
 import { createRequire } from "node:module";
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { CancelKeys } from "../src/wire/backend.js";
+import { makeVerifier, parseVerifier, passwordMatches, ScramError, ScramExchange, tlsServerEndPoint } from "../src/wire/scram.js";
+import { formatDuration, parseSuspendAfter } from "../src/runtime/suspend-after.js";
+
+describe("suspend timeouts", () => {
+  for (const [text, ms] of [["30s", 30_000], ["5m", 300_000], ["2h", 7_200_000], ["1d", 86_400_000], ["1500ms", 1_500], [" 10M ", 600_000], ["never", null]] as const) {
+    it(`reads ${JSON.stringify(text)}`, () => assert.equal(parseSuspendAfter(text), ms));
+  }
+  for (const bad of ["", "5", "0s", "999ms", "5 m", "-1m", "1.5h", "5min", "forever", 300, null]) {
+    it(`refuses ${JSON.stringify(bad)} with a 400 that shows the form`, () => {
+      assert.throws(() => parseSuspendAfter(bad), (e: unknown) => e instanceof CcpError && e.status === 400 && /30s, 5m, 2h/.test(e.message));
+    });
+  }
+  it("prints the largest whole unit", () => {
+    assert.deepEqual([300_000, 90_000, 86_400_000, 1_500, null].map(formatDuration), ["5m", "90s", "1d", "1500ms", "never"]);
+  });
+});
 
 describe("database names", () => {
   for (const ok of ["abc", "my-app-db", "a_b-c9", `a${"b".repeat(31)}`]) {
@@ -62,4 +85,96 @@ describe("gateway parameter encoding", () => {
   for (const v of values) {
     it(`encodes ${JSON.stringify(v)} as node-postgres does`, () => assert.equal(encodeParam(v), prepareValue(v)));
   }
+});
+
+describe("SCRAM channel binding (tls-server-end-point)", () => {
+  const haveOpenssl = spawnSync("openssl", ["version"], { stdio: "ignore" }).status === 0;
+  /** A self-signed certificate's DER, made by openssl with this key type and digest. */
+  const certificate = (keyArgs: string[], digest: string | undefined): Buffer => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "ccp-cert-"));
+    try {
+      const args = ["req", "-x509", "-nodes", "-subj", "/CN=test", "-days", "1", ...keyArgs, "-keyout", path.join(dir, "k.pem"), "-outform", "DER", "-out", path.join(dir, "c.der")];
+      const r = spawnSync("openssl", digest ? [...args, `-${digest}`] : args, { encoding: "utf8" });
+      assert.equal(r.status, 0, r.stderr);
+      return readFileSync(path.join(dir, "c.der"));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+  const cases: [string, string[], string | undefined, string | undefined][] = [
+    ["RSA, SHA-256", ["-newkey", "rsa:2048"], "sha256", "sha256"],
+    ["RSA, SHA-1 (hashed with SHA-256, RFC 5929)", ["-newkey", "rsa:2048"], "sha1", "sha256"],
+    ["RSA, SHA-512", ["-newkey", "rsa:2048"], "sha512", "sha512"],
+    ["ECDSA P-384, SHA-384", ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384"], "sha384", "sha384"],
+    ["Ed25519 (no hash: -PLUS not offered)", ["-newkey", "ed25519"], undefined, undefined],
+  ];
+  for (const [label, keyArgs, digest, expected] of cases) {
+    it(`hashes a certificate signed with ${label}`, { skip: haveOpenssl ? false : "no openssl" }, () => {
+      const der = certificate(keyArgs, digest);
+      assert.deepEqual(tlsServerEndPoint(der), expected ? createHash(expected).update(der).digest() : undefined);
+    });
+  }
+
+  it("refuses a client that could bind but thinks the server cannot (y flag, downgrade)", () => {
+    const exchange = new ScramExchange(parseVerifier(makeVerifier("pw")), { plus: false, binding: Buffer.alloc(32) });
+    assert.throws(() => exchange.first("y,,n=*,r=abc"), (e: unknown) => e instanceof ScramError && e.protocol && /negotiation error/.test(e.message));
+    const withoutTls = new ScramExchange(parseVerifier(makeVerifier("pw")), { plus: false, binding: undefined });
+    assert.match(withoutTls.first("y,,n=*,r=abc"), /^r=abc/);
+  });
+
+  it("checks a cleartext password against the SCRAM verifier", async () => {
+    const v = parseVerifier(makeVerifier("correct horse"));
+    assert.equal(await passwordMatches(v, "correct horse"), true);
+    assert.equal(await passwordMatches(v, "correct horsE"), false);
+  });
+});
+
+describe("wire cancel keys", () => {
+  /** Two fake instances' unix sockets; each records the CancelRequests (pid, secret) it receives. */
+  const instances = async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "ccp-cancel-"));
+    const received = new Map<string, string[]>();
+    const servers = await Promise.all(
+      ["one", "two"].map(
+        (name) =>
+          new Promise<net.Server>((resolve) => {
+            received.set(name, []);
+            const server = net.createServer((s) => s.on("data", (d: Buffer) => received.get(name)?.push(`${d.readInt32BE(8)}:${d.readInt32BE(12)}`)));
+            server.listen(path.join(dir, name), () => resolve(server));
+          }),
+      ),
+    );
+    return { dir, received, servers };
+  };
+
+  // Regression (issue 18, item 5): clients now get the backend's real pid, and pids repeat across instances.
+  it("routes a cancel on pid and secret together when two instances' backends share a pid", async () => {
+    const { dir, received, servers } = await instances();
+    try {
+      const keys = new CancelKeys();
+      const secret = (n: number) => Buffer.from([0, 0, 0, n]);
+      const one = keys.issue(path.join(dir, "one"), 4242, secret(1));
+      const two = keys.issue(path.join(dir, "two"), 4242, secret(2));
+      const clientSecret = (n: number) => {
+        const b = Buffer.alloc(4);
+        b.writeInt32BE(n);
+        return b;
+      };
+      keys.cancel(4242, clientSecret(two.secret));
+      keys.cancel(4243, clientSecret(one.secret)); // right secret, wrong pid: nothing
+      keys.cancel(4242, clientSecret(one.secret ^ 1)); // right pid, wrong secret: nothing
+      for (let i = 0; i < 200 && (received.get("two")?.length ?? 0) === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.deepEqual(received.get("two"), ["4242:2"]);
+      // Once forgotten (the session ended), the key cancels nothing.
+      one.forget();
+      keys.cancel(4242, clientSecret(one.secret));
+      keys.cancel(4242, clientSecret(two.secret));
+      for (let i = 0; i < 200 && (received.get("two")?.length ?? 0) < 2; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.deepEqual(received.get("one"), []);
+      assert.deepEqual(received.get("two"), ["4242:2", "4242:2"]);
+    } finally {
+      for (const s of servers) s.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

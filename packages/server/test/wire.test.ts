@@ -1,13 +1,18 @@
 import assert from "node:assert/strict";
 import { execFile, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import tls from "node:tls";
 import { promisify } from "node:util";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
+import { serialize } from "pg-protocol";
 import { resolveServerConfig, startServer, type RunningServer } from "../src/index.js";
+import { resolvePgBinaries } from "../src/runtime/process/binaries.js";
+import { MessageReader } from "../src/wire/messages.js";
 import { connectPg, tlsBySni } from "./wire-clients.js";
 
 // Child processes must run asynchronously: the proxy under test lives in this process's event loop.
@@ -159,11 +164,26 @@ describe("Postgres wire endpoint", () => {
       return p;
     };
 
-    it("answers an oversized start-up packet with an error and closes", async () => {
+    it("closes on an oversized start-up packet without a reply, as Postgres does", async () => {
       const r = await exchange(packet(1_000_000, 196608));
       assert.equal(r.closed, true);
-      assert.equal(String.fromCharCode(r.data[0] ?? 0), "E");
-      assert.match(r.data.toString("latin1"), /08P01/);
+      assert.equal(r.data.length, 0);
+    });
+    // Regression (issue 18, item 3): a Terminate before the start-up packet got a FATAL
+    // "invalid start-up packet length", which node-postgres raised as an unhandled 'error' event.
+    it("closes on a Terminate sent before the start-up packet without a reply", async () => {
+      const r = await exchange(Buffer.from([0x58, 0, 0, 0, 4]));
+      assert.equal(r.closed, true);
+      assert.equal(r.data.length, 0);
+    });
+    it("node-postgres connect() then end() at once raises no error", async () => {
+      const errors: Error[] = [];
+      const c = new pg.Client({ connectionString: a.url });
+      c.on("error", (e) => errors.push(e));
+      // node-postgres never settles connect() once end() was called (against Postgres too): only end() is awaited.
+      void c.connect().catch((e: Error) => errors.push(e));
+      await c.end();
+      assert.deepEqual(errors, []);
     });
     it("refuses an unknown protocol version", async () => {
       const r = await exchange(packet(8, 0x00020000));
@@ -196,6 +216,133 @@ describe("Postgres wire endpoint", () => {
     });
   });
 
+  describe("what a client can tell apart from plain Postgres (issue 18)", () => {
+    const ca = () => readFileSync(server.tlsCertFile, "utf8");
+
+    // Regression (item 5): clients got a random BackendKeyData pid, so pg_terminate_backend(<the driver's pid>) found nobody.
+    it("gives the client the backend's real pid, which pg_terminate_backend reaches", async () => {
+      const c = await connect(a.url);
+      const pid = (c as unknown as { processID: number }).processID;
+      assert.deepEqual((await c.query("SELECT pg_backend_pid() AS pid")).rows, [{ pid }]);
+      const ended = new Promise<void>((resolve) => c.on("error", () => resolve()));
+      const admin = await connect(a.url);
+      assert.deepEqual((await admin.query("SELECT pg_terminate_backend($1) AS t", [pid])).rows, [{ t: true }]);
+      await ended;
+      await admin.end();
+    });
+
+    it("a cancel request with the real pid but a wrong key cancels nothing", async () => {
+      const c = await connect(a.url);
+      const pid = (c as unknown as { processID: number }).processID;
+      const q = c.query("SELECT pg_sleep(1) AS s");
+      await new Promise<void>((resolve) => {
+        const s = net.connect(server.wirePort, "127.0.0.1", () => s.end(packetCancel(pid, 67890)));
+        s.on("close", () => resolve());
+        s.on("error", () => resolve());
+      });
+      assert.deepEqual((await q).rows, [{ s: "" }]);
+      await c.end();
+    });
+
+    // Regression (item 2): the ClientHello was put back with unshift, which a TLSSocket never reads: direct TLS hung.
+    it("direct TLS (sslnegotiation=direct) with node-postgres", async () => {
+      const c = await connect({ ...tlsBySni(server, b.id, b.password), sslnegotiation: "direct" } as pg.ClientConfig);
+      assert.deepEqual((await c.query("SELECT current_database() AS d, inet_server_port() IS NULL AS unix")).rows, [{ d: "default", unix: true }]);
+      await c.end();
+    });
+
+    it("direct TLS negotiates ALPN postgresql, and without ALPN is refused as Postgres 17+ does", async () => {
+      const withAlpn = await directTls(["postgresql"]);
+      assert.equal(withAlpn.alpn, "postgresql");
+      const startup = serialize.startup({ user: `clusterbase.${a.id}`, database: "default" });
+      const first = await withAlpn.exchange(startup);
+      assert.equal(first.type, "R");
+      assert.equal(first.body.readInt32BE(0), 10); // AuthenticationSASL
+      withAlpn.socket.destroy();
+
+      const without = await directTls(undefined);
+      const refused = await without.exchange(Buffer.alloc(0));
+      assert.equal(refused.type, "E");
+      assert.match(refused.body.toString("utf8"), /without ALPN/);
+      without.socket.destroy();
+    });
+
+    const directTls = async (alpn: string[] | undefined) => {
+      const socket = tls.connect({ host: "127.0.0.1", port: server.wirePort, ca: ca(), servername: "localhost", ...(alpn ? { ALPNProtocols: alpn } : {}) });
+      await new Promise<void>((resolve, reject) => {
+        socket.once("secureConnect", resolve);
+        socket.once("error", reject);
+      });
+      const reader = new MessageReader(socket);
+      return {
+        socket,
+        alpn: socket.alpnProtocol,
+        exchange: async (payload: Buffer) => {
+          if (payload.length > 0) socket.write(payload);
+          return reader.readMessage(1 << 16);
+        },
+      };
+    };
+
+    // Regression (item 4): over TLS only SCRAM-SHA-256 was offered, so channel_binding=require clients could not connect.
+    it("offers SCRAM-SHA-256-PLUS over TLS and node-postgres uses it (enableChannelBinding)", async () => {
+      const c = new pg.Client({ ...tlsBySni(server, a.id, a.password), enableChannelBinding: true } as pg.ClientConfig);
+      const conn = (c as unknown as { connection: { sendSASLInitialResponseMessage: (m: string, r: string) => void } }).connection;
+      const send = conn.sendSASLInitialResponseMessage.bind(conn);
+      let mechanism = "";
+      conn.sendSASLInitialResponseMessage = (m, r) => {
+        mechanism = m;
+        send(m, r);
+      };
+      await c.connect();
+      assert.equal(mechanism, "SCRAM-SHA-256-PLUS");
+      assert.deepEqual((await c.query("SELECT 1 AS x")).rows, [{ x: 1 }]);
+      await c.end();
+    });
+
+    it("refuses SCRAM-SHA-256-PLUS whose channel binding is not this connection's certificate", async () => {
+      const sasl = createRequire(import.meta.url)("pg/lib/crypto/sasl.js") as {
+        startSession(mechanisms: string[], stream: unknown): { mechanism: string; response: string };
+        continueSession(session: unknown, password: string, serverData: string, stream: unknown): Promise<void>;
+      };
+      const socket = tls.connect({ host: "127.0.0.1", port: server.wirePort, ca: ca(), servername: "localhost", ALPNProtocols: ["postgresql"] });
+      await new Promise<void>((resolve, reject) => {
+        socket.once("secureConnect", resolve);
+        socket.once("error", reject);
+      });
+      // Another certificate than the one this TLS session was made with: a man in the middle's, say (one byte of the signature flipped).
+      const der = Buffer.from(socket.getPeerCertificate().raw);
+      der[der.length - 1] = (der[der.length - 1] as number) ^ 0xff;
+      const otherCert = { getPeerCertificate: () => ({ raw: der }) };
+      const reader = new MessageReader(socket);
+      socket.write(serialize.startup({ user: `clusterbase.${a.id}`, database: "default" }));
+      const offer = await reader.readMessage();
+      assert.match(offer.body.subarray(4).toString("utf8"), /^SCRAM-SHA-256-PLUS\0SCRAM-SHA-256\0/);
+      const session = sasl.startSession(["SCRAM-SHA-256-PLUS"], otherCert);
+      socket.write(serialize.sendSASLInitialResponseMessage(session.mechanism, session.response));
+      const serverFirst = await reader.readMessage();
+      await sasl.continueSession(session, a.password, serverFirst.body.subarray(4).toString("utf8"), otherCert);
+      socket.write(serialize.sendSCRAMClientFinalMessage(session.response));
+      const answer = await reader.readMessage();
+      assert.equal(answer.type, "E");
+      assert.match(answer.body.toString("utf8"), /08P01.*channel binding/s);
+      socket.destroy();
+    });
+
+    it("refuses SCRAM-SHA-256-PLUS on a connection without TLS", async () => {
+      const socket = net.connect(server.wirePort, "127.0.0.1");
+      const reader = new MessageReader(socket);
+      socket.write(serialize.startup({ user: `clusterbase.${a.id}`, database: "default" }));
+      const offer = await reader.readMessage();
+      assert.equal(offer.body.subarray(4).toString("utf8"), "SCRAM-SHA-256\0\0");
+      socket.write(serialize.sendSASLInitialResponseMessage("SCRAM-SHA-256-PLUS", "p=tls-server-end-point,,n=*,r=abc"));
+      const answer = await reader.readMessage();
+      assert.equal(answer.type, "E");
+      assert.match(answer.body.toString("utf8"), /SCRAM-SHA-256-PLUS is not supported/);
+      socket.destroy();
+    });
+  });
+
   describe("with psql and pgbench", { skip: haveClient ? false : "postgresql-client not installable here" }, () => {
     it("psql runs queries and COPY in and out", async () => {
       const psql = (args: string[], input?: string) => run("psql", [a.url, "-X", "-q", "-v", "ON_ERROR_STOP=1", ...args], input);
@@ -203,6 +350,41 @@ describe("Postgres wire endpoint", () => {
       await psql(["-c", "\\copy copy_t FROM STDIN WITH (FORMAT csv)"], "1,alice\n2,bob\n3,\"c, d\"\n");
       assert.equal((await psql(["-At", "-c", "SELECT count(*) FROM copy_t"])).trim(), "3");
       assert.equal(await psql(["-c", "\\copy (SELECT * FROM copy_t ORDER BY id) TO STDOUT WITH (FORMAT csv)"]), '1,alice\n2,bob\n3,"c, d"\n');
+    });
+
+    // Regression (item 1): ccpd appended client_encoding=UTF8 after the client's start-up parameters, overriding PGCLIENTENCODING.
+    it("keeps the client's client_encoding (PGCLIENTENCODING=LATIN1)", async () => {
+      const latin1 = (args: string[], input: Buffer) =>
+        new Promise<Buffer>((resolve, reject) => {
+          const child = spawn("psql", [a.url, "-X", "-At", "-v", "ON_ERROR_STOP=1", ...args], { env: { ...process.env, PGCLIENTENCODING: "LATIN1" } });
+          const out: Buffer[] = [];
+          let err = "";
+          child.stdout.on("data", (d: Buffer) => out.push(d));
+          child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+          child.on("exit", (code) => (code === 0 ? resolve(Buffer.concat(out)) : reject(new Error(`psql failed: ${err}`))));
+          child.stdin.end(input);
+        });
+      assert.equal((await latin1([], Buffer.from("SHOW client_encoding;\n"))).toString(), "LATIN1\n");
+      // 'café' in LATIN1 bytes goes in and comes back as the same bytes; the server stores it as UTF-8.
+      const out = await latin1([], Buffer.concat([Buffer.from("SELECT 'caf"), Buffer.from([0xe9]), Buffer.from("' AS s, octet_length(convert_to('caf"), Buffer.from([0xe9]), Buffer.from("', 'UTF8'));\n")]));
+      assert.deepEqual(out, Buffer.concat([Buffer.from("caf"), Buffer.from([0xe9]), Buffer.from("|5\n")]));
+    });
+
+    it("psql with channel_binding=require connects over TLS", async () => {
+      const url = `${a.url}?sslmode=require&channel_binding=require`;
+      assert.equal((await run("psql", [url, "-X", "-At", "-c", "SELECT 'bound'"])).trim(), "bound");
+    });
+
+    it("psql on libpq 18 (the embedded Postgres package's) connects with sslnegotiation=direct and channel_binding=require", async () => {
+      // psql 15 (Debian's) reads its connection options through libpq: the package's libpq 18 knows sslnegotiation.
+      const lib = path.join(resolvePgBinaries().bindir, "..", "lib");
+      const url = `${a.url}?sslmode=require&sslnegotiation=direct&channel_binding=require`;
+      const out = await new Promise<string>((resolve, reject) =>
+        execFile("psql", [url, "-X", "-At", "-c", "SELECT 'direct'"], { env: { ...process.env, LD_LIBRARY_PATH: lib } }, (err, stdout, stderr) =>
+          err ? reject(new Error(`psql failed: ${stderr}`)) : resolve(stdout),
+        ),
+      );
+      assert.equal(out.trim(), "direct");
     });
 
     it("pgbench -i then a short pgbench run", async () => {

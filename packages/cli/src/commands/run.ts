@@ -1,11 +1,13 @@
 import { spawn } from "node:child_process";
 import { CliError, EXIT, usageError } from "../errors.js";
-import { PROJECT_CONFIG, readProjectConfig } from "../project-config.js";
+import { databaseHttpUrl, PROJECT_CONFIG, readProjectConfig } from "../project-config.js";
 
 /**
  * `ccp run -- <command>`: run a command with the project's database credentials
  * in its environment (seed 000: "automatically injected as environment
- * variables"). Exits with the command's exit code.
+ * variables"): DATABASE_ID, DATABASE_TOKEN, DATABASE_URL (Postgres protocol) and
+ * DATABASE_HTTP_URL (SQL over HTTP: `fetch(`${DATABASE_HTTP_URL}/query`, …)`).
+ * Exits with the command's exit code.
  */
 export async function runWithDatabase(command: readonly string[], cwd = process.cwd()): Promise<number> {
   const [bin, ...args] = command;
@@ -17,7 +19,13 @@ export async function runWithDatabase(command: readonly string[], cwd = process.
       exitCode: EXIT.usage,
     });
   }
-  const env: NodeJS.ProcessEnv = { ...process.env, DATABASE_ID: project.databaseId, DATABASE_TOKEN: project.token };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    DATABASE_ID: project.databaseId,
+    DATABASE_TOKEN: project.token,
+    // Configs written before httpUrl was saved get it from what they hold.
+    DATABASE_HTTP_URL: project.httpUrl ?? databaseHttpUrl(project.apiUrl, project.databaseId, project.host),
+  };
   if (project.databaseUrl) env["DATABASE_URL"] = project.databaseUrl;
   return new Promise<number>((resolve, reject) => {
     const child = spawn(bin, args, { stdio: "inherit", env, cwd });

@@ -1,15 +1,21 @@
 import type { Catalog } from "../catalog/catalog.js";
 import { CcpError } from "../errors.js";
-import { bearerToken, secretMatches } from "../ids.js";
+import { bearerToken, hashSecret, secretMatches } from "../ids.js";
 
 /** Checks `Authorization: Bearer <admin key>` against the hashed keys in the catalog. */
 export class AdminAuth {
   readonly #catalog: Catalog;
   #hashes: string[] = [];
   #loadedAt = 0;
+  /** Keys valid in this process only, never stored (the web console's sessions act with one: console/auth.ts). */
+  readonly #processHashes: string[] = [];
 
   constructor(catalog: Catalog) {
     this.#catalog = catalog;
+  }
+
+  allowProcessKey(key: string): void {
+    this.#processHashes.push(hashSecret(key));
   }
 
   async load(): Promise<void> {
@@ -24,7 +30,7 @@ export class AdminAuth {
         hint: "Send `Authorization: Bearer <key>`; the CLI reads it from your ccp config (`ccp login --api-url URL --token KEY`).",
       });
     }
-    let ok = this.#hashes.some((h) => secretMatches(key, h));
+    let ok = this.#hashes.some((h) => secretMatches(key, h)) || this.#processHashes.some((h) => secretMatches(key, h));
     // Another ccpd sharing the catalog may have added a key: reload, at most once a second.
     if (!ok && Date.now() - this.#loadedAt > 1_000) {
       await this.load();

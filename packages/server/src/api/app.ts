@@ -1,3 +1,4 @@
+import cookie from "@fastify/cookie";
 import swagger from "@fastify/swagger";
 import { Ajv } from "ajv";
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from "fastify";
@@ -7,12 +8,19 @@ import type { BackupService } from "../backups/service.js";
 import type { BranchService } from "../branches/service.js";
 import type { Gateway } from "../gateway/gateway.js";
 import { neonRoutes } from "../gateway/neon.js";
+import { observabilityRoutes } from "../observability/routes.js";
+import type { Observability } from "../observability/service.js";
 import { gatewayRoutes } from "../gateway/routes.js";
+import { consoleSessionHook } from "../console/auth.js";
+import { sessionRoutes } from "../console/routes.js";
+import { SessionStore } from "../console/sessions.js";
+import { serveConsole } from "../console/static.js";
 import type { AdminAuth } from "./admin-auth.js";
 import { DEFAULT_HTTP_LIMITS, httpServerOptions, limitPendingConnections, type HttpLimits } from "./http-limits.js";
 import { databaseAdminRoutes } from "./routes/database-admin.js";
 import { backupRoutes } from "./routes/backups.js";
 import { branchRoutes } from "./routes/branches.js";
+import { databaseSqlRoutes } from "./routes/database-sql.js";
 import { databaseRoutes } from "./routes/databases.js";
 
 export interface AppDeps {
@@ -23,6 +31,8 @@ export interface AppDeps {
   /** Point-in-time restore into a new database (backups/pitr.ts). */
   readonly pitr: (ref: string, time: string, name: string) => Promise<unknown>;
   readonly gateway: Gateway;
+  /** /metrics, logs and insights (observability/); absent in apps built without them. */
+  readonly observability?: Observability;
   /** Database hosts are `db-<hex>.<domain>`. */
   readonly domain: string;
   readonly version: string;
@@ -31,6 +41,10 @@ export interface AppDeps {
   readonly bodyLimit?: number;
   /** Header, body and keep-alive timeouts; the bound on connections without a complete request. */
   readonly httpLimits?: HttpLimits;
+  /** The built web console (packages/console/dist by default). */
+  readonly consoleDir?: string;
+  /** Console sign-ins (a fresh in-memory store by default). */
+  readonly sessions?: SessionStore;
 }
 
 const CODE_BY_STATUS: Record<number, ErrorCode> = {
@@ -84,27 +98,54 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
     openapi: {
       openapi: "3.0.3",
       info: { title: "ccp control plane", version: deps.version, description: "Create, list, inspect and destroy Postgres databases (admin key); run SQL over HTTP (database token)." },
-      components: { securitySchemes: { adminKey: { type: "http", scheme: "bearer" } } },
-      security: [{ adminKey: [] }],
+      components: {
+        securitySchemes: {
+          adminKey: { type: "http", scheme: "bearer" },
+          consoleSession: { type: "apiKey", in: "cookie", name: "ccp_session", description: "Web console sign-in (POST /v1/session); state-changing requests also need X-CSRF-Token" },
+        },
+      },
+      security: [{ adminKey: [] }, { consoleSession: [] }],
     },
   });
 
+  const obs = deps.observability;
   app.setErrorHandler((err: FastifyError, req, reply) => {
     const mapped = toCcpError(err);
     if (mapped.status >= 500 && mapped.code !== "not_ready") req.log.error(err);
     if (mapped.code === "not_ready") void reply.header("retry-after", "1");
     void reply.code(mapped.status).send(mapped.toJSON());
   });
+  await app.register(cookie);
+  const sessions = deps.sessions ?? new SessionStore();
+  app.addHook("onRequest", consoleSessionHook(deps.adminAuth, sessions));
+  const consoleFallback = await serveConsole(app, deps.consoleDir);
   app.setNotFoundHandler((req, reply) => {
+    if (consoleFallback(req, reply)) return;
     const e = new CcpError("not_found", `No route ${req.method} ${req.url}.`, { hint: "See /v1/openapi.json for the API." });
+    if (obs?.enabled) obs.metrics.observeHttp(req.method, "unmatched", 404, reply.elapsedTime / 1000);
     void reply.code(404).send(e.toJSON());
   });
+
+  if (obs?.enabled) {
+    // Each route gets its own onResponse hook with its method and pattern bound, so the hot path's whole
+    // cost is one counter increment and one histogram observation (observability/metrics.ts).
+    app.addHook("onRoute", (route) => {
+      const method = Array.isArray(route.method) ? route.method.join(",") : route.method;
+      const hook = obs.metrics.httpObserver(method, route.url);
+      const own = route.onResponse;
+      route.onResponse = [...(own === undefined ? [] : Array.isArray(own) ? own : [own]), (_req, reply, done) => {
+        hook(reply.statusCode, reply.elapsedTime / 1000);
+        done();
+      }];
+    });
+  }
 
   app.get("/v1/health", { schema: { hide: true } }, async () => ({ status: "ok", version: deps.version }));
   app.get("/v1/openapi.json", { schema: { hide: true } }, async () => app.swagger());
 
   gatewayRoutes(app, deps.gateway, deps.domain);
   neonRoutes(app, deps.gateway, deps.domain);
+  if (obs) observabilityRoutes(app, obs);
 
   await app.register(async (scope) => {
     scope.addHook("onRequest", async (req) => deps.adminAuth.check(req.headers.authorization));
@@ -112,7 +153,9 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
     backupRoutes(scope, deps.backups, deps.pitr);
     branchRoutes(scope, deps.branches);
     databaseAdminRoutes(scope, deps.databases);
+    databaseSqlRoutes(scope, deps.databases, deps.gateway);
   });
+  sessionRoutes(app, deps.adminAuth, sessions);
 
   return app;
 }

@@ -6,7 +6,7 @@ import { pipeline } from "node:stream/promises";
 import { Transform } from "node:stream";
 import { createGunzip, createGzip, constants as zlib } from "node:zlib";
 import { execFileAsync, makeDir } from "../runtime/process/fs-util.js";
-import type { RunAs } from "../runtime/process/system-user.js";
+import type { FileOwner as RunAs } from "../runtime/driver.js";
 
 export interface ManifestFile {
   readonly path: string;

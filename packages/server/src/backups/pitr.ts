@@ -3,7 +3,8 @@ import { withAdmin } from "../databases/admin-connection.js";
 import type { DatabaseRow } from "../catalog/catalog.js";
 import type { CreatedDatabase, DatabaseService, RestoreSource } from "../databases/service.js";
 import { CcpError } from "../errors.js";
-import type { ProcessDriver } from "../runtime/process/process-driver.js";
+import type { InstanceEndpoint } from "../runtime/driver.js";
+import type { Instances } from "../runtime/instances.js";
 import type { BackupService } from "./service.js";
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
@@ -25,9 +26,9 @@ export function parseRfc3339(input: unknown): Date {
  * after the last real commit is still "reached" by recovery), then a segment
  * switch, then wait for the archiver.
  */
-async function flushWalToArchive(driver: ProcessDriver, id: string): Promise<void> {
+async function flushWalToArchive(endpoint: InstanceEndpoint, id: string): Promise<void> {
   await withAdmin(
-    driver.endpoint(id),
+    endpoint,
     "postgres",
     async (admin) => {
       await admin.query("SELECT pg_current_xact_id()");
@@ -39,13 +40,13 @@ async function flushWalToArchive(driver: ProcessDriver, id: string): Promise<voi
         if (last.slice(8) >= wanted.slice(8)) return;
         await sleep(100);
       }
-      throw new CcpError("not_ready", `WAL of ${id} is not being archived (waiting for ${wanted}).`, { hint: "Check the database's postgres.log for archiver errors." });
+      throw new CcpError("not_ready", `WAL of ${id} is not being archived (waiting for ${wanted}).`, { hint: `Look for archiver errors with \`ccp db logs ${id} --level warning\`.` });
     },
     60_000,
   );
 }
 
-type PitrDeps = { databases: DatabaseService; backups: BackupService; driver: ProcessDriver; retentionDays: number; now?: () => Date };
+type PitrDeps = { databases: DatabaseService; backups: BackupService; instances: Instances; retentionDays: number; now?: () => Date };
 
 /**
  * What a create needs to hold the source's state at `time`: the latest base
@@ -72,25 +73,36 @@ export async function pointInTimeSource(o: PitrDeps, source: DatabaseRow, time: 
   }
   const backup = await o.backups.backupBefore(source.id, time);
   if (!backup) throw new CcpError("invalid_request", `No backup of ${source.id} finished before ${time.toISOString()}.`);
-  if (source.status === "ready" && o.driver.state(source.id) === "running") await flushWalToArchive(o.driver, source.id);
+  await archiveWalNow(o.instances, source);
   return backupSource(o, source, backup.id, { time });
 }
 
 /** Unpack `backupId` of `source` into the new instance, then replay the source's archived WAL to `target`. */
-export function backupSource(o: Pick<PitrDeps, "backups" | "driver">, source: DatabaseRow, backupId: string, target: { time?: Date; lsn?: string }): RestoreSource {
+export function backupSource(o: Pick<PitrDeps, "backups" | "instances">, source: DatabaseRow, backupId: string, target: { time?: Date; lsn?: string }): RestoreSource {
   return {
     owner: source.owner_role,
+    from: source.id,
     populate: async (id) => {
-      o.driver.prepareEmpty(id);
-      await o.backups.unpack(source.id, backupId, o.driver.dataDir(id));
+      o.instances.storage.prepareEmpty(id);
+      await o.backups.unpack(source.id, backupId, o.instances.storage.dataDir(id));
     },
     startOnce: { settings: o.backups.recoverySettings(source.id, target), timeoutMs: RECOVERY_TIMEOUT_MS },
   };
 }
 
-/** Archive the source's WAL up to now (a branch at an LSN needs it all in the archive). */
-export async function archiveWalNow(driver: ProcessDriver, id: string): Promise<void> {
-  await flushWalToArchive(driver, id);
+/**
+ * Archive the source's WAL up to now, for a recovery target near now. A
+ * suspended source archived its WAL (stamped with a commit) when it was
+ * suspended: nothing to flush, no wake.
+ */
+export async function archiveWalNow(instances: Instances, source: DatabaseRow): Promise<void> {
+  if (source.status !== "ready" || (await instances.state(source.id)) !== "running") return;
+  const lease = await instances.use(source.id); // not suspended under the flush
+  try {
+    await flushWalToArchive(lease.endpoint, source.id);
+  } finally {
+    lease.release();
+  }
 }
 
 /**

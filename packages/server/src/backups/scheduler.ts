@@ -17,7 +17,8 @@ export function scheduledInstant(now: Date, dailyAt: string): Date {
 }
 
 /**
- * One scheduled base backup a day per ready database, then retention. `tick()`
+ * One scheduled base backup a day per ready database (a suspended one is woken
+ * only when it was written since its last backup, and sleeps again when idle), then retention. `tick()`
  * is the whole job, so tests drive it with an injected clock; `start()` runs it
  * every minute.
  */
@@ -46,8 +47,12 @@ export class BackupScheduler {
     if (now >= due) {
       const { rows } = await this.#catalog.tx((q) =>
         q.query<{ id: string }>(
+          // A suspended database with no writes since its last backup is already covered: it is not woken.
           `SELECT d.id FROM ccp.databases d
-            WHERE d.status = 'ready'
+            WHERE (d.status = 'ready'
+                   OR (d.status = 'suspended'
+                       AND NOT EXISTS (SELECT 1 FROM ccp.backups b WHERE b.database_id = d.id AND b.status = 'ready'
+                                          AND b.started_at >= coalesce(d.last_write_at, '-infinity'))))
               AND NOT EXISTS (SELECT 1 FROM ccp.backups b WHERE b.database_id = d.id AND b.kind = 'scheduled' AND b.status IN ('ready', 'running') AND b.started_at >= $1)
             ORDER BY d.created_at`,
           [due],

@@ -6,7 +6,7 @@ import type { DatabaseService } from "../databases/service.js";
 import type { Logger } from "../logger.js";
 import { withAdmin } from "../databases/admin-connection.js";
 import { CcpError } from "../errors.js";
-import type { ProcessDriver } from "../runtime/process/process-driver.js";
+import { Instances, type Lease, type Quiet } from "../runtime/instances.js";
 import { ChecksumMismatch, eachLimit, fsyncPath, listDataFiles, makeDirs, packFile, syncFilesystem, unpackFile, type ManifestFile } from "./files.js";
 import type { BackupStore } from "./store.js";
 import { backupArchive } from "./download.js";
@@ -50,14 +50,19 @@ export interface Manifest {
 
 export interface BackupServiceOptions {
   readonly catalog: Catalog;
-  readonly driver: ProcessDriver;
+  readonly instances: Instances;
   readonly store: BackupStore;
   readonly databases: DatabaseService;
   readonly log: Logger;
   /** Injected clock (scheduler and retention tests). */
   readonly now?: () => Date;
-  /** Called before an instance is stopped for a restore: close gateway/wire sessions. */
-  readonly beforeStop?: (id: string) => Promise<void>;
+  /** Backup taken / failed / restored (observability: platform events and metrics). */
+  readonly observer?: BackupObserver;
+}
+
+export interface BackupObserver {
+  backupFinished(databaseId: string, backupId: string, kind: BackupKind, error: Error | undefined, seconds: number): void;
+  restored(databaseId: string, backupId: string): void;
 }
 
 const BACKUP_ID = /^bkp-[0-9a-f]{8}$/;
@@ -99,9 +104,10 @@ export class BackupService {
     return this.#o.now?.() ?? new Date();
   }
 
+  /** A database backups and restores may work on: ready (running or restarting is checked by the lease) or suspended. */
   async #readyDatabase(ref: string) {
     const row = await this.#o.databases.getRow(ref);
-    if (row.status !== "ready" || this.#o.driver.state(row.id) !== "running") {
+    if (row.status !== "ready" && row.status !== "suspended") {
       throw new CcpError("not_ready", `Database ${row.id} is not ready (${row.status}).`, { hint: "Retry when `ccp db info` shows it ready." });
     }
     return row;
@@ -148,11 +154,14 @@ export class BackupService {
       return (rows[0] as { id: string }).id;
     });
     let taken = { start_lsn: "", stop_lsn: "", start_wal: null as string | null };
+    let lease: Lease | undefined;
     try {
+      // Wakes a suspended database (manual backups, and scheduled ones with writes since the last) and keeps it up meanwhile.
+      lease = await this.#o.instances.use(db.id);
       // The same session must run start and stop: closing it aborts the backup.
-      await withAdmin(this.#o.driver.endpoint(db.id), "postgres", async (admin) => {
+      await withAdmin(lease.endpoint, "postgres", async (admin) => {
         const start = await admin.query<{ lsn: string; wal: string }>("SELECT lsn::text, pg_walfile_name(lsn) AS wal FROM pg_backup_start($1, true) AS lsn", [id]);
-        const dataDir = this.#o.driver.dataDir(db.id);
+        const dataDir = this.#o.instances.storage.dataDir(db.id);
         const { files, dirs } = listDataFiles(dataDir);
         mkdirSync(path.join(dir, "files"), { recursive: true, mode: 0o700 });
         makeDirs(path.join(dir, "files"), dirs, undefined);
@@ -170,7 +179,7 @@ export class BackupService {
           format: 1,
           id,
           database_id: db.id,
-          pg_version: this.#o.driver.pgVersion,
+          pg_version: this.#o.instances.pgVersion,
           start_lsn: start.rows[0]?.lsn ?? "",
           stop_lsn: s.lsn,
           backup_label: s.labelfile,
@@ -182,6 +191,8 @@ export class BackupService {
         writeFileSync(manifestFile, JSON.stringify(manifest), { mode: 0o600 });
         taken = { start_lsn: manifest.start_lsn, stop_lsn: manifest.stop_lsn, start_wal: start.rows[0]?.wal ?? null };
         await fsyncPath(manifestFile);
+        // pg_backup_stop(true) waited for the archiver: a suspend with nothing written after this need not switch again.
+        this.#o.instances.noteQuiet(db.id, (await admin.query<Quiet>(Instances.QUIET_SQL)).rows[0]);
       }, BACKUP_SESSION_TIMEOUT_MS);
       const finished = this.#now();
       await this.#o.catalog.tx(async (q) => {
@@ -191,7 +202,9 @@ export class BackupService {
         );
         await q.query("UPDATE ccp.operations SET state = 'done', finished_at = now() WHERE id = $1", [opId]);
       });
+      this.#o.observer?.backupFinished(db.id, id, kind, undefined, (finished.getTime() - started.getTime()) / 1000);
     } catch (err) {
+      this.#o.observer?.backupFinished(db.id, id, kind, err as Error, (this.#now().getTime() - started.getTime()) / 1000);
       this.#o.store.removeBackup(db.id, id);
       await this.#o.catalog.tx(async (q) => {
         await q.query("UPDATE ccp.backups SET status = 'failed', error = $2 WHERE id = $1", [id, (err as Error).message]);
@@ -199,6 +212,7 @@ export class BackupService {
       });
       throw err instanceof CcpError ? err : new CcpError("internal", `Backup of ${db.id} failed: ${(err as Error).message}`, { cause: err });
     } finally {
+      lease?.release();
       this.#busy.delete(db.id);
     }
     return view(await this.#get(id));
@@ -229,7 +243,7 @@ export class BackupService {
   async #unpack(databaseId: string, backupId: string, target: string): Promise<Manifest> {
     const manifest = this.#manifest(databaseId, backupId);
     const src = path.join(this.#o.store.backupDir(databaseId, backupId), "files");
-    const runAs = this.#o.driver.runAs;
+    const runAs = this.#o.instances.storage.owner;
     rmSync(target, { recursive: true, force: true });
     mkdirSync(target, { recursive: true, mode: 0o700 });
     if (runAs) chownSync(target, runAs.uid, runAs.gid);
@@ -280,15 +294,16 @@ export class BackupService {
     const db = await this.#o.databases.getRow(ref);
     const row = await this.#get(backupId, db.id);
     const scratchId = `db-${randomBytes(6).toString("hex")}`;
-    const root = this.#o.driver.prepareEmpty(scratchId);
+    const { storage } = this.#o.instances;
+    storage.prepareEmpty(scratchId);
     try {
-      const manifest = await this.#unpack(db.id, row.id, this.#o.driver.dataDir(scratchId));
+      const manifest = await this.#unpack(db.id, row.id, storage.dataDir(scratchId));
       // Archiving from a scratch server would mix its WAL into nobody's archive: keep it off.
-      await this.#o.driver.start(scratchId, { settings: { ...this.#recoverySettings(db.id, {}), archive_mode: "off" }, timeoutMs: RECOVERY_TIMEOUT_MS });
-      await withAdmin(this.#o.driver.endpoint(scratchId), "postgres", (admin) => admin.query("SELECT count(*) FROM pg_database"));
+      const endpoint = await this.#o.instances.start(scratchId, { settings: { ...this.#recoverySettings(db.id, {}), archive_mode: "off" }, timeoutMs: RECOVERY_TIMEOUT_MS });
+      await withAdmin(endpoint, "postgres", (admin) => admin.query("SELECT count(*) FROM pg_database"));
       return { backup: view(row), files: manifest.files.length, bytes: manifest.files.reduce((n, f) => n + f.size, 0) };
     } finally {
-      await this.#o.driver.destroy(scratchId).catch(() => rmSync(root, { recursive: true, force: true }));
+      await this.#o.instances.destroy(scratchId).catch(() => rmSync(path.dirname(storage.dataDir(scratchId)), { recursive: true, force: true }));
       this.#o.store.removeAll(scratchId);
     }
   }
@@ -304,7 +319,7 @@ export class BackupService {
     const db = await this.#readyDatabase(ref);
     const row = await this.#get(backupId, db.id);
     this.#claim(db.id, "restore");
-    const dataDir = this.#o.driver.dataDir(db.id);
+    const dataDir = this.#o.instances.storage.dataDir(db.id);
     const staged = `${dataDir}.restore`;
     const old = `${dataDir}.old`;
     const opId = await this.#o.catalog.tx(async (q) => {
@@ -320,27 +335,27 @@ export class BackupService {
     }
     try {
       await this.#o.catalog.setStatus(db.id, "restoring");
-      await this.#o.beforeStop?.(db.id);
-      await this.#o.driver.stop(db.id);
+      await this.#o.instances.stop(db.id, "restore");
       rmSync(old, { recursive: true, force: true });
       renameSync(dataDir, old);
       renameSync(staged, dataDir);
       try {
-        await this.#o.driver.start(db.id, { settings: this.#recoverySettings(db.id, {}), timeoutMs: RECOVERY_TIMEOUT_MS });
+        await this.#o.instances.start(db.id, { settings: this.#recoverySettings(db.id, {}), timeoutMs: RECOVERY_TIMEOUT_MS });
       } catch (err) {
         this.#o.log.error(`restore of ${db.id} from ${row.id} failed, bringing the previous data back: ${(err as Error).message}`);
-        await this.#o.driver.stop(db.id);
+        await this.#o.instances.stop(db.id);
         rmSync(dataDir, { recursive: true, force: true });
         renameSync(old, dataDir);
-        await this.#o.driver.start(db.id);
+        await this.#o.instances.start(db.id);
         throw err;
       }
       rmSync(old, { recursive: true, force: true });
       await this.#o.catalog.setStatus(db.id, "ready");
       await this.#o.catalog.finishOperation(opId, "done");
+      this.#o.observer?.restored(db.id, row.id);
       return view(row);
     } catch (err) {
-      await this.#o.catalog.setStatus(db.id, this.#o.driver.state(db.id) === "running" ? "ready" : "failed", (err as Error).message);
+      await this.#o.catalog.setStatus(db.id, (await this.#o.instances.state(db.id)) === "running" ? "ready" : "failed", (err as Error).message);
       await this.#o.catalog.finishOperation(opId, "failed", (err as Error).message);
       throw err instanceof CcpError ? err : new CcpError("internal", `Restore of ${db.id} from ${row.id} failed; the previous data is back. Cause: ${(err as Error).message}`);
     } finally {
@@ -358,7 +373,7 @@ export class BackupService {
     for (const op of await this.#o.catalog.runningOperations()) {
       const [kind, backupId] = op.kind.split(":");
       if (kind === "restore") {
-        const dataDir = this.#o.driver.dataDir(op.database_id);
+        const dataDir = this.#o.instances.storage.dataDir(op.database_id);
         if (existsSync(`${dataDir}.old`)) {
           rmSync(dataDir, { recursive: true, force: true });
           renameSync(`${dataDir}.old`, dataDir);

@@ -3,8 +3,7 @@ import { copyFile } from "node:fs/promises";
 import path from "node:path";
 import { withAdmin } from "../databases/admin-connection.js";
 import { eachLimit, listDataFiles, makeDirs, syncFilesystem } from "../backups/files.js";
-import type { InstanceEndpoint } from "../runtime/driver.js";
-import type { RunAs } from "../runtime/process/system-user.js";
+import type { FileOwner, InstanceEndpoint } from "../runtime/driver.js";
 
 /** Files copied at once: the copy is I/O-bound and each one runs in the libuv pool. */
 const PARALLEL_FILES = 8;
@@ -25,7 +24,7 @@ export interface CopyPoint {
  * else in the kernel (libuv falls back to sendfile). A file gone since the
  * listing (a dropped relation) is skipped: WAL replay makes the truth.
  */
-async function cloneFile(src: string, dst: string, runAs: RunAs | undefined): Promise<number> {
+async function cloneFile(src: string, dst: string, runAs: FileOwner | undefined): Promise<number> {
   try {
     await copyFile(src, dst, constants.COPYFILE_FICLONE);
   } catch (err) {
@@ -36,13 +35,13 @@ async function cloneFile(src: string, dst: string, runAs: RunAs | undefined): Pr
   return 1;
 }
 
-function freshDir(target: string, runAs: RunAs | undefined): void {
+function freshDir(target: string, runAs: FileOwner | undefined): void {
   rmSync(target, { recursive: true, force: true });
   mkdirSync(target, { recursive: true, mode: 0o700 });
   if (runAs) chownSync(target, runAs.uid, runAs.gid);
 }
 
-function writeOwned(file: string, content: string, runAs: RunAs | undefined): void {
+function writeOwned(file: string, content: string, runAs: FileOwner | undefined): void {
   writeFileSync(file, content, { mode: 0o600 });
   if (runAs) chownSync(file, runAs.uid, runAs.gid);
 }
@@ -55,7 +54,7 @@ function writeOwned(file: string, content: string, runAs: RunAs | undefined): vo
  * that makes the first start recover to the consistent point. WAL already
  * recycled into the archive comes from there (restore_command of the start).
  */
-export async function copyRunning(endpoint: InstanceEndpoint, dataDir: string, target: string, runAs: RunAs | undefined, label: string): Promise<CopyPoint> {
+export async function copyRunning(endpoint: InstanceEndpoint, dataDir: string, target: string, runAs: FileOwner | undefined, label: string): Promise<CopyPoint> {
   freshDir(target, runAs);
   const point = await withAdmin(
     endpoint,
@@ -93,7 +92,7 @@ export async function copyRunning(endpoint: InstanceEndpoint, dataDir: string, t
  * Copy a STOPPED instance's data dir (files at rest: a plain copy is
  * consistent, pg_wal included); the copy starts like the original would.
  */
-export async function copyAtRest(dataDir: string, target: string, runAs: RunAs | undefined): Promise<void> {
+export async function copyAtRest(dataDir: string, target: string, runAs: FileOwner | undefined): Promise<void> {
   freshDir(target, runAs);
   const files: string[] = [];
   const dirs: string[] = [];

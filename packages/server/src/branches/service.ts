@@ -8,12 +8,12 @@ import type { CreatedDatabase, DatabaseService, DatabaseView, RestoreSource } fr
 import { CcpError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { validateDatabaseName } from "../names.js";
-import type { ProcessDriver } from "../runtime/process/process-driver.js";
+import type { Instances } from "../runtime/instances.js";
 import { copyAtRest, copyRunning, type CopyPoint } from "./copy.js";
 
 export interface BranchServiceOptions {
   readonly catalog: Catalog;
-  readonly driver: ProcessDriver;
+  readonly instances: Instances;
   readonly store: BackupStore;
   readonly databases: DatabaseService;
   readonly backups: BackupService;
@@ -22,8 +22,6 @@ export interface BranchServiceOptions {
   readonly retentionDays: number;
   /** Injected clock (expiry tests). */
   readonly now?: () => Date;
-  /** Called before a branch's server is stopped for a reset: close gateway/wire sessions. */
-  readonly beforeStop?: (id: string) => Promise<void>;
   /** How often expired branches are looked for (default 30 s). */
   readonly sweepIntervalMs?: number;
 }
@@ -101,10 +99,14 @@ export class BranchService {
     return at;
   }
 
-  /** The parent must be running (copied live) or stopped (files at rest, copied as they are). */
-  #copyable(parent: DatabaseRow): "running" | "at-rest" {
-    const state = this.#o.driver.state(parent.id);
+  /**
+   * The parent must be running (copied live, in backup mode) or asleep or
+   * stopped (files at rest, copied as they are: a branch never wakes it).
+   */
+  async #copyable(parent: DatabaseRow): Promise<"running" | "at-rest"> {
+    const state = await this.#o.instances.state(parent.id);
     if (parent.status === "ready" && state === "running") return "running";
+    if ((parent.status === "suspended" || parent.status === "ready") && state === "suspended") return "at-rest";
     if (parent.status === "stopped" && state === "stopped") return "at-rest";
     throw new CcpError("not_ready", `Database ${parent.id} is not ready (${parent.status}), so it cannot be branched now.`, {
       hint: "Retry when `ccp db info` shows it ready.",
@@ -112,13 +114,30 @@ export class BranchService {
   }
 
   /** Copy the parent's current state into `target` (a data dir that does not exist yet). */
-  async #copyParent(parent: DatabaseRow, target: string, label: string): Promise<CopyPoint> {
-    const { driver } = this.#o;
-    if (this.#copyable(parent) === "running") {
-      return copyRunning(driver.endpoint(parent.id), driver.dataDir(parent.id), target, driver.runAs, label);
+  async #copyParent(parent: DatabaseRow, target: string, label: string): Promise<{ point: CopyPoint; how: "running" | "at-rest" }> {
+    const { instances } = this.#o;
+    const { storage } = instances;
+    if ((await this.#copyable(parent)) === "at-rest") {
+      // Copied without waking it; should someone wake it meanwhile, the files moved under the copy: copy it live instead.
+      let woke = false;
+      const onWake = (e: { id: string }) => void (e.id === parent.id && (woke = true));
+      instances.events.on("wake", onWake);
+      try {
+        await copyAtRest(storage.dataDir(parent.id), target, storage.owner);
+      } finally {
+        instances.events.off("wake", onWake);
+      }
+      const after = await instances.state(parent.id);
+      if (!woke && (after === "suspended" || after === "stopped")) return { point: { lsn: "", at: this.#now() }, how: "at-rest" };
+      this.#o.log.warn(`branch of ${parent.id}: it woke during the copy of its files at rest; copying it live instead`);
     }
-    await copyAtRest(driver.dataDir(parent.id), target, driver.runAs);
-    return { lsn: "", at: this.#now() };
+    // The lease keeps it from being suspended under the copy.
+    const lease = await instances.use(parent.id);
+    try {
+      return { point: await copyRunning(lease.endpoint, storage.dataDir(parent.id), target, storage.owner, label), how: "running" };
+    } finally {
+      lease.release();
+    }
   }
 
   /** Settings of a copy's first start: replay to the copy's consistent point from the parent's WAL (none when copied at rest). */
@@ -140,23 +159,27 @@ export class BranchService {
    * and WAL archive.
    */
   async create(parentRef: string, input: BranchInput): Promise<CreatedDatabase> {
-    const { databases, backups, driver } = this.#o;
+    const { databases, backups, instances } = this.#o;
     validateDatabaseName(input.name);
     const parent = await databases.getRow(parentRef);
     const expiresAt = this.#expiry(input);
     const at = input.at === undefined || input.at === null ? "now" : String(input.at).trim();
     let source: RestoreSource;
     if (at === "now") {
-      const how = this.#copyable(parent);
+      await this.#copyable(parent); // a clear error before anything is recorded
+      const startOnce = { settings: {}, timeoutMs: RECOVERY_TIMEOUT_MS };
       source = {
         owner: parent.owner_role,
+        from: parent.id,
         branch: { parentId: parent.id, expiresAt },
         populate: async (id) => {
-          driver.prepareEmpty(id);
-          const point = await this.#copyParent(parent, driver.dataDir(id), `branch ${id}`);
+          instances.storage.prepareEmpty(id);
+          const { point, how } = await this.#copyParent(parent, instances.storage.dataDir(id), `branch ${id}`);
+          // How the first start recovers depends on how the copy was made (live or at rest).
+          startOnce.settings = this.#firstStart(parent, how).settings;
           await this.#recordOrigin(id, point.at, point.lsn);
         },
-        startOnce: this.#firstStart(parent, how),
+        startOnce,
       };
     } else if (LSN.test(at)) {
       const lsn = parseLsn(at);
@@ -184,12 +207,18 @@ export class BranchService {
         hint: "Pick a later LSN, or branch from now.",
       });
     }
-    if (this.#o.driver.state(parent.id) === "running") {
-      const current = await withAdmin(this.#o.driver.endpoint(parent.id), "postgres", async (a) => (await a.query<{ l: string }>("SELECT pg_current_wal_lsn()::text AS l")).rows[0]?.l ?? "0/0");
+    if ((await this.#o.instances.state(parent.id)) === "running") {
+      const lease = await this.#o.instances.use(parent.id);
+      let current: string;
+      try {
+        current = await withAdmin(lease.endpoint, "postgres", async (a) => (await a.query<{ l: string }>("SELECT pg_current_wal_lsn()::text AS l")).rows[0]?.l ?? "0/0");
+      } finally {
+        lease.release();
+      }
       if (cmp(lsn, current) > 0) {
         throw new CcpError("invalid_request", `${lsn} is in the future: ${parent.id} has written WAL up to ${current}.`, { hint: "Pick an LSN at or before that, or branch from now." });
       }
-      await archiveWalNow(this.#o.driver, parent.id);
+      await archiveWalNow(this.#o.instances, parent);
     }
   }
 
@@ -197,7 +226,7 @@ export class BranchService {
   async list(parentRef?: string): Promise<DatabaseView[]> {
     if (parentRef !== undefined) {
       const parent = await this.#o.databases.getRow(parentRef);
-      return (await this.#o.catalog.branchesOf(parent.id)).map((r) => this.#o.databases.view(r));
+      return Promise.all((await this.#o.catalog.branchesOf(parent.id)).map((r) => this.#o.databases.view(r)));
     }
     return (await this.#o.databases.list()).filter((d) => d.parent_id !== undefined);
   }
@@ -211,7 +240,7 @@ export class BranchService {
    * archived WAL describe data that no longer exists and are removed.
    */
   async reset(ref: string): Promise<DatabaseView> {
-    const { catalog, databases, driver, log } = this.#o;
+    const { catalog, databases, instances, log } = this.#o;
     const row = await databases.getRow(ref);
     if (!row.parent_id) {
       throw new CcpError("invalid_request", `Database ${row.id} (${row.name}) is not a branch, or its parent was destroyed: there is nothing to reset it to.`, {
@@ -219,47 +248,49 @@ export class BranchService {
       });
     }
     const parent = await databases.getRow(row.parent_id);
-    if (row.status !== "ready") throw new CcpError("not_ready", `Branch ${row.id} is not ready (${row.status}).`, { hint: "Retry when `ccp db info` shows it ready." });
-    const how = this.#copyable(parent);
+    if (row.status !== "ready" && row.status !== "suspended") {
+      throw new CcpError("not_ready", `Branch ${row.id} is not ready (${row.status}).`, { hint: "Retry when `ccp db info` shows it ready." });
+    }
+    await this.#copyable(parent);
     if (this.#busy.has(row.id)) throw new CcpError("conflict", `Branch ${row.id} is already being reset.`, { hint: "Retry when it is done." });
     this.#busy.add(row.id);
-    const dataDir = driver.dataDir(row.id);
+    const dataDir = instances.storage.dataDir(row.id);
     const staged = `${dataDir}.reset`;
     const old = `${dataDir}.old`;
     const opId = await catalog.tx((q) => beginOperation(q, row.id, "branch-reset"));
     try {
-      let point: CopyPoint;
+      let copied: { point: CopyPoint; how: "running" | "at-rest" };
       try {
-        point = await this.#copyParent(parent, staged, `reset ${row.id}`);
+        copied = await this.#copyParent(parent, staged, `reset ${row.id}`);
       } catch (err) {
         rmSync(staged, { recursive: true, force: true });
         throw err;
       }
       await catalog.setStatus(row.id, "restoring");
-      await this.#o.beforeStop?.(row.id);
-      await driver.stop(row.id);
+      // Closes its gateway and wire sessions; a suspended branch just stays stopped.
+      await instances.stop(row.id, "restore");
       rmSync(old, { recursive: true, force: true });
       renameSync(dataDir, old);
       renameSync(staged, dataDir);
       // The new data continues the parent's history: the branch's own archive would clash with it.
       await this.#forgetHistory(row.id);
       try {
-        await driver.start(row.id, this.#firstStart(parent, how));
+        await instances.start(row.id, this.#firstStart(parent, copied.how));
       } catch (err) {
         log.error(`reset of branch ${row.id} failed, bringing its previous data back: ${(err as Error).message}`);
-        await driver.stop(row.id);
+        await instances.stop(row.id);
         rmSync(dataDir, { recursive: true, force: true });
         renameSync(old, dataDir);
-        await driver.start(row.id);
+        await instances.start(row.id);
         throw err;
       }
       rmSync(old, { recursive: true, force: true });
-      await this.#recordOrigin(row.id, point.at, point.lsn);
+      await this.#recordOrigin(row.id, copied.point.at, copied.point.lsn);
       await catalog.setStatus(row.id, "ready");
       await catalog.finishOperation(opId, "done");
       return databases.get(row.id);
     } catch (err) {
-      await catalog.setStatus(row.id, driver.state(row.id) === "running" ? "ready" : "failed", (err as Error).message);
+      await catalog.setStatus(row.id, (await instances.state(row.id)) === "running" ? "ready" : "failed", (err as Error).message);
       await catalog.finishOperation(opId, "failed", (err as Error).message);
       throw err instanceof CcpError ? err : new CcpError("internal", `Reset of branch ${row.id} failed; its previous data is kept. Cause: ${(err as Error).message}`, { cause: err });
     } finally {
@@ -314,7 +345,7 @@ export class BranchService {
   async reconcile(): Promise<void> {
     for (const op of await this.#o.catalog.runningOperations()) {
       if (op.kind !== "branch-reset") continue;
-      const dataDir = this.#o.driver.dataDir(op.database_id);
+      const dataDir = this.#o.instances.storage.dataDir(op.database_id);
       if (existsSync(`${dataDir}.old`)) {
         rmSync(dataDir, { recursive: true, force: true });
         renameSync(`${dataDir}.old`, dataDir);

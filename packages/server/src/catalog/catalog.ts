@@ -1,7 +1,7 @@
 import pg from "pg";
 import { CATALOG_MIGRATIONS } from "./schema.js";
 
-export type DatabaseStatus = "creating" | "ready" | "stopped" | "failed" | "destroying" | "restoring";
+export type DatabaseStatus = "creating" | "ready" | "suspended" | "stopped" | "failed" | "destroying" | "restoring";
 
 export interface DatabaseRow {
   readonly id: string;
@@ -15,6 +15,10 @@ export interface DatabaseRow {
   readonly token_hash: string;
   readonly restarts: number;
   readonly last_error: string | null;
+  /** The database's own suspend timeout ("5m", "never"); null: the server's default. */
+  readonly suspend_after: string | null;
+  readonly last_active_at: Date | null;
+  readonly last_write_at: Date | null;
   readonly created_at: Date;
   readonly updated_at: Date;
   /** Set on a branch: the database it was copied from (NULL once that one is destroyed). */
@@ -25,6 +29,13 @@ export interface DatabaseRow {
   readonly branch_lsn: string | null;
   /** ccpd destroys the database at this time. */
   readonly expires_at: Date | null;
+}
+
+export interface EventRow {
+  readonly id: string;
+  readonly kind: string;
+  readonly detail: Record<string, unknown>;
+  readonly at: Date;
 }
 
 export interface OperationRow {
@@ -157,6 +168,41 @@ export class Catalog {
       [id],
     );
     return rows;
+  }
+
+  // --- platform events (ccp db logs) ---
+
+  /** Record a platform event of a database; `detail` must never hold a secret. */
+  async recordEvent(id: string, kind: string, detail: Record<string, unknown> = {}): Promise<void> {
+    await this.#pool.query("INSERT INTO ccp.instance_events (database_id, kind, detail) VALUES ($1, $2, $3)", [id, kind, JSON.stringify(detail)]);
+  }
+
+  /** A database's events since `since`, after event id `afterId` (for following), oldest first. */
+  async events(id: string, since: Date, afterId = "0", limit = 10_000): Promise<EventRow[]> {
+    const { rows } = await this.#pool.query<EventRow>(
+      "SELECT id::text, kind, detail, at FROM ccp.instance_events WHERE database_id = $1 AND at >= $2 AND id > $3 ORDER BY id LIMIT $4",
+      [id, since, afterId, limit],
+    );
+    return rows;
+  }
+
+  /** Drop events older than `days` days, and those of databases that are gone. */
+  async pruneEvents(days: number): Promise<void> {
+    await this.#pool.query(
+      "DELETE FROM ccp.instance_events e WHERE e.at < now() - make_interval(days => $1) OR NOT EXISTS (SELECT 1 FROM ccp.databases d WHERE d.id = e.database_id)",
+      [days],
+    );
+  }
+
+  // --- metrics tokens ---
+
+  async addMetricsToken(tokenHash: string): Promise<void> {
+    await this.#pool.query("INSERT INTO ccp.metrics_tokens (token_hash) VALUES ($1)", [tokenHash]);
+  }
+
+  async metricsTokenHashes(): Promise<string[]> {
+    const { rows } = await this.#pool.query<{ token_hash: string }>("SELECT token_hash FROM ccp.metrics_tokens");
+    return rows.map((r) => r.token_hash);
   }
 
   // --- credentials ---

@@ -78,6 +78,25 @@ export const CATALOG_MIGRATIONS: readonly string[] = [
   CREATE INDEX backups_by_database ON ccp.backups (database_id, started_at);
   `,
   `
+  -- Read-only tokens for GET /metrics (Prometheus scrapers), hashed like admin keys.
+  CREATE TABLE ccp.metrics_tokens (
+    id          bigserial PRIMARY KEY,
+    token_hash  text NOT NULL UNIQUE,
+    created_at  timestamptz NOT NULL DEFAULT now()
+  );
+  -- Platform events are read per database in order (ccp db logs).
+  CREATE INDEX instance_events_by_database ON ccp.instance_events (database_id, id);
+  `,
+  `
+  -- Sleep and wake (runtime/instances.ts): status may be 'suspended'; suspend_after is the
+  -- database's own timeout ("30s", "5m", "never"; NULL: the server's default).
+  ALTER TABLE ccp.databases
+    ADD COLUMN suspend_after  text,
+    ADD COLUMN last_active_at timestamptz,
+    -- when a suspension last found WAL written since the wake (or the last backup)
+    ADD COLUMN last_write_at  timestamptz;
+  `,
+  `
   -- Branches (branches/service.ts): a database copied from a parent at an instant.
   -- parent_id is NULL for ordinary databases and for branches whose parent was
   -- destroyed (they stay, standalone); expires_at: ccpd destroys it then.

@@ -1,4 +1,5 @@
 import pg from "pg";
+import { adminClientConfig } from "../runtime/backend-socket.js";
 import type { InstanceEndpoint } from "../runtime/driver.js";
 
 /** application_name of ccp's own admin sessions (status leaves them out of the connection count). */
@@ -6,15 +7,13 @@ export const ADMIN_APPLICATION_NAME = "ccp-admin";
 
 /**
  * One short-lived connection to an instance as ccp's admin role, over its unix
- * socket: platform work (role set-up, status, listing databases), never
+ * transport (peer authentication on a local socket): platform work (role set-up, status, listing databases), never
  * reachable by tenants. `timeoutMs` bounds the connect and each statement, so
  * a wedged instance slows a caller down by at most that much.
  */
 export async function withAdmin<T>(endpoint: InstanceEndpoint, database: string, fn: (client: pg.Client) => Promise<T>, timeoutMs = 10_000): Promise<T> {
   const client = new pg.Client({
-    host: endpoint.socketDir,
-    port: endpoint.port,
-    user: endpoint.adminUser,
+    ...adminClientConfig(endpoint),
     database,
     application_name: ADMIN_APPLICATION_NAME,
     connectionTimeoutMillis: timeoutMs,

@@ -3,11 +3,13 @@ import { beginOperation } from "../catalog/catalog.js";
 import { CcpError } from "../errors.js";
 import { hashSecret, newDatabaseId, newDatabasePassword, newDatabaseToken } from "../ids.js";
 import { validateDatabaseName } from "../names.js";
-import type { RuntimeDriver } from "../runtime/driver.js";
+import { formatDuration, parseSuspendAfter, type Instances } from "../runtime/instances.js";
 import { TENANT_DATABASE, TENANT_ROLE } from "../runtime/process/template.js";
 import { seal, unseal } from "../secrets.js";
 import { makeVerifier } from "../wire/scram.js";
 import { installOwnerRole, validatePassword, validateProvision } from "./roles.js";
+import type { Headline } from "../observability/database-metrics.js";
+import { installInsights } from "../observability/insights.js";
 import { lastBackupAt, liveStatus, tenantDatabases, type LiveStatus } from "./status.js";
 import type { Logger } from "../logger.js";
 
@@ -23,6 +25,10 @@ export interface DatabaseView {
   readonly runtime: string;
   readonly restarts: number;
   readonly created_at: string;
+  /** Idle time after which it is suspended ("5m", "never"). */
+  readonly suspend_after: string;
+  /** Last request, wire session end, wake or start seen; null before any. */
+  readonly last_active_at: string | null;
   readonly last_error?: string;
   /** Postgres databases inside the instance (list and info; absent when the instance could not be asked). */
   readonly databases?: string[];
@@ -51,6 +57,17 @@ export interface DatabaseStatusView {
   readonly uptime_seconds: number | null;
   readonly last_backup_at: string | null;
   readonly databases: string[] | null;
+  /** Commits + rollbacks per second over the last minute (or what ccpd has seen of it). */
+  readonly tps: number | null;
+  /** Share of block reads served from shared buffers, 0–1. */
+  readonly cache_hit_rate: number | null;
+  /** The database's storage limit; null: it has none (no driver sets limits yet). */
+  readonly size_limit_bytes: number | null;
+  /** WAL written but not yet in the backup store. */
+  readonly wal_archive_lag_bytes: number | null;
+  readonly last_archived_age_seconds: number | null;
+  readonly suspend_after: string;
+  readonly last_active_at: string | null;
 }
 
 /**
@@ -60,6 +77,8 @@ export interface DatabaseStatusView {
  */
 export interface RestoreSource {
   readonly owner: string;
+  /** The source database's id (recorded in the new database's `created` event). */
+  readonly from?: string;
   populate(id: string): Promise<void>;
   readonly startOnce: { settings: Record<string, string>; timeoutMs: number };
   /** Set for a branch: recorded with the intent, so the row says what it is from the start. */
@@ -74,13 +93,26 @@ export interface ProvisionInput {
 
 export interface DatabaseServiceOptions {
   readonly catalog: Catalog;
-  readonly driver: RuntimeDriver;
+  readonly instances: Instances;
   readonly domain: string;
   readonly log: Logger;
   /** Seals wire passwords in the catalog (secrets.ts). */
   readonly secret: Buffer;
   /** DATABASE_URL through the wire endpoint (wire/url.ts). */
   readonly databaseUrl: (o: { id: string; role: string; password: string; database: string }) => string;
+  /** Platform events and metrics of creates, destroys and credential changes (observability/). */
+  readonly observer?: DatabaseObserver;
+  /** Headline figures of a running database for status (observability/database-metrics.ts). */
+  readonly headline?: (row: DatabaseRow) => Promise<Headline | undefined>;
+}
+
+/** What DatabaseService reports as it goes; never given a secret. */
+export interface DatabaseObserver {
+  created(id: string, seconds: number, restoredFrom: string | undefined): void;
+  createFailed(): void;
+  destroyed(id: string): void;
+  passwordChanged(id: string): void;
+  tokenRotated(id: string): void;
 }
 
 /** What `create` returns: the only time the token is shown. */
@@ -96,11 +128,6 @@ const NOT_FOUND_HINT = "List your databases with `ccp db list`.";
 /** Create, list, inspect, destroy and reconcile databases. The API and tests call this. */
 export class DatabaseService {
   readonly #o: DatabaseServiceOptions;
-  /** Called before a database's server goes away (destroy): close connections to it. */
-  readonly #beforeRemove: ((id: string) => Promise<void>)[] = [];
-  readonly #removed: ((id: string) => Promise<void>)[] = [];
-  /** Called after a database's HTTP token changed: drop cached credentials at once. */
-  readonly #tokenRotated: ((id: string) => Promise<void> | void)[] = [];
   /** Database ids with an operation in flight in this process. */
   readonly #busy = new Set<string>();
 
@@ -108,23 +135,25 @@ export class DatabaseService {
     this.#o = Object.freeze({ ...options });
   }
 
-  onBeforeRemove(listener: (id: string) => Promise<void>): void {
-    this.#beforeRemove.push(listener);
+  /** The suspend timeout in force for a row (its own, else the server's). */
+  #suspendAfter(row: DatabaseRow): string {
+    return row.suspend_after ?? formatDuration(this.#o.instances.suspendAfterMs);
   }
 
-  /** Called once a database is gone (its backups go with it). */
-  onRemoved(listener: (id: string) => Promise<void>): void {
-    this.#removed.push(listener);
+  #lastActive(row: DatabaseRow): string | null {
+    const live = this.#o.instances.activity(row.id).lastActive;
+    const at = live && (!row.last_active_at || live > row.last_active_at) ? live : row.last_active_at;
+    return at ? at.toISOString() : null;
   }
 
-  onTokenRotated(listener: (id: string) => Promise<void> | void): void {
-    this.#tokenRotated.push(listener);
-  }
-
-  view(row: DatabaseRow): DatabaseView {
+  async view(row: DatabaseRow): Promise<DatabaseView> {
     let status: string = row.status;
+    const state = await this.#o.instances.state(row.id);
+    // A wake or a suspension whose catalog write is still on its way: the instance knows first.
+    if (status === "suspended" && state === "running") status = "ready";
+    else if (status === "ready" && state === "suspended") status = "suspended";
     // The catalog says ready but the supervisor is bringing the server back.
-    if (status === "ready" && this.#o.driver.state(row.id) !== "running") status = "restarting";
+    else if (status === "ready" && state !== "running") status = "restarting";
     return {
       id: row.id,
       name: row.name,
@@ -136,6 +165,8 @@ export class DatabaseService {
       runtime: row.runtime,
       restarts: row.restarts,
       created_at: row.created_at.toISOString(),
+      suspend_after: this.#suspendAfter(row),
+      last_active_at: this.#lastActive(row),
       ...(row.last_error ? { last_error: row.last_error } : {}),
       ...(row.parent_id ? { parent_id: row.parent_id } : {}),
       ...(row.branched_at ? { branched_at: row.branched_at.toISOString() } : {}),
@@ -145,7 +176,7 @@ export class DatabaseService {
   }
 
   async list(): Promise<DatabaseView[]> {
-    return (await this.#o.catalog.listDatabases()).map((r) => this.view(r));
+    return Promise.all((await this.#o.catalog.listDatabases()).map((r) => this.view(r)));
   }
 
   async getRow(ref: string): Promise<DatabaseRow> {
@@ -165,12 +196,13 @@ export class DatabaseService {
    * With `provision` (owner and password), seed 003's rules apply and the
    * instance's tenant role is that owner instead of the template's (roles.ts).
    */
-  async create(nameInput: unknown, provision: ProvisionInput = {}, restore?: RestoreSource): Promise<CreatedDatabase> {
+  async create(nameInput: unknown, provision: ProvisionInput = {}, restore?: RestoreSource, settings: { suspendAfter?: unknown } = {}): Promise<CreatedDatabase> {
+    const suspendAfter = settings.suspendAfter === undefined ? null : formatDuration(parseSuspendAfter(settings.suspendAfter));
     const provisioning = provision.owner !== undefined || provision.password !== undefined;
     const spec = provisioning ? validateProvision(nameInput, provision.owner, provision.password) : undefined;
     const name = spec ? spec.name : validateDatabaseName(nameInput);
     const role = restore?.owner ?? spec?.owner ?? TENANT_ROLE;
-    const { catalog, driver } = this.#o;
+    const { catalog, instances } = this.#o;
     const id = newDatabaseId();
     const token = newDatabaseToken();
     const password = spec?.password ?? newDatabasePassword();
@@ -178,16 +210,17 @@ export class DatabaseService {
     try {
       opId = await catalog.tx(async (q) => {
         await q.query(
-          `INSERT INTO ccp.databases (id, name, status, runtime, pg_version, owner_role, database_name, token_hash, parent_id, expires_at, branched_at, branch_lsn)
-           VALUES ($1, $2, 'creating', $3, $4, $5, $6, $7, $8, $9, $10, $11::pg_lsn)`,
+          `INSERT INTO ccp.databases (id, name, status, runtime, pg_version, owner_role, database_name, token_hash, suspend_after, parent_id, expires_at, branched_at, branch_lsn)
+           VALUES ($1, $2, 'creating', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::pg_lsn)`,
           [
             id,
             name,
-            driver.name,
-            driver.pgVersion,
+            instances.driverName,
+            instances.pgVersion,
             role,
             TENANT_DATABASE,
             hashSecret(token),
+            suspendAfter,
             restore?.branch?.parentId ?? null,
             restore?.branch?.expiresAt ?? null,
             restore?.branch?.branchedAt ?? null,
@@ -211,14 +244,16 @@ export class DatabaseService {
       throw err;
     }
     this.#busy.add(id);
+    const startedAt = Date.now();
     try {
       if (restore) {
         await restore.populate(id);
-        await driver.start(id, restore.startOnce);
+        await instances.start(id, restore.startOnce);
       } else {
-        await driver.create(id);
-        await driver.start(id);
-        await installOwnerRole(driver.endpoint(id), role);
+        // A pre-started server when the pool has one: only what is this database's own is installed.
+        const endpoint = await instances.create(id);
+        await installOwnerRole(endpoint, role);
+        await installInsights(endpoint);
       }
       await catalog.tx(async (q) => {
         await q.query("UPDATE ccp.databases SET status = 'ready', updated_at = now() WHERE id = $1", [id]);
@@ -226,15 +261,17 @@ export class DatabaseService {
       });
     } catch (err) {
       this.#o.log.error(`create ${id} (${name}) failed: ${(err as Error).message}`);
-      await driver.destroy(id).catch((e: Error) => this.#o.log.error(`cleanup of ${id} failed: ${e.message}`));
+      await instances.destroy(id).catch((e: Error) => this.#o.log.error(`cleanup of ${id} failed: ${e.message}`));
       await catalog.tx(async (q) => {
         await q.query("DELETE FROM ccp.databases WHERE id = $1", [id]);
         await q.query("UPDATE ccp.operations SET state = 'failed', error = $2, finished_at = now() WHERE id = $1", [opId, (err as Error).message]);
       });
+      this.#o.observer?.createFailed();
       throw new CcpError("internal", `Creating database "${name}" failed; nothing was left behind. Cause: ${(err as Error).message}`, { cause: err });
     } finally {
       this.#busy.delete(id);
     }
+    this.#o.observer?.created(id, (Date.now() - startedAt) / 1000, restore ? restore.from : undefined);
     const database = await this.get(id);
     return { database, token, password, database_url: this.#o.databaseUrl({ id, role, password, database: TENANT_DATABASE }) };
   }
@@ -257,7 +294,8 @@ export class DatabaseService {
       ]),
     );
     if (rowCount !== 1) throw new CcpError("not_found", `Database ${row.id} has no wire credentials for "${row.owner_role}".`);
-    return { database: this.view(row), database_url: this.#o.databaseUrl({ id: row.id, role: row.owner_role, password, database: row.database_name }) };
+    this.#o.observer?.passwordChanged(row.id);
+    return { database: await this.view(row), database_url: this.#o.databaseUrl({ id: row.id, role: row.owner_role, password, database: row.database_name }) };
   }
 
   /** Issue a new HTTP token; the old one stops working at once (listeners drop cached rows). */
@@ -265,8 +303,9 @@ export class DatabaseService {
     const row = this.#settled(await this.getRow(ref));
     const token = newDatabaseToken();
     await this.#o.catalog.tx((q) => q.query("UPDATE ccp.databases SET token_hash = $2, updated_at = now() WHERE id = $1", [row.id, hashSecret(token)]));
-    for (const listener of this.#tokenRotated) await listener(row.id);
-    return { database: this.view(row), token };
+    await this.#o.instances.goingAway(row.id, "credentials");
+    this.#o.observer?.tokenRotated(row.id);
+    return { database: await this.view(row), token };
   }
 
   /** Credentials change only on a database that is neither being created nor destroyed. */
@@ -277,18 +316,31 @@ export class DatabaseService {
     return row;
   }
 
-  /** State, size, connections, uptime and last backup (`ccp db status`). */
+  /** State, size, connections, uptime and last backup (`ccp db status`); wakes a suspended database (admin work). */
   async status(ref: string): Promise<DatabaseStatusView> {
-    const row = await this.getRow(ref);
-    const view = this.view(row);
+    let row = await this.getRow(ref);
     let live: LiveStatus | undefined;
-    if (row.status === "ready" && this.#o.driver.state(row.id) === "running") {
-      try {
-        live = await liveStatus(this.#o.driver.endpoint(row.id));
-      } catch (err) {
-        this.#o.log.warn(`status of ${row.id}: ${(err as Error).message}`);
+    let headline: Headline | undefined;
+    if (row.status === "ready" || row.status === "suspended") {
+      const lease = await this.#o.instances.use(row.id).catch((err: Error) => {
+        this.#o.log.warn(`status of ${row.id}: ${err.message}`);
+        return undefined;
+      });
+      if (lease) {
+        try {
+          // One after the other: a connection still starting up shows in pg_stat_activity without its role, and would be counted.
+          live = await liveStatus(lease.endpoint);
+          await this.#o.instances.settled(row.id); // a wake's catalog write, so the headline sees it ready
+          row = await this.getRow(row.id);
+          headline = await this.#o.headline?.(row);
+        } catch (err) {
+          this.#o.log.warn(`status of ${row.id}: ${(err as Error).message}`);
+        } finally {
+          lease.release();
+        }
       }
     }
+    const view = await this.view(row);
     return {
       id: row.id,
       name: row.name,
@@ -303,6 +355,13 @@ export class DatabaseService {
       uptime_seconds: live?.uptime_seconds ?? null,
       last_backup_at: await lastBackupAt(this.#o.catalog, row.id),
       databases: live?.databases ?? null,
+      tps: headline?.tps ?? null,
+      cache_hit_rate: headline?.cache_hit_rate ?? null,
+      size_limit_bytes: null,
+      wal_archive_lag_bytes: headline?.wal_archive_lag_bytes ?? null,
+      last_archived_age_seconds: headline?.last_archived_age_seconds ?? null,
+      suspend_after: view.suspend_after,
+      last_active_at: view.last_active_at,
     };
   }
 
@@ -314,9 +373,10 @@ export class DatabaseService {
   async withDatabases(views: readonly DatabaseView[], timeoutMs = 1_000): Promise<DatabaseView[]> {
     return Promise.all(
       views.map(async (v) => {
+        // Never wakes a suspended database: listing is not activity.
         if (v.status !== "ready") return v;
         try {
-          return { ...v, databases: await tenantDatabases(this.#o.driver.endpoint(v.id), timeoutMs) };
+          return { ...v, databases: await tenantDatabases(this.#o.instances.endpoint(v.id), timeoutMs) };
         } catch {
           return v;
         }
@@ -360,18 +420,46 @@ export class DatabaseService {
     } finally {
       this.#busy.delete(row.id);
     }
-    return { ...this.view(row), status: "destroyed" };
+    return { ...(await this.view(row)), status: "destroyed" };
   }
 
   async #finishDestroy(id: string, opId: string): Promise<void> {
-    for (const listener of this.#beforeRemove) await listener(id);
-    await this.#o.driver.destroy(id);
+    await this.#o.instances.destroy(id);
     await this.#o.catalog.tx(async (q) => {
       await q.query("DELETE FROM ccp.databases WHERE id = $1", [id]);
       await q.query("UPDATE ccp.databases SET parent_id = NULL, updated_at = now() WHERE parent_id = $1", [id]);
       await q.query("UPDATE ccp.operations SET state = 'done', finished_at = now() WHERE id = $1", [opId]);
     });
-    for (const listener of this.#removed) await listener(id);
+    this.#o.observer?.destroyed(id);
+    await this.#o.instances.goingAway(id, "destroyed");
+  }
+
+  /** Change a database's suspend timeout (`ccp db update --suspend-after`); null input: back to the server's default. */
+  async setSuspendAfter(ref: string, input: unknown): Promise<DatabaseView> {
+    const value = input === null ? null : formatDuration(parseSuspendAfter(input));
+    const row = await this.getRow(ref);
+    await this.#o.catalog.tx((q) => q.query("UPDATE ccp.databases SET suspend_after = $2, updated_at = now() WHERE id = $1", [row.id, value]));
+    return this.view(await this.getRow(row.id));
+  }
+
+  /** `ccp db suspend`: now, cleanly; refused while it has open sessions or requests. */
+  async suspend(ref: string): Promise<DatabaseView> {
+    const row = this.#settled(await this.getRow(ref));
+    if (row.status !== "ready" && row.status !== "suspended") {
+      throw new CcpError("conflict", `Database ${row.id} cannot be suspended while it is ${row.status}.`, { hint: "Retry when `ccp db info` shows it ready." });
+    }
+    await this.#o.instances.suspend(row.id, "manual");
+    return this.view(await this.getRow(row.id));
+  }
+
+  /** `ccp db wake`: start a suspended database now (it then suspends again after its timeout). */
+  async wake(ref: string): Promise<DatabaseView> {
+    const row = this.#settled(await this.getRow(ref));
+    if (row.status !== "ready" && row.status !== "suspended") {
+      throw new CcpError("conflict", `Database ${row.id} cannot be woken while it is ${row.status}.`, { hint: "See `ccp db info`." });
+    }
+    (await this.#o.instances.use(row.id)).release();
+    return this.view(await this.getRow(row.id));
   }
 
   /**
@@ -381,11 +469,11 @@ export class DatabaseService {
    * should be running.
    */
   async reconcile(): Promise<void> {
-    const { catalog, driver, log } = this.#o;
+    const { catalog, instances, log } = this.#o;
     for (const op of await catalog.runningOperations()) {
       if (op.kind === "create") {
         log.warn(`reconcile: undoing interrupted create of ${op.database_id}`);
-        await driver.destroy(op.database_id);
+        await instances.destroy(op.database_id);
         await catalog.tx(async (q) => {
           await q.query("DELETE FROM ccp.databases WHERE id = $1 AND status = 'creating'", [op.database_id]);
           await q.query("UPDATE ccp.operations SET state = 'failed', error = 'interrupted by a ccpd restart', finished_at = now() WHERE id = $1", [op.id]);
@@ -399,19 +487,23 @@ export class DatabaseService {
     }
     const rows = await catalog.listDatabases();
     const known = new Set(rows.map((r) => r.id));
-    for (const id of await driver.list()) {
+    for (const id of await instances.list()) {
       if (!known.has(id)) {
         log.warn(`reconcile: removing orphan instance ${id} (no catalog row)`);
-        await driver.destroy(id);
+        await instances.destroy(id);
       }
     }
+    // Suspended ones stay asleep (a server left running by a ccpd killed mid-wake is stopped).
+    for (const row of rows.filter((r) => r.status === "suspended" && r.runtime === instances.driverName)) {
+      await instances.settleAsleep(row.id).catch((err: Error) => log.error(`reconcile: ${row.id} should be asleep: ${err.message}`));
+    }
     // Start in small batches: every start is cheap, but this machine has 2 cores.
-    const toStart = rows.filter((r) => r.desired_state === "running" && r.runtime === driver.name);
+    const toStart = rows.filter((r) => r.desired_state === "running" && r.status !== "suspended" && r.runtime === instances.driverName);
     for (let i = 0; i < toStart.length; i += 4) {
       await Promise.all(
         toStart.slice(i, i + 4).map(async (row) => {
           try {
-            await driver.start(row.id);
+            await instances.start(row.id);
             await catalog.setStatus(row.id, "ready");
           } catch (err) {
             log.error(`reconcile: starting ${row.id} failed: ${(err as Error).message}`);

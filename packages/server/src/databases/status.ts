@@ -32,12 +32,12 @@ export async function liveStatus(endpoint: InstanceEndpoint, timeoutMs = 5_000):
                 (SELECT sum(pg_database_size(oid)) FROM pg_database)::int8::text AS size,
                 (SELECT count(*) FROM pg_stat_activity
                   WHERE backend_type = 'client backend'
-                    AND usename IS DISTINCT FROM $1
+                    AND usename <> $1 -- NULL while still authenticating: ccp's own connections (metrics readings) included
                     AND application_name NOT IN ($2, $3))::int AS connections,
                 current_setting('max_connections')::int AS max_connections,
                 pg_postmaster_start_time() AS started_at,
                 extract(epoch FROM now() - pg_postmaster_start_time())::float8 AS uptime`,
-        [endpoint.adminUser, ADMIN_APPLICATION_NAME, GATEWAY_APPLICATION_NAME],
+        [endpoint.admin.user, ADMIN_APPLICATION_NAME, GATEWAY_APPLICATION_NAME],
       );
       const r = rows[0] as (typeof rows)[number];
       const dbs = await client.query<{ datname: string }>(TENANT_DATABASES_SQL);

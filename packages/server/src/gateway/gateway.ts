@@ -1,7 +1,8 @@
 import type { Catalog, DatabaseRow } from "../catalog/catalog.js";
+import type { InstanceEndpoint } from "../runtime/driver.js";
 import { CcpError } from "../errors.js";
 import { secretMatches } from "../ids.js";
-import type { RuntimeDriver } from "../runtime/driver.js";
+import type { Instances } from "../runtime/instances.js";
 import { isDatabaseError, PostgresQueryError, ResponseTooLargeError, runStatement, type OutputOptions, type StatementResult } from "./execute.js";
 import { GatewayPools } from "./pools.js";
 import type { Session } from "./session.js";
@@ -55,16 +56,16 @@ const TOO_MANY_CONNECTIONS = "53300";
 export class Gateway {
   readonly settings: GatewaySettings;
   readonly #catalog: Catalog;
-  readonly #driver: RuntimeDriver;
+  readonly #instances: Instances;
   readonly #pools: GatewayPools;
   readonly #rows = new Map<string, { row: DatabaseRow | undefined; at: number }>();
   /** Bumped by invalidate(): a lookup that began before it must not cache what it read. */
   readonly #generation = new Map<string, number>();
 
-  constructor(options: { catalog: Catalog; driver: RuntimeDriver; settings?: Partial<GatewaySettings> }) {
+  constructor(options: { catalog: Catalog; instances: Instances; settings?: Partial<GatewaySettings> }) {
     this.settings = Object.freeze({ ...DEFAULT_GATEWAY_SETTINGS, ...options.settings });
     this.#catalog = options.catalog;
-    this.#driver = options.driver;
+    this.#instances = options.instances;
     this.#pools = new GatewayPools({ size: this.settings.poolSize, statementTimeoutMs: this.settings.statementTimeoutMs, idleTimeoutMs: 30_000 });
   }
 
@@ -92,6 +93,7 @@ export class Gateway {
   /**
    * 404 for an unknown database; 401 for a missing or wrong token, the same
    * answer whether the token is garbage or another database's; 503 while not ready.
+   * A suspended database is fine here: the request's lease wakes it.
    */
   async authorize(id: string, token: string | undefined, database?: string): Promise<Target> {
     const row = await this.#lookup(id);
@@ -103,10 +105,24 @@ export class Gateway {
         hint: "Send `Authorization: Bearer <token>` with the token of this database (in .cluster/config.json).",
       });
     }
-    if (row.status !== "ready" || this.#driver.state(row.id) !== "running") {
-      throw new CcpError("not_ready", `Database ${id} is not ready (${row.status === "ready" ? "restarting" : row.status}).`, {
+    if (row.status !== "ready" && row.status !== "suspended") {
+      throw new CcpError("not_ready", `Database ${id} is not ready (${row.status}).`, {
         hint: "Retry shortly.",
       });
+    }
+    return { row, database: database ?? row.database_name };
+  }
+
+  /**
+   * The admin API's way in (`POST /v1/databases/{ref}/sql`, the web console): the
+   * admin key or console session was checked already, so no database token.
+   */
+  async authorizeAdmin(id: string, database?: string): Promise<Target> {
+    const row = await this.#lookup(id);
+    if (!row) throw new CcpError("not_found", `No database ${id}.`, { hint: "Check the database id (ccp db list)." });
+    // Like a tenant's request, the console's wakes a suspended database (the lease in #withSession).
+    if (row.status !== "ready" && row.status !== "suspended") {
+      throw new CcpError("not_ready", `Database ${id} is not ready (${row.status}).`, { hint: "Retry shortly." });
     }
     return { row, database: database ?? row.database_name };
   }
@@ -116,7 +132,17 @@ export class Gateway {
    * went away), the statement is cancelled and the session dropped (session.abort()).
    */
   async #withSession<T>(target: Target, fn: (session: Session, budget: { used: number }) => Promise<T>, signal?: AbortSignal): Promise<T> {
-    const pool = this.#pools.get(target.row.id, this.#driver.endpoint(target.row.id), target.row.owner_role, target.database);
+    // The lease wakes a suspended database (sharing the start with every other caller) and keeps it awake until released.
+    const lease = await this.#instances.use(target.row.id, signal ? { signal } : {});
+    try {
+      return await this.#onSession(target, lease.endpoint, fn, signal);
+    } finally {
+      lease.release();
+    }
+  }
+
+  async #onSession<T>(target: Target, endpoint: InstanceEndpoint, fn: (session: Session, budget: { used: number }) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const pool = this.#pools.get(target.row.id, endpoint, target.row.owner_role, target.database);
     let session: Session;
     try {
       session = await pool.acquire();
@@ -193,6 +219,11 @@ export class Gateway {
       await session.run("COMMIT", undefined, { reset: true });
       return results;
     }, signal);
+  }
+
+  /** Pooled server connections per database: in use, idle, waited for (metrics). */
+  poolFigures(): { databaseId: string; inUse: number; idle: number; waiting: number }[] {
+    return this.#pools.figures();
   }
 
   async close(): Promise<void> {

@@ -149,6 +149,11 @@ export class SessionPool {
     }
   }
 
+  /** Sessions lent out, idle in the pool, and requests waiting for one (metrics). */
+  figures(): { inUse: number; idle: number; waiting: number } {
+    return { inUse: this.#open - this.#idle.length, idle: this.#idle.length, waiting: this.#waiters.length };
+  }
+
   get empty(): boolean {
     return this.#open === 0 && this.#waiters.length === 0;
   }
@@ -187,6 +192,11 @@ export class GatewayPools {
       this.#pools.set(key, pool);
     }
     return pool;
+  }
+
+  /** Figures of every pool, by database id (metrics). */
+  figures(): { databaseId: string; inUse: number; idle: number; waiting: number }[] {
+    return [...this.#pools].map(([key, pool]) => ({ databaseId: key.slice(0, key.indexOf("\u0000")), ...pool.figures() }));
   }
 
   #sweep(): void {

@@ -1,6 +1,6 @@
 import net from "node:net";
 import { DatabaseError, parse, serialize } from "pg-protocol";
-import { backendSocketPath, sendCancelRequest } from "../runtime/backend-socket.js";
+import { connectBackend, sendCancelRequest } from "../runtime/backend-socket.js";
 import type { InstanceEndpoint } from "../runtime/driver.js";
 
 /**
@@ -88,7 +88,7 @@ function arrayLiteral(values: readonly unknown[]): string {
 
 export class Session {
   readonly #socket: net.Socket;
-  readonly #socketPath: string;
+  readonly #endpoint: InstanceEndpoint;
   /** The backend's cancel key (BackendKeyData), for abort(). */
   #cancelKey: { pid: number; secret: number } | undefined;
   readonly #queue: Pending[] = [];
@@ -100,17 +100,16 @@ export class Session {
   /** When the pool last handed this session back (for idle timeouts). */
   idleSince = 0;
 
-  private constructor(socket: net.Socket, socketPath: string) {
+  private constructor(socket: net.Socket, endpoint: InstanceEndpoint) {
     this.#socket = socket;
-    this.#socketPath = socketPath;
+    this.#endpoint = endpoint;
   }
 
-  /** Connect over the instance's unix socket and log in (peer authentication). */
-  static connect(endpoint: InstanceEndpoint, startup: Record<string, string>): Promise<Session> {
+  /** Connect over the instance's transport and log in (peer authentication on the process driver's socket). */
+  static async connect(endpoint: InstanceEndpoint, startup: Record<string, string>): Promise<Session> {
+    const socket = await connectBackend(endpoint);
     return new Promise((resolve, reject) => {
-      const socketPath = backendSocketPath(endpoint);
-      const socket = net.connect(socketPath);
-      const session = new Session(socket, socketPath);
+      const session = new Session(socket, endpoint);
       let ready = false;
       const fail = (err: Error) => {
         if (ready) return;
@@ -119,7 +118,7 @@ export class Session {
         reject(err);
       };
       socket.once("error", fail);
-      socket.once("connect", () => socket.write(serialize.startup({ client_encoding: "UTF8", ...startup })));
+      socket.write(serialize.startup({ client_encoding: "UTF8", ...startup }));
       // Until the first ReadyForQuery, messages are the login's; then the session's own handler takes over.
       let onMessage = (msg: BackendMessage) => {
         if (msg instanceof DatabaseError) return fail(msg);
@@ -215,7 +214,7 @@ export class Session {
    */
   abort(): void {
     if (this.#closed) return;
-    if (this.#cancelKey) sendCancelRequest(this.#socketPath, this.#cancelKey.pid, this.#cancelKey.secret);
+    if (this.#cancelKey) sendCancelRequest(this.#endpoint, this.#cancelKey.pid, this.#cancelKey.secret);
     this.destroy();
   }
 

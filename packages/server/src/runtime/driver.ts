@@ -1,17 +1,36 @@
+import type { EventEmitter } from "node:events";
+
 /**
  * The runtime-driver interface of DESIGN.md: how an instance's Postgres server is
- * provisioned, started, stopped and destroyed. `process` is the only driver today;
- * `microvm` and `kubernetes` come later behind this same interface.
+ * provisioned, started, suspended, stopped and destroyed. `process` is the only
+ * driver today; `sandbox`, `microvm` and `kubernetes` come later behind this same
+ * interface. Callers never reach a driver directly: they go through
+ * `runtime/instances.ts` (wake, leases, autosuspend).
  */
-export interface InstanceEndpoint {
-  /** Directory holding the unix socket (`host` for libpq / node-postgres). */
-  readonly socketDir: string;
-  readonly port: number;
-  /** The superuser role ccp uses for platform work; never reachable by tenants. */
-  readonly adminUser: string;
+
+/** How ccpd reaches an instance's Postgres: a local unix socket, or TCP (with TLS for anything not on this host). */
+export type InstanceTransport =
+  | { readonly kind: "unix"; readonly socketDir: string; readonly port: number }
+  | { readonly kind: "tcp"; readonly host: string; readonly port: number; readonly tls: { readonly ca?: string; readonly servername?: string } | false };
+
+/** The superuser role ccp uses for platform work; never reachable by tenants. */
+export interface AdminCredentials {
+  readonly user: string;
+  /** Absent where the transport authenticates by itself (peer authentication on a local socket). */
+  readonly password?: string;
 }
 
-export type InstanceState = "running" | "stopped" | "absent";
+export interface InstanceEndpoint {
+  readonly transport: InstanceTransport;
+  readonly admin: AdminCredentials;
+}
+
+/**
+ * absent: no storage; stopped: storage, no server (and not asleep: nothing wakes it);
+ * suspended: asleep, woken on demand; starting: coming up (first start, wake, restart);
+ * running: accepts connections; failed: could not be (re)started.
+ */
+export type InstanceState = "absent" | "stopped" | "suspended" | "starting" | "running" | "failed";
 
 export interface RestartEvent {
   readonly id: string;
@@ -20,23 +39,66 @@ export interface RestartEvent {
   readonly at: Date;
 }
 
+/** One event source per driver: what happened to an instance's server. */
+export interface DriverEvents {
+  /** The server exited without being asked to (the driver restarts it). */
+  exit: [RestartEvent];
+  /** A restart after an exit succeeded (`error` undefined) or failed (retried with back-off). */
+  restart: [{ readonly id: string; readonly error?: Error }];
+  state: [{ readonly id: string; readonly state: InstanceState }];
+}
+
+/** OS owner of files a driver's instances read (where that applies). */
+export interface FileOwner {
+  readonly uid: number;
+  readonly gid: number;
+}
+
+/**
+ * The data-directory work of backups, behind the driver: base-backup files are
+ * read out of it, a restore is unpacked into it, and the instance archives its WAL
+ * to `walArchiveDir`. A remote driver maps these onto its own volumes.
+ */
+export interface InstanceStorage {
+  /** Directory holding the instance's data files (read by a base backup, replaced by a restore). */
+  dataDir(id: string): string;
+  /** Make storage for an instance a restore fills (no server, no data yet). */
+  prepareEmpty(id: string): void;
+  /** Who must own files written into a data dir (undefined: whoever ccpd runs as). */
+  readonly owner: FileOwner | undefined;
+}
+
+export interface StartOptions {
+  /** Settings for this start only (recovery from a backup). */
+  readonly settings?: Record<string, string>;
+  readonly timeoutMs?: number;
+}
+
 export interface RuntimeDriver {
   readonly name: string;
   /** Postgres version instances of this driver run, e.g. "18.4". */
   readonly pgVersion: string;
-  /** Provision storage for a new instance (from the pre-initialised template). */
-  create(id: string): Promise<void>;
+  readonly events: EventEmitter<DriverEvents>;
+  readonly storage: InstanceStorage;
   /**
-   * Start the instance (or adopt/replace a stale server) and wait until it accepts
-   * connections. `once`: settings and a start-up timeout for this start only
-   * (recovery from a backup).
+   * Provision a new instance from the template. A driver with pre-started servers
+   * hands one over already running (then `start` returns at once); it never carried
+   * another database.
    */
-  start(id: string, once?: { settings?: Record<string, string>; timeoutMs?: number }): Promise<InstanceEndpoint>;
+  create(id: string): Promise<void>;
+  /** Start the instance (or adopt/replace a stale server) and wait until it accepts connections. */
+  start(id: string, once?: StartOptions): Promise<InstanceEndpoint>;
+  /**
+   * Stop cleanly and remember it is asleep (state `suspended`, kept across ccpd
+   * restarts). The caller (instances.ts) has checkpointed and archived first.
+   */
+  suspend(id: string): Promise<void>;
   /** Stop cleanly; the data stays. */
   stop(id: string): Promise<void>;
   /** Stop and remove everything the instance had. Idempotent. */
   destroy(id: string): Promise<void>;
-  state(id: string): InstanceState;
+  state(id: string): Promise<InstanceState>;
+  /** Where the instance listens (valid while it runs; stable for the process driver). */
   endpoint(id: string): InstanceEndpoint;
   /** IDs of every instance that has storage on this runtime (for orphan reconciliation). */
   list(): Promise<string[]>;

@@ -9,7 +9,8 @@ import { TLSSocket } from "node:tls";
  *   (one system call per message) or, where the kernel or a container's
  *   seccomp profile refuses io_uring, on epoll (three);
  * - "js": Node streams, `client.pipe(backend)` both ways (TLS sessions always,
- *   since only Node holds their keys; every session when the addon is missing).
+ *   since only Node holds their keys, and WebSocket sessions, whose frames only
+ *   Node parses; every session when the addon is missing).
  */
 export type ForwarderKind = "native" | "js";
 

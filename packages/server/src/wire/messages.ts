@@ -1,4 +1,4 @@
-import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
 
 /**
  * The few protocol messages the proxy speaks itself, during start-up and
@@ -29,12 +29,27 @@ function int32(n: number): Buffer {
 const cstr = (s: string) => Buffer.from(`${s}\0`, "utf8");
 
 export const authenticationOk = () => message("R", int32(0));
+export const authenticationCleartextPassword = () => message("R", int32(3));
 export const authenticationSasl = (mechanisms: string[]) => message("R", Buffer.concat([int32(10), ...mechanisms.map(cstr), Buffer.from([0])]));
 export const authenticationSaslContinue = (data: string) => message("R", Buffer.concat([int32(11), Buffer.from(data, "utf8")]));
 export const authenticationSaslFinal = (data: string) => message("R", Buffer.concat([int32(12), Buffer.from(data, "utf8")]));
 export const backendKeyData = (pid: number, secret: number) => message("K", Buffer.concat([int32(pid), int32(secret)]));
 export const negotiateProtocolVersion = (minor: number, unsupported: string[]) =>
   message("v", Buffer.concat([int32(minor), int32(unsupported.length), ...unsupported.map(cstr)]));
+
+/**
+ * A StartupMessage with exactly these parameters, in this order. Not pg-protocol's
+ * `serialize.startup`: it appends `client_encoding=UTF8` after the caller's
+ * parameters, which would override the client's own choice.
+ */
+export function startupMessage(params: Iterable<readonly [string, string]>): Buffer {
+  const parts = [int32(0), int32(PROTOCOL_3_0)];
+  for (const [k, v] of params) parts.push(cstr(k), cstr(v));
+  parts.push(Buffer.from([0]));
+  const packet = Buffer.concat(parts);
+  packet.writeInt32BE(packet.length, 0);
+  return packet;
+}
 
 export interface ErrorFields {
   readonly severity: "FATAL" | "ERROR";
@@ -81,10 +96,22 @@ export function parseStartupPacket(body: Buffer): StartupPacket {
   return { kind: "startup", major, minor, params };
 }
 
-export class ProtocolError extends Error {}
+/**
+ * The client broke the protocol. `reply: false` for what Postgres only logs and
+ * answers by closing the connection (a start-up packet of impossible length, such
+ * as a Terminate sent before any start-up packet; end of file during start-up).
+ */
+export class ProtocolError extends Error {
+  constructor(
+    message: string,
+    readonly reply = true,
+  ) {
+    super(message);
+  }
+}
 
 /**
- * Reads length-prefixed messages from a socket during start-up (before the
+ * Reads length-prefixed messages from a client or backend stream during start-up (before the
  * proxy switches to piping). Whatever it read past the last message is handed
  * back by `rest()` so no byte is lost.
  */
@@ -93,7 +120,7 @@ export class MessageReader {
   #waiting: (() => void) | undefined;
   #ended = false;
   #error: Error | undefined;
-  readonly #socket: Socket;
+  readonly #socket: Duplex;
   readonly #onData = (d: Buffer) => {
     this.#buffer = this.#buffer.length === 0 ? d : Buffer.concat([this.#buffer, d]);
     if (this.#buffer.length > MAX_STARTUP_PACKET * 4) this.#fail(new ProtocolError("too much data during start-up"));
@@ -105,7 +132,7 @@ export class MessageReader {
   };
   readonly #onError = (err: Error) => this.#fail(err);
 
-  constructor(socket: Socket) {
+  constructor(socket: Duplex) {
     this.#socket = socket;
     socket.on("data", this.#onData);
     socket.on("end", this.#onEnd);
@@ -127,7 +154,7 @@ export class MessageReader {
   async #need(n: number): Promise<void> {
     while (this.#buffer.length < n) {
       if (this.#error) throw this.#error;
-      if (this.#ended) throw new ProtocolError("connection closed during start-up");
+      if (this.#ended) throw new ProtocolError("connection closed during start-up", false);
       await new Promise<void>((resolve) => (this.#waiting = resolve));
     }
   }
@@ -142,7 +169,7 @@ export class MessageReader {
   async readStartup(): Promise<Buffer> {
     await this.#need(4);
     const len = this.#buffer.readInt32BE(0);
-    if (len < 8 || len > MAX_STARTUP_PACKET) throw new ProtocolError(`invalid start-up packet length ${len}`);
+    if (len < 8 || len > MAX_STARTUP_PACKET) throw new ProtocolError(`invalid start-up packet length ${len}`, false);
     await this.#need(len);
     const body = this.#buffer.subarray(4, len);
     this.#buffer = this.#buffer.subarray(len);
@@ -170,5 +197,12 @@ export class MessageReader {
     const rest = this.#buffer;
     this.#buffer = Buffer.alloc(0);
     return rest;
+  }
+}
+
+/** A start-up failure the client is told about (FATAL ErrorResponse), then the connection closes. */
+export class ClientError extends Error {
+  constructor(readonly fields: ErrorFields) {
+    super(fields.message);
   }
 }

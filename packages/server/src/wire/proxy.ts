@@ -1,27 +1,16 @@
-import { randomBytes, randomInt } from "node:crypto";
 import net, { type Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import tls from "node:tls";
-import { serialize } from "pg-protocol";
 import type { Catalog } from "../catalog/catalog.js";
 import type { Logger } from "../logger.js";
-import { backendSocketPath, sendCancelRequest } from "../runtime/backend-socket.js";
-import type { RuntimeDriver } from "../runtime/driver.js";
-import {
-  authenticationOk,
-  authenticationSasl,
-  authenticationSaslContinue,
-  authenticationSaslFinal,
-  backendKeyData,
-  errorResponse,
-  message,
-  MessageReader,
-  negotiateProtocolVersion,
-  parseStartupPacket,
-  ProtocolError,
-  type ErrorFields,
-} from "./messages.js";
+import { backendSocketPath } from "../runtime/backend-socket.js";
+import type { Instances, Lease } from "../runtime/instances.js";
+import { authenticate } from "./authenticate.js";
+import { BackendRefused, CancelKeys, connectBackend, type BackendSession } from "./backend.js";
 import { forwardNatively, type NativeSession } from "./forwarder.js";
-import { decoyVerifier, parseVerifier, ScramError, ScramExchange, type ScramVerifier } from "./scram.js";
+import { AlreadyTold, startTls, type ClientChannel } from "./handshake.js";
+import { ClientError, errorResponse, MessageReader, negotiateProtocolVersion, parseStartupPacket, ProtocolError } from "./messages.js";
+import { decoyVerifier, parseVerifier, type ScramVerifier } from "./scram.js";
 
 export interface WireProxyOptions {
   readonly listen: string;
@@ -29,40 +18,43 @@ export interface WireProxyOptions {
   readonly domain: string;
   readonly tls: { readonly key: string; readonly cert: string };
   readonly catalog: Catalog;
-  readonly driver: RuntimeDriver;
+  readonly instances: Instances;
   /** Server connections allowed per instance through the proxy. */
   readonly maxConnectionsPerInstance: number;
   /** Secret for decoy SCRAM salts (unknown databases look like wrong passwords). */
   readonly secret: Buffer;
   readonly log: Logger;
   readonly startupTimeoutMs?: number;
+  /** How long an authenticated client is held while its suspended database wakes (then 57P03). */
+  readonly wakeTimeoutMs?: number;
 }
 
 const ID = /^db-[0-9a-f]{12}$/;
 /** Routing without TLS: the user name carries the instance, `<role>.db-<hex>` (as Supabase's pooler does). */
 const USER_WITH_ID = /^(.+)\.(db-[0-9a-f]{12})$/;
+/** First byte of a TLS handshake record: a direct-TLS client (Postgres 17+ `sslnegotiation=direct`). */
+const TLS_HANDSHAKE = 0x16;
 
-/** The client was already told (an error from the instance was passed on): just close. */
-class AlreadyReported extends Error {}
-
-class ClientError extends Error {
-  constructor(readonly fields: ErrorFields) {
-    super(fields.message);
-  }
-}
-
-interface CancelTarget {
-  readonly socketPath: string;
-  readonly pid: number;
-  readonly secret: Buffer;
+/** Who the client is, once the start-up packet is read: the role it logs in as and the instance it is routed to. */
+interface Admission {
+  readonly user: string;
+  readonly role: string;
+  readonly id: string;
 }
 
 /**
- * The Postgres wire endpoint: one port for every instance. It does the start-up
- * and SCRAM authentication itself (against the verifier in the catalog), opens a
- * dedicated server connection for the session over the instance's unix socket,
- * then forwards bytes untouched in both directions (session pooling: prepared
- * statements, LISTEN, temp tables behave as on a direct connection).
+ * The Postgres wire endpoint: one port for every instance (and, through
+ * websocket.ts, the same sessions over a WebSocket on ccpd's HTTP port). A
+ * session goes through named stages, one module each:
+ *
+ *   handshake (handshake.ts: TLS by SSLRequest or direct, the start-up packet)
+ *   → authenticate (authenticate.ts: SCRAM, SCRAM-PLUS, or cleartext on a WebSocket)
+ *   → connect (backend.ts: a dedicated server connection over the instance's unix socket)
+ *   → hand-off (forwarder.ts natively for plain TCP, Node streams otherwise)
+ *
+ * After start-up bytes go through untouched in both directions (session
+ * pooling: prepared statements, LISTEN, temp tables behave as on a direct
+ * connection).
  *
  * Hand-written start-up rather than pg-gateway: its stable release has no
  * SCRAM-SHA-256 and routes every message through a callback, which the hot path
@@ -73,15 +65,19 @@ export class WireProxy {
   readonly #server: net.Server;
   readonly #secure: tls.SecureContext;
   readonly #connections = new Map<string, number>();
-  readonly #cancelKeys = new Map<string, CancelTarget>();
-  readonly #sockets = new Set<Socket>();
+  readonly #cancelKeys = new CancelKeys();
+  /** Every open client stream, with the instance it is routed to once known. */
+  readonly #clients = new Map<Duplex, string | undefined>();
   /** Sessions carried by the native forwarder, by instance id. */
   readonly #native = new Map<string, Set<NativeSession>>();
 
   constructor(options: WireProxyOptions) {
     this.#o = Object.freeze({ ...options });
     this.#secure = tls.createSecureContext({ key: options.tls.key, cert: options.tls.cert });
-    this.#server = net.createServer((socket) => void this.#handle(socket));
+    this.#server = net.createServer((socket) => {
+      socket.setNoDelay(true);
+      void this.#accept({ stream: socket, transport: "tcp", servername: "" }, socket);
+    });
   }
 
   async listen(): Promise<number> {
@@ -93,6 +89,20 @@ export class WireProxy {
     return typeof address === "object" && address ? address.port : this.#o.port;
   }
 
+  /** Open sessions of every instance (metrics). */
+  sessionCounts(): ReadonlyMap<string, number> {
+    return this.#connections;
+  }
+
+  /**
+   * A session carried by a WebSocket (websocket.ts): the Postgres protocol in
+   * binary frames, as Neon's proxy serves it. `servername` is the host the
+   * client asked for, which routes like TLS SNI does on the wire port.
+   */
+  acceptWebSocket(stream: Duplex, servername: string): void {
+    void this.#accept({ stream, transport: "websocket", servername }, undefined);
+  }
+
   /** Open sessions per instance (for status and tests). */
   connections(id: string): number {
     return this.#connections.get(id) ?? 0;
@@ -100,119 +110,86 @@ export class WireProxy {
 
   /** Close every session of an instance (destroy, restore). */
   disconnect(id: string): void {
-    for (const s of this.#sockets) if ((s as Socket & { ccpInstance?: string }).ccpInstance === id) s.destroy();
+    for (const [stream, instance] of this.#clients) if (instance === id) stream.destroy();
     for (const n of this.#native.get(id) ?? []) n.close();
   }
 
   async close(): Promise<void> {
-    for (const s of this.#sockets) s.destroy();
+    for (const stream of this.#clients.keys()) stream.destroy();
     for (const sessions of this.#native.values()) for (const n of sessions) n.close();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
 
-  async #handle(raw: Socket): Promise<void> {
-    raw.setNoDelay(true);
-    raw.on("error", () => undefined);
-    this.#sockets.add(raw);
-    raw.once("close", () => this.#sockets.delete(raw));
-    const timer = setTimeout(() => raw.destroy(), this.#o.startupTimeoutMs ?? 10_000);
-    let client: Socket = raw;
-    let reader = new MessageReader(raw);
+  #track(stream: Duplex, id?: string): void {
+    if (!this.#clients.has(stream)) stream.once("close", () => this.#clients.delete(stream));
+    this.#clients.set(stream, id);
+  }
+
+  /** The handshake stage. `raw` is the TCP socket of a wire-port client (TLS may be started on it); undefined for a WebSocket. */
+  async #accept(first: ClientChannel, raw: Socket | undefined): Promise<void> {
+    let channel = first;
+    channel.stream.on("error", () => undefined);
+    this.#track(channel.stream);
+    const timer = setTimeout(() => channel.stream.destroy(), this.#o.startupTimeoutMs ?? 10_000);
+    let reader = new MessageReader(channel.stream);
     try {
-      // Direct TLS (Postgres 17+ sslnegotiation=direct): the first byte is a TLS handshake record.
-      if ((await reader.peekByte()) === 0x16) {
-        ({ client, reader } = await this.#upgrade(raw, reader));
+      if (raw && (await reader.peekByte()) === TLS_HANDSHAKE) {
+        ({ channel, reader } = await startTls(raw, reader.detach(), this.#secure, true));
+        this.#track(channel.stream);
       }
       for (;;) {
         const packet = parseStartupPacket(await reader.readStartup());
         if (packet.kind === "ssl") {
-          if (client !== raw) throw new ProtocolError("SSLRequest inside TLS");
-          const rest = reader.detach();
-          if (rest.length > 0) throw new ProtocolError("data after SSLRequest");
+          // A WebSocket is encrypted by wss:// (Neon's driver asks only with forceDisablePgSSL off): decline, as Neon does.
+          if (channel.transport === "websocket") {
+            channel.stream.write("N");
+            continue;
+          }
+          if (!raw || channel.transport !== "tcp") throw new ProtocolError("SSLRequest inside TLS");
+          // Bytes sent before the server's answer could be injected by anyone on the path (CVE-2021-23214): refuse, as Postgres does.
+          if (reader.detach().length > 0) throw new ProtocolError("received unencrypted data after SSL request");
           raw.write("S");
-          ({ client, reader } = await this.#upgrade(raw, undefined));
+          ({ channel, reader } = await startTls(raw, Buffer.alloc(0), this.#secure, false));
+          this.#track(channel.stream);
           continue;
         }
         if (packet.kind === "gssenc") {
-          client.write("N");
+          channel.stream.write("N");
           continue;
         }
         if (packet.kind === "cancel") {
-          this.#cancel(packet.pid, packet.secret);
-          client.end();
+          clearTimeout(timer);
+          this.#cancelKeys.cancel(packet.pid, packet.secret);
+          channel.stream.end();
           return;
         }
-        await this.#session(client, reader, packet.params, packet.minor, timer);
+        await this.#session(channel, reader, packet.params, packet.minor, timer);
         return;
       }
     } catch (err) {
       clearTimeout(timer);
-      if (err instanceof ClientError) {
-        client.end(errorResponse(err.fields));
-      } else if (err instanceof ProtocolError) {
-        client.end(errorResponse({ severity: "FATAL", code: "08P01", message: `invalid start-up: ${err.message}` }));
-      } else {
-        this.#o.log.warn(`wire: ${(err as Error).message}`);
-        client.destroy();
-      }
+      this.#refuse(channel, err as Error);
     }
   }
 
-  async #upgrade(raw: Socket, reader: MessageReader | undefined): Promise<{ client: Socket; reader: MessageReader }> {
-    const rest = reader?.detach();
-    if (rest && rest.length > 0) raw.unshift(rest);
-    const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: this.#secure, ALPNProtocols: ["postgresql"] });
-    secure.on("error", () => undefined);
-    await new Promise<void>((resolve, reject) => {
-      secure.once("secure", resolve);
-      secure.once("error", reject);
-      secure.once("close", () => reject(new ProtocolError("closed during TLS handshake")));
-    });
-    return { client: secure, reader: new MessageReader(secure) };
-  }
-
-  #route(client: Socket, user: string): { id: string | undefined; role: string } {
-    const sni = client instanceof tls.TLSSocket && typeof client.servername === "string" ? client.servername.toLowerCase() : "";
-    const fromSni = sni.endsWith(`.${this.#o.domain}`) ? sni.slice(0, -this.#o.domain.length - 1) : "";
-    const m = USER_WITH_ID.exec(user);
-    const fromUser = m?.[2];
-    const role = m ? (m[1] as string) : user;
-    const id = ID.test(fromSni) ? fromSni : fromUser;
-    return { id, role };
-  }
-
-  async #verifier(id: string | undefined, role: string, user: string): Promise<{ verifier: ScramVerifier; known: boolean }> {
-    if (id) {
-      const cred = await this.#o.catalog.findCredential(id, role);
-      if (cred) return { verifier: parseVerifier(cred), known: true };
-    }
-    return { verifier: decoyVerifier(this.#o.secret, `${id ?? ""}/${user}`), known: false };
-  }
-
-  async #authenticate(client: Socket, reader: MessageReader, verifier: ScramVerifier, user: string): Promise<string> {
-    const failed = new ClientError({ severity: "FATAL", code: "28P01", message: `password authentication failed for user "${user}"` });
-    client.write(authenticationSasl(["SCRAM-SHA-256"]));
-    const initial = await reader.readMessage();
-    if (initial.type !== "p") throw new ProtocolError(`expected SASLInitialResponse, got "${initial.type}"`);
-    const nul = initial.body.indexOf(0);
-    const mechanism = initial.body.subarray(0, nul).toString("utf8");
-    if (mechanism !== "SCRAM-SHA-256") {
-      throw new ClientError({ severity: "FATAL", code: "28000", message: `SASL mechanism ${mechanism} is not supported; use SCRAM-SHA-256` });
-    }
-    const length = initial.body.readInt32BE(nul + 1);
-    const exchange = new ScramExchange(verifier);
-    try {
-      client.write(authenticationSaslContinue(exchange.first(initial.body.subarray(nul + 5, nul + 5 + length).toString("utf8"))));
-      const response = await reader.readMessage();
-      if (response.type !== "p") throw new ProtocolError(`expected SASLResponse, got "${response.type}"`);
-      return exchange.final(response.body.toString("utf8"));
-    } catch (err) {
-      if (err instanceof ScramError) throw failed;
-      throw err;
+  #refuse(channel: ClientChannel, err: Error): void {
+    if (err instanceof AlreadyTold) return;
+    if (err instanceof ClientError) {
+      channel.stream.end(errorResponse(err.fields));
+    } else if (err instanceof ProtocolError && err.reply) {
+      channel.stream.end(errorResponse({ severity: "FATAL", code: "08P01", message: `invalid start-up: ${err.message}` }));
+    } else if (err instanceof ProtocolError) {
+      // As Postgres: logged, and the connection closed without a reply (the client may not even speak the protocol).
+      if (err.message.startsWith("invalid start-up packet length")) this.#o.log.info(`wire: ${err.message}; closed the connection`);
+      channel.stream.destroy();
+    } else {
+      this.#o.log.warn(`wire: ${err.message}`);
+      channel.stream.destroy();
     }
   }
 
-  async #session(client: Socket, reader: MessageReader, params: Map<string, string>, minor: number, timer: NodeJS.Timeout): Promise<void> {
+  /** Checks on the start-up packet, and routing: which instance and role. */
+  #admit(channel: ClientChannel, params: Map<string, string>, minor: number): Admission {
     const user = params.get("user") ?? "";
     if (!user) throw new ClientError({ severity: "FATAL", code: "28000", message: "no user name in the start-up packet" });
     const replication = params.get("replication");
@@ -220,9 +197,13 @@ export class WireProxy {
       throw new ClientError({ severity: "FATAL", code: "28000", message: "replication connections are not supported by the ccp wire endpoint" });
     }
     const unsupported = [...params.keys()].filter((k) => k.startsWith("_pq_."));
-    if (minor > 0 || unsupported.length > 0) client.write(negotiateProtocolVersion(0, unsupported));
+    if (minor > 0 || unsupported.length > 0) channel.stream.write(negotiateProtocolVersion(0, unsupported));
 
-    const { id, role } = this.#route(client, user);
+    const host = channel.servername;
+    const fromHost = host.endsWith(`.${this.#o.domain}`) ? host.slice(0, -this.#o.domain.length - 1) : "";
+    const m = USER_WITH_ID.exec(user);
+    const role = m ? (m[1] as string) : user;
+    const id = ID.test(fromHost) ? fromHost : m?.[2];
     if (!id) {
       throw new ClientError({
         severity: "FATAL",
@@ -231,14 +212,17 @@ export class WireProxy {
         hint: `Connect as user "<role>.db-<id>" (the DATABASE_URL ccp prints does), or over TLS to host db-<id>.${this.#o.domain}.`,
       });
     }
-    const { verifier, known } = await this.#verifier(id, role, user);
-    const serverFinal = await this.#authenticate(client, reader, verifier, user);
-    if (!known) throw new ClientError({ severity: "FATAL", code: "28P01", message: `password authentication failed for user "${user}"` });
+    return { user, role, id };
+  }
 
-    const row = await this.#o.catalog.findDatabaseById(id);
-    if (!row || row.status !== "ready" || this.#o.driver.state(id) !== "running") {
-      throw new ClientError({ severity: "FATAL", code: "57P03", message: `database ${id} is not ready`, hint: "Retry shortly." });
-    }
+  async #verifier(id: string, role: string, user: string): Promise<{ verifier: ScramVerifier; known: boolean }> {
+    const cred = await this.#o.catalog.findCredential(id, role);
+    if (cred) return { verifier: parseVerifier(cred), known: true };
+    return { verifier: decoyVerifier(this.#o.secret, `${id}/${user}`), known: false };
+  }
+
+  /** A connection slot on the instance, or a ClientError; the returned function gives it back (idempotent). */
+  #reserve(id: string): () => void {
     const open = this.#connections.get(id) ?? 0;
     if (open >= this.#o.maxConnectionsPerInstance) {
       throw new ClientError({
@@ -250,114 +234,123 @@ export class WireProxy {
     }
     this.#connections.set(id, open + 1);
     let released = false;
-    const release = () => {
+    return () => {
       if (released) return;
       released = true;
       this.#connections.set(id, (this.#connections.get(id) ?? 1) - 1);
     };
+  }
 
-    let database = params.get("database") || row.database_name;
-    if (database === user) database = row.database_name; // libpq defaults the database to the user name
-    const endpoint = this.#o.driver.endpoint(id);
-    const socketPath = backendSocketPath(endpoint);
-    let backend: Socket;
+  /** A lease on the instance, waking it if it sleeps; past the wake deadline a retryable 57P03 that says so. */
+  async #lease(id: string, timer: NodeJS.Timeout): Promise<Lease> {
+    const startupMs = this.#o.startupTimeoutMs ?? 10_000;
+    timer.refresh();
     try {
-      backend = await connectUnix(socketPath);
-    } catch {
-      release();
-      throw new ClientError({ severity: "FATAL", code: "57P03", message: `database ${id} is not accepting connections`, hint: "Retry shortly." });
-    }
-    backend.on("error", () => undefined);
-    const forwarded: Record<string, string> = { user: role, database };
-    for (const [k, v] of params) if (k !== "user" && k !== "database" && k !== "replication" && !k.startsWith("_pq_.")) forwarded[k] = v;
-    backend.write(serialize.startup(forwarded));
-
-    const backendReader = new MessageReader(backend);
-    const toClient: Buffer[] = [authenticationSaslFinal(serverFinal), authenticationOk()];
-    let cancelKey: string | undefined;
-    try {
-      for (;;) {
-        const { type, body } = await backendReader.readMessage(1 << 20);
-        if (type === "R") {
-          if (body.readInt32BE(0) !== 0) throw new Error(`instance ${id} asked for authentication type ${body.readInt32BE(0)}`);
-        } else if (type === "E") {
-          // e.g. database "x" does not exist: the client is authenticated, so pass it on as is.
-          client.write(Buffer.concat([...toClient, message(type, body)]));
-          throw new AlreadyReported();
-        } else if (type === "K") {
-          const pid = randomInt(1, 0x7fffffff);
-          const secret = randomBytes(4);
-          cancelKey = `${pid}:${secret.toString("hex")}`;
-          this.#cancelKeys.set(cancelKey, { socketPath, pid: body.readInt32BE(0), secret: Buffer.from(body.subarray(4)) });
-          toClient.push(backendKeyData(pid, secret.readInt32BE(0)));
-        } else {
-          toClient.push(message(type, body));
-          if (type === "Z") break;
-        }
-      }
+      return await this.#o.instances.use(id, { timeoutMs: Math.min(this.#o.wakeTimeoutMs ?? startupMs, startupMs - 500) });
     } catch (err) {
-      release();
-      if (cancelKey) this.#cancelKeys.delete(cancelKey);
-      backend.destroy();
-      if (err instanceof AlreadyReported) {
-        client.end();
-        return;
-      }
+      const waking = (err as { details?: { reason?: string } }).details?.reason === "waking";
+      throw new ClientError({
+        severity: "FATAL",
+        code: "57P03",
+        message: waking ? `the database is waking up (${id}) and did not accept connections in time` : `database ${id} is not ready`,
+        hint: waking ? "Retry in a moment: it is still starting." : "Retry shortly.",
+      });
+    } finally {
+      timer.refresh();
+    }
+  }
+
+  async #session(channel: ClientChannel, reader: MessageReader, params: Map<string, string>, minor: number, timer: NodeJS.Timeout): Promise<void> {
+    const { user, role, id } = this.#admit(channel, params, minor);
+    const { verifier, known } = await this.#verifier(id, role, user);
+    const authenticated = await authenticate(channel, reader, verifier, user);
+    if (!known) throw new ClientError({ severity: "FATAL", code: "28P01", message: `password authentication failed for user "${user}"` });
+
+    const row = await this.#o.catalog.findDatabaseById(id);
+    if (!row || (row.status !== "ready" && row.status !== "suspended")) {
+      throw new ClientError({ severity: "FATAL", code: "57P03", message: `database ${id} is not ready`, hint: "Retry shortly." });
+    }
+    // Authenticated: the client is held while a suspended database wakes; the lease keeps it awake for the session.
+    const lease = await this.#lease(id, timer);
+    let reserved: () => void;
+    try {
+      reserved = this.#reserve(id);
+    } catch (err) {
+      lease.release();
       throw err;
     }
-    clearTimeout(timer);
-    const fromClient = reader.detach();
-    const fromBackend = backendReader.detach();
-    const toClientNow = Buffer.concat(fromBackend.length > 0 ? [...toClient, fromBackend] : toClient);
-    const forgetCancelKey = () => {
-      if (cancelKey) this.#cancelKeys.delete(cancelKey);
+    const release = () => {
+      reserved();
+      lease.release();
     };
-    // Same tick as the detaches: Node must not read another byte from either socket first.
-    let session: NativeSession | undefined;
+    let database = params.get("database") || row.database_name;
+    if (database === user) database = row.database_name; // libpq defaults the database to the user name
+    const forwarded: [string, string][] = [
+      ["user", role],
+      ["database", database],
+      ...[...params].filter(([k]) => k !== "user" && k !== "database" && k !== "replication" && !k.startsWith("_pq_.")),
+    ];
+    let backend: BackendSession;
     try {
-      session = forwardNatively(client, backend, toClientNow, fromClient, () => {
-        release();
-        forgetCancelKey();
-        if (session) this.#native.get(id)?.delete(session);
-      });
+      backend = await connectBackend({ id, socketPath: backendSocketPath(lease.endpoint), params: forwarded, cancelKeys: this.#cancelKeys });
     } catch (err) {
-      // e.g. out of file descriptors for the forwarder's copies: the sockets are untouched, pipe them here.
-      this.#o.log.warn(`wire: native forwarding of a session of ${id} failed (${(err as Error).message}); forwarding it in JavaScript`);
-    }
-    if (session) {
-      let sessions = this.#native.get(id);
-      if (!sessions) this.#native.set(id, (sessions = new Set()));
-      sessions.add(session);
+      release();
+      if (!(err instanceof BackendRefused)) throw err;
+      // The client is authenticated, so the instance's own error (e.g. database "x" does not exist) is passed on as is.
+      clearTimeout(timer);
+      channel.stream.end(Buffer.concat([...authenticated, err.errorMessage]));
       return;
     }
-    (client as Socket & { ccpInstance?: string }).ccpInstance = id;
-    client.write(toClientNow);
-    if (fromClient.length > 0) backend.write(fromClient);
-    const end = () => {
+    clearTimeout(timer);
+    this.#handOff(channel, reader, id, backend, Buffer.concat([...authenticated, ...backend.toClient, backend.rest]), release);
+  }
+
+  /** The hand-off stage: from here on bytes go through untouched. */
+  #handOff(channel: ClientChannel, reader: MessageReader, id: string, backend: BackendSession, toClient: Buffer, release: () => void): void {
+    const fromClient = reader.detach();
+    const done = () => {
       release();
-      forgetCancelKey();
+      backend.forgetCancelKey();
+    };
+    // Same tick as the detaches: Node must not read another byte from either socket first.
+    if (channel.transport === "tcp") {
+      let session: NativeSession | undefined;
+      try {
+        session = forwardNatively(channel.stream as Socket, backend.socket, toClient, fromClient, () => {
+          done();
+          if (session) this.#native.get(id)?.delete(session);
+        });
+      } catch (err) {
+        // e.g. out of file descriptors for the forwarder's copies: the sockets are untouched, pipe them here.
+        this.#o.log.warn(`wire: native forwarding of a session of ${id} failed (${(err as Error).message}); forwarding it in JavaScript`);
+      }
+      if (session) {
+        let sessions = this.#native.get(id);
+        if (!sessions) this.#native.set(id, (sessions = new Set()));
+        sessions.add(session);
+        return;
+      }
+    }
+    const client = channel.stream;
+    this.#track(client, id);
+    client.write(toClient);
+    if (fromClient.length > 0) backend.socket.write(fromClient);
+    const end = () => {
+      done();
       client.destroy();
-      backend.destroy();
+      backend.socket.destroy();
     };
     client.once("close", end);
-    backend.once("close", end);
-    client.pipe(backend);
-    backend.pipe(client);
+    if (channel.transport === "websocket") {
+      // The pipe ends the WebSocket with a close frame when the backend ends; destroying it now would drop that frame.
+      backend.socket.once("close", () => {
+        done();
+        client.end();
+      });
+    } else {
+      backend.socket.once("close", end);
+    }
+    client.pipe(backend.socket);
+    backend.socket.pipe(client);
   }
-
-  /** Forward a cancel request to exactly the server session it names; unknown keys are ignored, as Postgres does. */
-  #cancel(pid: number, secret: Buffer): void {
-    const target = this.#cancelKeys.get(`${pid}:${secret.toString("hex")}`);
-    if (!target) return;
-    // Backends are started on protocol 3.0, so their secret is always 4 bytes.
-    sendCancelRequest(target.socketPath, target.pid, target.secret.readInt32BE(0));
-  }
-}
-
-function connectUnix(socketPath: string): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(socketPath);
-    s.once("connect", () => resolve(s));
-    s.once("error", reject);
-  });
 }

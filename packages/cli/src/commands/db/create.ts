@@ -15,8 +15,15 @@ export interface CreateResult {
  * the project. With `provision` (`ccp db provision NAME -U OWNER`), its owner
  * role and password are the ones given.
  */
-export async function createDatabase(api: ApiClient, name: string, cwd = process.cwd(), provision?: { owner: string; password: string }): Promise<CreateResult> {
-  const { database, token, database_url } = await api.request<{ database: DatabaseView; token: string; database_url: string }>("POST", "/v1/databases", { name, ...provision });
+export async function createDatabase(
+  api: ApiClient,
+  name: string,
+  cwd = process.cwd(),
+  provision?: { owner: string; password: string },
+  settings: { suspendAfter?: string } = {},
+): Promise<CreateResult> {
+  const body = { name, ...provision, ...(settings.suspendAfter === undefined ? {} : { suspend_after: settings.suspendAfter }) };
+  const { database, token, database_url } = await api.request<{ database: DatabaseView; token: string; database_url: string }>("POST", "/v1/databases", body);
   const configFile = writeProjectConfig(projectConfigFor(database, { token, apiUrl: api.target.apiUrl, databaseUrl: database_url }), cwd);
   return { database, token, databaseUrl: database_url, configFile };
 }

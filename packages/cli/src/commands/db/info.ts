@@ -24,9 +24,11 @@ export function printInfo(out: Output, d: DatabaseView, databaseUrl?: string): v
     ["Host", d.host],
     ["Database", d.database],
     ["User", d.user],
-    ["Databases", d.databases ? d.databases.join(", ") : out.style("dim", "unknown (not running)")],
+    ["Databases", d.databases ? d.databases.join(", ") : out.style("dim", d.status === "suspended" ? "unknown (suspended)" : "unknown (not running)")],
     ["Postgres", d.pg_version],
     ["Created", d.created_at],
+    ["Last active", d.last_active_at ?? out.style("dim", "never")],
+    ["Suspends after", d.suspend_after === "never" ? "never" : `${d.suspend_after} idle`],
   ];
   if (d.parent_id) rows.push(["Branch of", `${d.parent_id}${d.branched_at ? ` at ${branchTime(d.branched_at)}` : ""}${d.branch_lsn ? ` (LSN ${d.branch_lsn})` : ""}`]);
   if (d.expires_at) rows.push(["Expires", `${branchTime(d.expires_at)} (ccpd destroys it then)`]);

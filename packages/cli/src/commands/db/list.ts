@@ -21,7 +21,8 @@ export function printList(out: Output, databases: readonly DatabaseView[]): void
     const status = d.status === "ready" ? out.style("green", d.status.padEnd(statusWidth)) : out.style("yellow", d.status.padEnd(statusWidth));
     out.line(`${out.style("dim", "•")} ${out.style("bold", d.name.padEnd(nameWidth))}  ${status}  ${d.id}`);
     const inside = d.databases ? ` · databases: ${d.databases.join(", ")}` : "";
-    out.line(`  ${out.style("dim", `${d.host} · owner ${d.user}${inside}`)}`);
+    const active = d.last_active_at ? ` · last active ${d.last_active_at}` : "";
+    out.line(`  ${out.style("dim", `${d.host} · owner ${d.user}${inside}${active}`)}`);
     const branch = branchSummary(d, names);
     if (branch) out.line(`  ${out.style("dim", branch)}`);
   }

@@ -44,10 +44,15 @@ export function printDatabaseStatus(out: Output, s: DatabaseStatusView): void {
     ["Host", s.host],
     ["Owner", s.owner],
     ["Postgres", s.pg_version],
-    ["Size", s.size_bytes === null ? unknown : formatBytes(s.size_bytes)],
+    ["Size", s.size_bytes === null ? unknown : `${formatBytes(s.size_bytes)}${s.size_limit_bytes === null ? " (no limit)" : ` of ${formatBytes(s.size_limit_bytes)}`}`],
     ["Connections", s.connections === null ? unknown : `${s.connections}${s.max_connections === null ? "" : ` / ${s.max_connections}`}`],
+    ["TPS (1 min)", s.tps === null ? (s.state === "ready" ? out.style("dim", "measuring") : unknown) : s.tps.toFixed(2)],
+    ["Cache hit", s.cache_hit_rate === null ? unknown : `${(s.cache_hit_rate * 100).toFixed(1)}%`],
     ["Uptime", s.uptime_seconds === null || s.started_at === null ? unknown : `${formatDuration(s.uptime_seconds)} (since ${s.started_at})`],
     ["Last backup", s.last_backup_at ?? "none"],
+    ["Archive lag", s.wal_archive_lag_bytes === null ? unknown : `${formatBytes(s.wal_archive_lag_bytes)}${s.last_archived_age_seconds === null ? "" : ` (last WAL archived ${formatDuration(s.last_archived_age_seconds)} ago)`}`],
+    ["Last active", s.last_active_at ?? "never"],
+    ["Suspends after", s.suspend_after === "never" ? "never" : `${s.suspend_after} idle`],
     ["Databases", s.databases === null ? unknown : s.databases.join(", ")],
   ]);
 }

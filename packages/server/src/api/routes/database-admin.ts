@@ -22,6 +22,13 @@ const statusSchema = {
     uptime_seconds: nullable("integer"),
     last_backup_at: { ...nullable("string"), description: "Newest backup, or null when there is none" },
     databases: { type: ["array", "null"], items: { type: "string" } },
+    tps: { ...nullable("number"), description: "Commits + rollbacks per second over the last minute (or what ccpd has seen of it)" },
+    cache_hit_rate: { ...nullable("number"), description: "Share of block reads served from shared buffers (0–1)" },
+    size_limit_bytes: { ...nullable("integer"), description: "Storage limit; null when the database has none" },
+    wal_archive_lag_bytes: { ...nullable("number"), description: "WAL written but not yet in the backup store" },
+    last_archived_age_seconds: { ...nullable("integer"), description: "Seconds since the last WAL segment reached the backup store" },
+    suspend_after: { type: "string", description: "Idle time after which it is suspended, or never" },
+    last_active_at: { type: ["string", "null"], description: "Last request, session end, wake or start seen" },
   },
 } as const;
 

@@ -4,11 +4,11 @@ import { errorSchema } from "../../errors.js";
 
 export const databaseSchema = {
   type: "object",
-  required: ["id", "name", "status", "host", "database", "user", "pg_version", "runtime", "restarts", "created_at"],
+  required: ["id", "name", "status", "host", "database", "user", "pg_version", "runtime", "restarts", "created_at", "suspend_after", "last_active_at"],
   properties: {
     id: { type: "string", pattern: "^db-[0-9a-f]{12}$" },
     name: { type: "string" },
-    status: { type: "string", enum: ["creating", "ready", "restarting", "restoring", "stopped", "failed", "destroying", "destroyed"] },
+    status: { type: "string", enum: ["creating", "ready", "suspended", "restarting", "restoring", "stopped", "failed", "destroying", "destroyed"] },
     host: { type: "string" },
     database: { type: "string" },
     user: { type: "string" },
@@ -16,6 +16,8 @@ export const databaseSchema = {
     runtime: { type: "string" },
     restarts: { type: "integer" },
     created_at: { type: "string", format: "date-time" },
+    suspend_after: { type: "string", description: "Idle time after which it is suspended (e.g. 5m), or never" },
+    last_active_at: { type: ["string", "null"], description: "Last request, session end, wake or start seen" },
     last_error: { type: "string" },
     databases: { type: "array", items: { type: "string" }, description: "Postgres databases inside the instance (when it could be asked)" },
     parent_id: { type: "string", description: "Set on a branch: the database it was copied from" },
@@ -25,6 +27,11 @@ export const databaseSchema = {
   },
 } as const;
 
+const suspendAfterField = {
+  type: "string",
+  description: "Idle time before the database is suspended: 30s, 5m, 2h, 1d, or never (default: the server's --suspend-after)",
+} as const;
+
 export const refParams = {
   type: "object",
   required: ["ref"],
@@ -32,7 +39,7 @@ export const refParams = {
 } as const;
 
 export function databaseRoutes(app: FastifyInstance, databases: DatabaseService): void {
-  app.post<{ Body: { name: string; owner?: string; password?: string } }>(
+  app.post<{ Body: { name: string; owner?: string; password?: string; suspend_after?: string } }>(
     "/v1/databases",
     {
       schema: {
@@ -46,6 +53,7 @@ export function databaseRoutes(app: FastifyInstance, databases: DatabaseService)
             name: { type: "string", description: "3–32 of a-z 0-9 - _, starting with a letter; with owner: 3–16 of a-z 0-9 _" },
             owner: { type: "string", description: "Owner role instead of clusterbase (`ccp db provision -U`): 3–16 of a-z 0-9 _, not reserved; needs password" },
             password: { type: "string", description: "Wire password of the owner role, 8 or more characters; needs owner" },
+            suspend_after: suspendAfterField,
           },
         },
         response: {
@@ -64,8 +72,8 @@ export function databaseRoutes(app: FastifyInstance, databases: DatabaseService)
       },
     },
     async (req, reply) => {
-      const { name, owner, password } = req.body;
-      const result = await databases.create(name, { owner, password });
+      const { name, owner, password, suspend_after } = req.body;
+      const result = await databases.create(name, { owner, password }, undefined, { suspendAfter: suspend_after });
       return reply.code(201).send(result);
     },
   );
@@ -114,5 +122,50 @@ export function databaseRoutes(app: FastifyInstance, databases: DatabaseService)
       },
     },
     async (req) => ({ database: await databases.destroy(req.params.ref, { force: req.query.force }) }),
+  );
+
+  app.patch<{ Params: { ref: string }; Body: { suspend_after: string | null } }>(
+    "/v1/databases/:ref",
+    {
+      schema: {
+        summary: "Change a database's settings (its suspend timeout; null: the server's default)",
+        tags: ["databases"],
+        params: refParams,
+        body: {
+          type: "object",
+          required: ["suspend_after"],
+          additionalProperties: false,
+          properties: { suspend_after: { ...suspendAfterField, type: ["string", "null"] } },
+        },
+        response: { 200: { type: "object", required: ["database"], properties: { database: databaseSchema } }, "4xx": errorSchema },
+      },
+    },
+    async (req) => ({ database: await databases.setSuspendAfter(req.params.ref, req.body.suspend_after) }),
+  );
+
+  app.post<{ Params: { ref: string } }>(
+    "/v1/databases/:ref/suspend",
+    {
+      schema: {
+        summary: "Suspend a database now (checkpoint, last WAL archived, server stopped); any request wakes it",
+        tags: ["databases"],
+        params: refParams,
+        response: { 200: { type: "object", required: ["database"], properties: { database: databaseSchema } }, "4xx": errorSchema },
+      },
+    },
+    async (req) => ({ database: await databases.suspend(req.params.ref) }),
+  );
+
+  app.post<{ Params: { ref: string } }>(
+    "/v1/databases/:ref/wake",
+    {
+      schema: {
+        summary: "Wake a suspended database now",
+        tags: ["databases"],
+        params: refParams,
+        response: { 200: { type: "object", required: ["database"], properties: { database: databaseSchema } }, "4xx": errorSchema },
+      },
+    },
+    async (req) => ({ database: await databases.wake(req.params.ref) }),
   );
 }

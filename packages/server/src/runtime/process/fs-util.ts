@@ -6,7 +6,7 @@ import type { RunAs } from "./system-user.js";
 export const execFileAsync = promisify(execFile);
 
 /** mkdir -p with a mode, owned by the instance user when ccpd is root. */
-export function makeDir(dir: string, mode: number, runAs: RunAs | undefined): void {
+export function makeDir(dir: string, mode: number, runAs: Pick<RunAs, "uid" | "gid"> | undefined): void {
   mkdirSync(dir, { recursive: true, mode });
   if (runAs) chownSync(dir, runAs.uid, runAs.gid);
 }

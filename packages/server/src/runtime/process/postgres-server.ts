@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readlinkSync, realpathSync, writeFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { PgBinaries } from "./binaries.js";
 import { isProcessAlive } from "./proc.js";
@@ -53,7 +53,7 @@ function tail(file: string, lines = 15): string {
  * its log going straight to a file (so it keeps logging if ccpd dies).
  */
 export class PostgresServer {
-  readonly #o: PostgresServerOptions;
+  #o: PostgresServerOptions;
   #child: ChildProcess | undefined;
   #exited: Promise<ExitInfo> | undefined;
   #stopping = false;
@@ -73,6 +73,11 @@ export class PostgresServer {
     return this.#child?.pid;
   }
 
+  /** Settings for later starts (a pre-started server claimed by a database gets its own). */
+  relocate(options: Pick<PostgresServerOptions, "settings">): void {
+    this.#o = Object.freeze({ ...this.#o, ...options });
+  }
+
   /** Called when the postmaster exits without stop() having been asked for. */
   onUnexpectedExit(listener: (info: ExitInfo) => void): void {
     this.#onUnexpectedExit = listener;
@@ -85,13 +90,21 @@ export class PostgresServer {
   async stopStale(): Promise<void> {
     const info = readPidFile(this.#o.dataDir);
     if (!info || !isProcessAlive(info.pid)) return;
-    let cmdline = "";
+    // Its working directory is its data dir, wherever it was started (a pre-started
+    // server is renamed into place); anything else is a reused pid.
+    let cwd = "";
     try {
-      cmdline = readFileSync(`/proc/${info.pid}/cmdline`, "utf8");
+      cwd = readlinkSync(`/proc/${info.pid}/cwd`);
     } catch {
       return;
     }
-    if (!cmdline.includes(this.#o.dataDir)) return; // pid reused by something else
+    let dataDir = this.#o.dataDir;
+    try {
+      dataDir = realpathSync(dataDir);
+    } catch {
+      // gone: compare as given
+    }
+    if (cwd !== dataDir) return;
     process.kill(info.pid, "SIGINT");
     const deadline = Date.now() + 15_000;
     while (isProcessAlive(info.pid)) {
@@ -152,7 +165,7 @@ export class PostgresServer {
     let exited = false;
     void this.#exited?.then(() => (exited = true));
     // Postgres writes "ready" as the 8th line of postmaster.pid once it accepts connections.
-    for (let delay = 2; ; delay = Math.min(delay * 2, 25)) {
+    for (let delay = 2; ; delay = Math.min(delay * 2, 10)) {
       if (exited) {
         throw new Error(`Postgres exited during start-up. Log (${this.#o.logFile}):\n${tail(this.#o.logFile)}`);
       }
