@@ -6,6 +6,7 @@
 import { parseArgs } from "node:util";
 import type { Part } from "./lib/part.ts";
 import { backupPart } from "./parts/backup.ts";
+import { branchPart } from "./parts/branch.ts";
 import { cliPart } from "./parts/cli.ts";
 import { createPart } from "./parts/create.ts";
 import { gatewayPart } from "./parts/gateway.ts";
@@ -19,6 +20,7 @@ const PARTS: Readonly<Record<string, Part>> = {
   observability: observabilityPart,
   wire: wirePart,
   backup: backupPart,
+  branch: branchPart,
   cli: cliPart,
   lifecycle: lifecyclePart,
 };

@@ -15,6 +15,7 @@ import {
   restoreBackup,
   verifyBackup,
 } from "./commands/db/backup.js";
+import { createBranch, listBranches, printBranchCreated, printBranchList, printBranchReset, resetBranch } from "./commands/db/branch.js";
 import { createDatabase, printCreated } from "./commands/db/create.js";
 import { destroyDatabase, printDestroyed } from "./commands/db/destroy.js";
 import { databaseOption, execSql, printExec, readSql, resolveExecTarget } from "./commands/db/exec.js";
@@ -390,6 +391,17 @@ function program(result: { code: number }): Command {
     .addOption(jsonOption())
     .action(async (backupId: string, o: BackupOpts) => printBackupDeleted(output(o), await deleteBackup(new ApiClient(), backupTarget(o.dbId), backupId)));
   backup
+    .command("download")
+    .description("download a backup as one tar archive that plain PostgreSQL of the same major version starts from")
+    .argument("<backup>", "backup id (bkp-…)")
+    .requiredOption("-o, --output <file>", "where to write the .tar")
+    .addOption(backupDbId())
+    .addOption(jsonOption())
+    .action(async (backupId: string, o: BackupOpts & { output: string }) => {
+      const { downloadBackup, printDownloaded } = await import("./commands/db/backup-download.js");
+      printDownloaded(output(o), await downloadBackup(new ApiClient(), backupTarget(o.dbId), backupId, o.output));
+    });
+  backup
     .command("verify")
     .description("restore a backup into a scratch instance, check every file and that Postgres answers, then remove it")
     .argument("<backup>", "backup id (bkp-…)")
@@ -406,6 +418,35 @@ function program(result: { code: number }): Command {
       validateDatabaseName(o.name); // fail fast, before contacting ccpd
       printPointInTimeRestore(output(o), await restoreToPointInTime(new ApiClient(), ref, o.time, o.name));
     });
+
+  const branch = db.command("branch").description("branches: full copies of a database from now or an earlier instant, resettable, expiring");
+  branch
+    .command("create")
+    .description("create a branch: a NEW database holding the parent's data at an instant (its own id, host, token and password)")
+    .argument("<parent>", "the database to branch (id or name)")
+    .requiredOption("--name <new>", "name of the new database")
+    .option("--at <RFC3339|LSN>", "the instant: now (default), an RFC 3339 time inside the backup window, or an LSN such as 0/3000060")
+    .option("--expires-at <time>", "RFC 3339 instant at which ccpd destroys the branch")
+    .option("--ttl <duration>", "or a lifetime from now: 90s, 30m, 2h, 7d")
+    .addOption(jsonOption())
+    .action(async (parent: string, o: { name: string; at?: string; expiresAt?: string; ttl?: string; json?: boolean }) => {
+      validateDatabaseName(o.name); // fail fast, before contacting ccpd
+      printBranchCreated(output(o), await createBranch(new ApiClient(), parent, o.name, o));
+    });
+  branch
+    .command("list")
+    .alias("ls")
+    .description("list branches (of one database, or all)")
+    .argument("[parent]", "only the branches of this database")
+    .addOption(jsonOption())
+    .action(async (parent: string | undefined, o: { json?: boolean }) => printBranchList(output(o), await listBranches(new ApiClient(), parent)));
+  branch
+    .command("reset")
+    .description("replace a branch's data with its parent's current state (id, host, token and password stay)")
+    .argument("<branch>", "the branch (id or name)")
+    .option("-y, --yes", "do not ask for confirmation")
+    .addOption(jsonOption())
+    .action(async (ref: string, o: { yes?: boolean; json?: boolean }) => printBranchReset(output(o), await resetBranch(new ApiClient(), ref, { yes: Boolean(o.yes) })));
 
   const dbTargetOptions = (c: Command) =>
     c

@@ -4,6 +4,7 @@ import type { FastifyInstance } from "fastify";
 import { pino, type Logger as PinoLogger } from "pino";
 import { AdminAuth } from "./api/admin-auth.js";
 import { createApp } from "./api/app.js";
+import { BranchService } from "./branches/service.js";
 import { BackupScheduler } from "./backups/scheduler.js";
 import { restoreToPointInTime } from "./backups/pitr.js";
 import { BackupService } from "./backups/service.js";
@@ -42,6 +43,7 @@ export interface RunningServer {
   readonly catalog: Catalog;
   readonly gateway: Gateway;
   readonly backups: BackupService;
+  readonly branches: BranchService;
   readonly store: DirBackupStore;
   readonly wire: WireProxy;
   readonly observability: Observability;
@@ -189,8 +191,10 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
       headline: (row) => obs.headline(row),
     });
     const backups = new BackupService({ catalog, instances, store, databases, log, observer: obs.backupObserver() });
-    // Before databases.reconcile(): an interrupted restore must get its previous data back before the instance starts.
+    const branches = new BranchService({ catalog, instances, store, databases, backups, log, retentionDays: config.backups.retentionDays });
+    // Before databases.reconcile(): an interrupted restore or branch reset must get its previous data back before the instance starts.
     await backups.reconcile();
+    await branches.reconcile();
     await databases.reconcile();
 
     const gateway = new Gateway({ catalog, instances, settings: config.gateway });
@@ -214,7 +218,7 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
     await adminAuth.load();
     const pitr = (ref: string, time: string, name: string) =>
       restoreToPointInTime({ databases, backups, instances, retentionDays: config.backups.retentionDays }, ref, time, name);
-    const app = await createApp({ databases, backups, pitr, adminAuth, gateway, observability: obs, domain: config.domain, version: VERSION, loggerInstance: log, httpLimits: config.http });
+    const app = await createApp({ databases, backups, branches, pitr, adminAuth, gateway, observability: obs, domain: config.domain, version: VERSION, loggerInstance: log, httpLimits: config.http });
     const stopWebSockets = serveWebSockets(app.server, wire, config.domain);
     await app.listen({ port: config.port, host: config.listen });
     cleanups.push(() => app.close());
@@ -245,6 +249,7 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
       catalog,
       gateway,
       backups,
+      branches,
       store,
       wire,
       observability: obs,

@@ -5,6 +5,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstanc
 import type { DatabaseService } from "../databases/service.js";
 import { CcpError, isCcpError, type ErrorCode } from "../errors.js";
 import type { BackupService } from "../backups/service.js";
+import type { BranchService } from "../branches/service.js";
 import type { Gateway } from "../gateway/gateway.js";
 import { neonRoutes } from "../gateway/neon.js";
 import { observabilityRoutes } from "../observability/routes.js";
@@ -18,6 +19,7 @@ import type { AdminAuth } from "./admin-auth.js";
 import { DEFAULT_HTTP_LIMITS, httpServerOptions, limitPendingConnections, type HttpLimits } from "./http-limits.js";
 import { databaseAdminRoutes } from "./routes/database-admin.js";
 import { backupRoutes } from "./routes/backups.js";
+import { branchRoutes } from "./routes/branches.js";
 import { databaseSqlRoutes } from "./routes/database-sql.js";
 import { databaseRoutes } from "./routes/databases.js";
 
@@ -25,6 +27,7 @@ export interface AppDeps {
   readonly databases: DatabaseService;
   readonly adminAuth: AdminAuth;
   readonly backups: BackupService;
+  readonly branches: BranchService;
   /** Point-in-time restore into a new database (backups/pitr.ts). */
   readonly pitr: (ref: string, time: string, name: string) => Promise<unknown>;
   readonly gateway: Gateway;
@@ -148,6 +151,7 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
     scope.addHook("onRequest", async (req) => deps.adminAuth.check(req.headers.authorization));
     databaseRoutes(scope, deps.databases);
     backupRoutes(scope, deps.backups, deps.pitr);
+    branchRoutes(scope, deps.branches);
     databaseAdminRoutes(scope, deps.databases);
     databaseSqlRoutes(scope, deps.databases, deps.gateway);
   });

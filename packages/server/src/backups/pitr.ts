@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { withAdmin } from "../databases/admin-connection.js";
-import type { CreatedDatabase, DatabaseService } from "../databases/service.js";
+import type { DatabaseRow } from "../catalog/catalog.js";
+import type { CreatedDatabase, DatabaseService, RestoreSource } from "../databases/service.js";
 import { CcpError } from "../errors.js";
 import type { InstanceEndpoint } from "../runtime/driver.js";
 import type { Instances } from "../runtime/instances.js";
@@ -45,19 +46,15 @@ async function flushWalToArchive(endpoint: InstanceEndpoint, id: string): Promis
   );
 }
 
+type PitrDeps = { databases: DatabaseService; backups: BackupService; instances: Instances; retentionDays: number; now?: () => Date };
+
 /**
- * `ccp db restore <db> -t <time> -n <new>`: a new database holding the source's
- * state at `time` (latest base backup finished before it, archived WAL replayed
- * to it). The source is untouched.
+ * What a create needs to hold the source's state at `time`: the latest base
+ * backup finished before it, and archived WAL replayed to it. Checks the
+ * instant first (not in the future, inside the restorable window). Shared by
+ * point-in-time restore and branches at an instant (branches/service.ts).
  */
-export async function restoreToPointInTime(
-  o: { databases: DatabaseService; backups: BackupService; instances: Instances; retentionDays: number; now?: () => Date },
-  sourceRef: string,
-  timeInput: unknown,
-  newName: unknown,
-): Promise<CreatedDatabase> {
-  const time = parseRfc3339(timeInput);
-  const source = await o.databases.getRow(sourceRef);
+export async function pointInTimeSource(o: PitrDeps, source: DatabaseRow, time: Date): Promise<RestoreSource> {
   const now = o.now?.() ?? new Date();
   if (time.getTime() > now.getTime()) {
     throw new CcpError("invalid_request", `${time.toISOString()} is in the future.`, { hint: "Pick an instant between the oldest backup and now." });
@@ -76,23 +73,45 @@ export async function restoreToPointInTime(
   }
   const backup = await o.backups.backupBefore(source.id, time);
   if (!backup) throw new CcpError("invalid_request", `No backup of ${source.id} finished before ${time.toISOString()}.`);
-  // A suspended source archived its WAL (stamped with a commit) when it was suspended: nothing to flush, no wake.
-  if (source.status === "ready" && (await o.instances.state(source.id)) === "running") {
-    const lease = await o.instances.use(source.id); // not suspended under the flush
-    try {
-      await flushWalToArchive(lease.endpoint, source.id);
-    } finally {
-      lease.release();
-    }
-  }
+  await archiveWalNow(o.instances, source);
+  return backupSource(o, source, backup.id, { time });
+}
 
-  return o.databases.create(newName, {}, {
+/** Unpack `backupId` of `source` into the new instance, then replay the source's archived WAL to `target`. */
+export function backupSource(o: Pick<PitrDeps, "backups" | "instances">, source: DatabaseRow, backupId: string, target: { time?: Date; lsn?: string }): RestoreSource {
+  return {
     owner: source.owner_role,
     from: source.id,
     populate: async (id) => {
       o.instances.storage.prepareEmpty(id);
-      await o.backups.unpack(source.id, backup.id, o.instances.storage.dataDir(id));
+      await o.backups.unpack(source.id, backupId, o.instances.storage.dataDir(id));
     },
-    startOnce: { settings: o.backups.recoverySettings(source.id, { time }), timeoutMs: RECOVERY_TIMEOUT_MS },
-  });
+    startOnce: { settings: o.backups.recoverySettings(source.id, target), timeoutMs: RECOVERY_TIMEOUT_MS },
+  };
+}
+
+/**
+ * Archive the source's WAL up to now, for a recovery target near now. A
+ * suspended source archived its WAL (stamped with a commit) when it was
+ * suspended: nothing to flush, no wake.
+ */
+export async function archiveWalNow(instances: Instances, source: DatabaseRow): Promise<void> {
+  if (source.status !== "ready" || (await instances.state(source.id)) !== "running") return;
+  const lease = await instances.use(source.id); // not suspended under the flush
+  try {
+    await flushWalToArchive(lease.endpoint, source.id);
+  } finally {
+    lease.release();
+  }
+}
+
+/**
+ * `ccp db restore <db> -t <time> -n <new>`: a new database holding the source's
+ * state at `time` (latest base backup finished before it, archived WAL replayed
+ * to it). The source is untouched.
+ */
+export async function restoreToPointInTime(o: PitrDeps, sourceRef: string, timeInput: unknown, newName: unknown): Promise<CreatedDatabase> {
+  const time = parseRfc3339(timeInput);
+  const source = await o.databases.getRow(sourceRef);
+  return o.databases.create(newName, {}, await pointInTimeSource(o, source, time));
 }

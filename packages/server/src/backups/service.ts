@@ -9,6 +9,8 @@ import { CcpError } from "../errors.js";
 import { Instances, type Lease, type Quiet } from "../runtime/instances.js";
 import { ChecksumMismatch, eachLimit, fsyncPath, listDataFiles, makeDirs, packFile, syncFilesystem, unpackFile, type ManifestFile } from "./files.js";
 import type { BackupStore } from "./store.js";
+import { backupArchive } from "./download.js";
+import type { Readable } from "node:stream";
 
 export type BackupKind = "manual" | "scheduled";
 
@@ -267,7 +269,7 @@ export class BackupService {
   }
 
   /** Settings for the first start of a restored data dir. */
-  #recoverySettings(walSourceId: string, target: { time?: Date }): Record<string, string> {
+  #recoverySettings(walSourceId: string, target: { time?: Date; lsn?: string }): Record<string, string> {
     const wal = this.#o.store.walDir(walSourceId);
     return {
       restore_command: `cp ${shellQuote(wal)}/%f %p`,
@@ -278,7 +280,9 @@ export class BackupService {
       // Postgres's own timestamp syntax: recovery_target_time refuses the ISO "T…Z" form.
       ...(target.time
         ? { recovery_target_time: target.time.toISOString().replace("T", " ").replace("Z", "+00"), recovery_target_inclusive: "true" }
-        : { recovery_target: "immediate" }),
+        : target.lsn
+          ? { recovery_target_lsn: target.lsn, recovery_target_inclusive: "true" }
+          : { recovery_target: "immediate" }),
     };
   }
 
@@ -423,11 +427,20 @@ export class BackupService {
     this.#o.store.removeAll(id);
   }
 
+  /** `ccp db backup download`: the backup as one tar stream that plain Postgres starts from (download.ts). */
+  async download(ref: string, backupId: string): Promise<{ backup: BackupView; stream: Readable }> {
+    const db = await this.#o.databases.getRow(ref);
+    const row = await this.#get(backupId, db.id);
+    const manifest = this.#manifest(db.id, row.id);
+    const files = path.join(this.#o.store.backupDir(db.id, row.id), "files");
+    return { backup: view(row), stream: backupArchive(manifest, files, this.#o.store.walDir(db.id), this.#o.store.listWal(db.id)) };
+  }
+
   // exposed for PITR (pitr.ts)
   unpack(databaseId: string, backupId: string, target: string): Promise<Manifest> {
     return this.#unpack(databaseId, backupId, target);
   }
-  recoverySettings(walSourceId: string, target: { time?: Date }): Record<string, string> {
+  recoverySettings(walSourceId: string, target: { time?: Date; lsn?: string }): Record<string, string> {
     return this.#recoverySettings(walSourceId, target);
   }
   async backupBefore(databaseId: string, time: Date): Promise<BackupView | undefined> {
@@ -435,6 +448,20 @@ export class BackupService {
       q.query<BackupRow>("SELECT * FROM ccp.backups WHERE database_id = $1 AND status = 'ready' AND finished_at <= $2 ORDER BY finished_at DESC LIMIT 1", [databaseId, time]),
     );
     return rows[0] ? view(rows[0]) : undefined;
+  }
+  /** The newest ready backup whose copy ends at or before `lsn` (a branch at an LSN starts from it). */
+  async backupBeforeLsn(databaseId: string, lsn: string): Promise<BackupView | undefined> {
+    const { rows } = await this.#o.catalog.tx((q) =>
+      q.query<BackupRow>("SELECT * FROM ccp.backups WHERE database_id = $1 AND status = 'ready' AND stop_lsn <= $2::pg_lsn ORDER BY stop_lsn DESC LIMIT 1", [databaseId, lsn]),
+    );
+    return rows[0] ? view(rows[0]) : undefined;
+  }
+  /** The start of the WAL a database's oldest ready backup needs: the earliest LSN a branch can be taken at. */
+  async oldestBackupStopLsn(databaseId: string): Promise<string | undefined> {
+    const { rows } = await this.#o.catalog.tx((q) =>
+      q.query<{ lsn: string }>("SELECT stop_lsn::text AS lsn FROM ccp.backups WHERE database_id = $1 AND status = 'ready' ORDER BY stop_lsn LIMIT 1", [databaseId]),
+    );
+    return rows[0]?.lsn;
   }
   async oldestBackup(databaseId: string): Promise<BackupView | undefined> {
     const { rows } = await this.#o.catalog.tx((q) => q.query<BackupRow>("SELECT * FROM ccp.backups WHERE database_id = $1 AND status = 'ready' ORDER BY finished_at LIMIT 1", [databaseId]));

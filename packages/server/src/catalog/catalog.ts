@@ -21,6 +21,14 @@ export interface DatabaseRow {
   readonly last_write_at: Date | null;
   readonly created_at: Date;
   readonly updated_at: Date;
+  /** Set on a branch: the database it was copied from (NULL once that one is destroyed). */
+  readonly parent_id: string | null;
+  /** When a branch's data was taken from its parent (the instant, for a branch at one). */
+  readonly branched_at: Date | null;
+  /** The parent's WAL position the branch's data ends at. */
+  readonly branch_lsn: string | null;
+  /** ccpd destroys the database at this time. */
+  readonly expires_at: Date | null;
 }
 
 export interface EventRow {
@@ -135,6 +143,12 @@ export class Catalog {
     if (id.includes("\0")) return undefined;
     const { rows } = await this.#pool.query<DatabaseRow>("SELECT * FROM ccp.databases WHERE id = $1", [id]);
     return rows[0];
+  }
+
+  /** Branches of a database (branches/service.ts), oldest first. */
+  async branchesOf(parentId: string): Promise<DatabaseRow[]> {
+    const { rows } = await this.#pool.query<DatabaseRow>("SELECT * FROM ccp.databases WHERE parent_id = $1 ORDER BY created_at, name", [parentId]);
+    return rows;
   }
 
   async setStatus(id: string, status: DatabaseStatus, lastError: string | null = null): Promise<void> {

@@ -96,4 +96,16 @@ export const CATALOG_MIGRATIONS: readonly string[] = [
     -- when a suspension last found WAL written since the wake (or the last backup)
     ADD COLUMN last_write_at  timestamptz;
   `,
+  `
+  -- Branches (branches/service.ts): a database copied from a parent at an instant.
+  -- parent_id is NULL for ordinary databases and for branches whose parent was
+  -- destroyed (they stay, standalone); expires_at: ccpd destroys it then.
+  ALTER TABLE ccp.databases
+    ADD COLUMN parent_id   text,
+    ADD COLUMN branched_at timestamptz,
+    ADD COLUMN branch_lsn  pg_lsn,
+    ADD COLUMN expires_at  timestamptz;
+  CREATE INDEX databases_by_parent ON ccp.databases (parent_id) WHERE parent_id IS NOT NULL;
+  CREATE INDEX databases_expiring ON ccp.databases (expires_at) WHERE expires_at IS NOT NULL;
+  `,
 ];

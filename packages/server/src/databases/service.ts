@@ -32,6 +32,14 @@ export interface DatabaseView {
   readonly last_error?: string;
   /** Postgres databases inside the instance (list and info; absent when the instance could not be asked). */
   readonly databases?: string[];
+  /** A branch's parent (branches/service.ts); absent for other databases. */
+  readonly parent_id?: string;
+  /** When a branch's data was taken from its parent. */
+  readonly branched_at?: string;
+  /** The parent's WAL position the branch's data was taken at. */
+  readonly branch_lsn?: string;
+  /** When ccpd destroys it by itself. */
+  readonly expires_at?: string;
 }
 
 /** `GET /v1/databases/:ref/status`: live figures are null while the instance is not running. */
@@ -73,6 +81,8 @@ export interface RestoreSource {
   readonly from?: string;
   populate(id: string): Promise<void>;
   readonly startOnce: { settings: Record<string, string>; timeoutMs: number };
+  /** Set for a branch: recorded with the intent, so the row says what it is from the start. */
+  readonly branch?: { readonly parentId: string; readonly expiresAt: Date | null; readonly branchedAt?: Date; readonly lsn?: string };
 }
 
 /** Optional part of a create: `ccp db provision NAME -U OWNER` (seed 003's rules apply to all three). */
@@ -158,6 +168,10 @@ export class DatabaseService {
       suspend_after: this.#suspendAfter(row),
       last_active_at: this.#lastActive(row),
       ...(row.last_error ? { last_error: row.last_error } : {}),
+      ...(row.parent_id ? { parent_id: row.parent_id } : {}),
+      ...(row.branched_at ? { branched_at: row.branched_at.toISOString() } : {}),
+      ...(row.branch_lsn ? { branch_lsn: row.branch_lsn } : {}),
+      ...(row.expires_at ? { expires_at: row.expires_at.toISOString() } : {}),
     };
   }
 
@@ -196,9 +210,22 @@ export class DatabaseService {
     try {
       opId = await catalog.tx(async (q) => {
         await q.query(
-          `INSERT INTO ccp.databases (id, name, status, runtime, pg_version, owner_role, database_name, token_hash, suspend_after)
-           VALUES ($1, $2, 'creating', $3, $4, $5, $6, $7, $8)`,
-          [id, name, instances.driverName, instances.pgVersion, role, TENANT_DATABASE, hashSecret(token), suspendAfter],
+          `INSERT INTO ccp.databases (id, name, status, runtime, pg_version, owner_role, database_name, token_hash, suspend_after, parent_id, expires_at, branched_at, branch_lsn)
+           VALUES ($1, $2, 'creating', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::pg_lsn)`,
+          [
+            id,
+            name,
+            instances.driverName,
+            instances.pgVersion,
+            role,
+            TENANT_DATABASE,
+            hashSecret(token),
+            suspendAfter,
+            restore?.branch?.parentId ?? null,
+            restore?.branch?.expiresAt ?? null,
+            restore?.branch?.branchedAt ?? null,
+            restore?.branch?.lsn ?? null,
+          ],
         );
         await q.query("INSERT INTO ccp.credentials (database_id, role, scram_verifier, password_sealed) VALUES ($1, $2, $3, $4)", [
           id,
@@ -365,9 +392,21 @@ export class DatabaseService {
     return this.#o.databaseUrl({ id: row.id, role: row.owner_role, password: unseal(this.#o.secret, sealed), database: row.database_name });
   }
 
-  /** Destroy: mark `destroying` with an operation row, stop, remove files, delete the row. */
-  async destroy(ref: string): Promise<DatabaseView> {
+  /**
+   * Destroy: mark `destroying` with an operation row, stop, remove files, delete the row.
+   * A parent with branches is refused (409, the branches named) unless `force`: then
+   * its branches stay, as standalone databases.
+   */
+  async destroy(ref: string, options: { force?: boolean } = {}): Promise<DatabaseView> {
     const row = await this.getRow(ref);
+    const branches = await this.#o.catalog.branchesOf(row.id);
+    if (branches.length > 0 && !options.force) {
+      const names = branches.map((b) => `${b.name} (${b.id})`).join(", ");
+      throw new CcpError("conflict", `Database ${row.id} has ${branches.length} branch${branches.length === 1 ? "" : "es"}: ${names}.`, {
+        hint: "Destroy the branches first, or destroy it anyway with force=true (`ccp db destroy` asks); its branches then stay as standalone databases.",
+        details: { branches: branches.map((b) => b.id) },
+      });
+    }
     if (this.#busy.has(row.id)) {
       throw new CcpError("conflict", `Database ${row.id} has an operation in progress.`, { hint: "Retry in a moment." });
     }
@@ -388,6 +427,7 @@ export class DatabaseService {
     await this.#o.instances.destroy(id);
     await this.#o.catalog.tx(async (q) => {
       await q.query("DELETE FROM ccp.databases WHERE id = $1", [id]);
+      await q.query("UPDATE ccp.databases SET parent_id = NULL, updated_at = now() WHERE parent_id = $1", [id]);
       await q.query("UPDATE ccp.operations SET state = 'done', finished_at = now() WHERE id = $1", [opId]);
     });
     this.#o.observer?.destroyed(id);

@@ -1,6 +1,7 @@
 import type { DatabaseView } from "@ccp/server/client-side";
 import type { ApiClient } from "../../api.js";
 import type { Output } from "../../output.js";
+import { branchTime } from "./branch.js";
 
 /** `ccp db info <id|name>`. */
 export async function getDatabase(api: ApiClient, ref: string): Promise<DatabaseView> {
@@ -29,6 +30,8 @@ export function printInfo(out: Output, d: DatabaseView, databaseUrl?: string): v
     ["Last active", d.last_active_at ?? out.style("dim", "never")],
     ["Suspends after", d.suspend_after === "never" ? "never" : `${d.suspend_after} idle`],
   ];
+  if (d.parent_id) rows.push(["Branch of", `${d.parent_id}${d.branched_at ? ` at ${branchTime(d.branched_at)}` : ""}${d.branch_lsn ? ` (LSN ${d.branch_lsn})` : ""}`]);
+  if (d.expires_at) rows.push(["Expires", `${branchTime(d.expires_at)} (ccpd destroys it then)`]);
   if (d.restarts > 0) rows.push(["Restarts", String(d.restarts)]);
   if (d.last_error) rows.push(["Last error", d.last_error]);
   if (databaseUrl !== undefined) rows.push(["DATABASE_URL", databaseUrl]);

@@ -1,6 +1,7 @@
 import type { DatabaseView } from "@ccp/server/client-side";
 import type { ApiClient } from "../../api.js";
 import type { Output } from "../../output.js";
+import { branchSummary } from "./branch.js";
 
 /** `ccp db list` / `ls`. */
 export async function listDatabases(api: ApiClient): Promise<DatabaseView[]> {
@@ -15,11 +16,14 @@ export function printList(out: Output, databases: readonly DatabaseView[]): void
   }
   const nameWidth = Math.max(...databases.map((d) => d.name.length));
   const statusWidth = Math.max(...databases.map((d) => d.status.length));
+  const names = new Map(databases.map((d) => [d.id, d.name]));
   for (const d of databases) {
     const status = d.status === "ready" ? out.style("green", d.status.padEnd(statusWidth)) : out.style("yellow", d.status.padEnd(statusWidth));
     out.line(`${out.style("dim", "•")} ${out.style("bold", d.name.padEnd(nameWidth))}  ${status}  ${d.id}`);
     const inside = d.databases ? ` · databases: ${d.databases.join(", ")}` : "";
     const active = d.last_active_at ? ` · last active ${d.last_active_at}` : "";
     out.line(`  ${out.style("dim", `${d.host} · owner ${d.user}${inside}${active}`)}`);
+    const branch = branchSummary(d, names);
+    if (branch) out.line(`  ${out.style("dim", branch)}`);
   }
 }

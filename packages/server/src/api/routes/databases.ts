@@ -20,6 +20,10 @@ export const databaseSchema = {
     last_active_at: { type: ["string", "null"], description: "Last request, session end, wake or start seen" },
     last_error: { type: "string" },
     databases: { type: "array", items: { type: "string" }, description: "Postgres databases inside the instance (when it could be asked)" },
+    parent_id: { type: "string", description: "Set on a branch: the database it was copied from" },
+    branched_at: { type: "string", format: "date-time", description: "When a branch's data was taken from its parent" },
+    branch_lsn: { type: "string", description: "The parent's WAL position a branch's data was taken at" },
+    expires_at: { type: "string", format: "date-time", description: "When ccpd destroys it by itself" },
   },
 } as const;
 
@@ -106,17 +110,18 @@ export function databaseRoutes(app: FastifyInstance, databases: DatabaseService)
     },
   );
 
-  app.delete<{ Params: { ref: string } }>(
+  app.delete<{ Params: { ref: string }; Querystring: { force?: boolean } }>(
     "/v1/databases/:ref",
     {
       schema: {
-        summary: "Destroy a database and all its data",
+        summary: "Destroy a database and all its data (a parent with branches: 409 unless force=true; its branches then stay, standalone)",
         tags: ["databases"],
         params: refParams,
+        querystring: { type: "object", additionalProperties: false, properties: { force: { type: "boolean", default: false } } },
         response: { 200: { type: "object", required: ["database"], properties: { database: databaseSchema } }, "4xx": errorSchema },
       },
     },
-    async (req) => ({ database: await databases.destroy(req.params.ref) }),
+    async (req) => ({ database: await databases.destroy(req.params.ref, { force: req.query.force }) }),
   );
 
   app.patch<{ Params: { ref: string }; Body: { suspend_after: string | null } }>(
