@@ -155,6 +155,11 @@ export class Catalog {
     await this.#pool.query("UPDATE ccp.databases SET status = $2, last_error = $3, updated_at = now() WHERE id = $1", [id, status, lastError]);
   }
 
+  /** Move a database from one status to another, only if it is still in the first (a wake racing a suspension). */
+  async setStatusIf(id: string, from: DatabaseStatus, to: DatabaseStatus): Promise<void> {
+    await this.#pool.query("UPDATE ccp.databases SET status = $3, updated_at = now() WHERE id = $1 AND status = $2", [id, from, to]);
+  }
+
   async recordRestart(id: string, detail: Record<string, unknown>): Promise<void> {
     await this.tx(async (q) => {
       await q.query("UPDATE ccp.databases SET restarts = restarts + 1, updated_at = now() WHERE id = $1", [id]);

@@ -293,10 +293,7 @@ export class Instances {
       // a.quiet stays what the suspension recorded: a clean restart keeps the next transaction id, and
       // its shutdown checkpoint is far below the noise threshold.
       a.bookkeeping = (async () => {
-        await this.#o.catalog.tx(async (q) => {
-          await q.query("UPDATE ccp.databases SET status = 'ready', updated_at = now() WHERE id = $1 AND status = 'suspended'", [id]);
-          await q.query("INSERT INTO ccp.instance_events (database_id, kind, detail) VALUES ($1, 'wake', $2)", [id, JSON.stringify({ ms })]);
-        });
+        await this.#o.catalog.setStatusIf(id, "suspended", "ready");
         this.events.emit("wake", { id, ms, waiters: entry.waiters });
       })().catch((err: Error) => this.#o.log.error(`recording the wake of ${id}: ${err.message}`));
     })().finally(() => this.#waking.delete(id));
@@ -413,14 +410,14 @@ export class Instances {
       return false;
     }
     a.quiet = quiet;
-    await this.#o.catalog.tx(async (q) => {
-      await q.query(
+    // The platform event ("suspended", "woken") and the metrics are the listeners' (observability).
+    await this.#o.catalog.tx((q) =>
+      q.query(
         `UPDATE ccp.databases SET status = 'suspended', last_active_at = $2, last_write_at = CASE WHEN $3 THEN now() ELSE last_write_at END, updated_at = now()
           WHERE id = $1 AND status = 'ready'`,
         [id, new Date(a.lastActive), wrote],
-      );
-      await q.query("INSERT INTO ccp.instance_events (database_id, kind, detail) VALUES ($1, 'suspend', $2)", [id, JSON.stringify({ reason, wal: archivedWal })]);
-    });
+      ),
+    );
     this.events.emit("suspend", { id, reason, ms: this.#now() - t0, archivedWal });
     return true;
   }
