@@ -93,6 +93,11 @@ export interface Database {
   /** Idle time before ccpd suspends it (5m, never). */
   suspend_after?: string;
   last_active_at?: string | null;
+  /** Set on a branch: the database it was copied from, when, at which WAL position, and when ccpd destroys it. */
+  parent_id?: string;
+  branched_at?: string;
+  branch_lsn?: string;
+  expires_at?: string;
 }
 
 export interface DatabaseStatus {
@@ -141,13 +146,21 @@ export const databasesApi = {
   status: (ref: string) => api<{ status: DatabaseStatus }>("GET", `/v1/databases/${enc(ref)}/status`).then((r) => r.status),
   create: (body: { name: string; owner?: string; password?: string; suspend_after?: string }) =>
     api<{ database: Database; token: string; password: string; database_url: string }>("POST", "/v1/databases", body),
-  destroy: (ref: string) => api<{ database: Database }>("DELETE", `/v1/databases/${enc(ref)}`),
+  /** force: destroy a parent even though it has branches (they stay, standalone); without it such a destroy answers 409. */
+  destroy: (ref: string, force = false) => api<{ database: Database }>("DELETE", `/v1/databases/${enc(ref)}${force ? "?force=true" : ""}`),
   suspend: (ref: string) => api<{ database: Database }>("POST", `/v1/databases/${enc(ref)}/suspend`),
   wake: (ref: string) => api<{ database: Database }>("POST", `/v1/databases/${enc(ref)}/wake`),
   rotateToken: (ref: string) => api<{ database: Database; token: string }>("POST", `/v1/databases/${enc(ref)}/token`),
   resetPassword: (ref: string, password: string) => api<{ database: Database; database_url: string }>("POST", `/v1/databases/${enc(ref)}/password`, { password }),
   sql: (ref: string, body: { sql: string; params?: unknown[]; database?: string; raw_text?: boolean }, signal?: AbortSignal) =>
     api<SqlResponse>("POST", `/v1/databases/${enc(ref)}/sql`, body, signal),
+};
+
+export const branchesApi = {
+  list: (ref: string) => api<{ databases: Database[] }>("GET", `/v1/databases/${enc(ref)}/branches`).then((r) => r.databases),
+  create: (ref: string, body: { name: string; at?: string; ttl?: string; expires_at?: string }) =>
+    api<{ database: Database; token: string; password: string; database_url: string }>("POST", `/v1/databases/${enc(ref)}/branches`, body),
+  reset: (ref: string) => api<{ database: Database }>("POST", `/v1/databases/${enc(ref)}/reset-from-parent`),
 };
 
 export const backupsApi = {

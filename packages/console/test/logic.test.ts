@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { branchBody, branchesFromConflict, branchesOf, branchOfLabel, localToRfc3339 } from "../src/lib/branches.js";
 import { columnsInScope } from "../src/lib/completion.js";
 import { csvField, toCsv, toJson, toJsonRows } from "../src/lib/csv.js";
-import { parsePrometheus, rates, readingOf } from "../src/lib/prometheus.js";
+import { lifecycleOf, parsePrometheus, rates, readingOf } from "../src/lib/prometheus.js";
 import { browseSql, quoteIdent, quoteLiteral, updateRowSql } from "../src/lib/sql-text.js";
 import { errorOffset, splitStatements, statementAt } from "../src/lib/statements.js";
 
@@ -130,5 +131,77 @@ describe("console: monitoring figures from ccpd's /metrics", () => {
     assert.deepEqual(rates(r1, r2), { tps: 10, cacheHitRate: 1 });
     assert.equal(readingOf(parsePrometheus(text), "db-2", 0).up, false);
     assert.deepEqual(rates(r2, { ...r2, at: 7_000, transactions: 3 }).tps, null, "a restart resets the counters: no negative rate");
+  });
+});
+
+describe("console: sleep and wake figures from ccpd's /metrics", () => {
+  it("counts wakes and suspends, the mean wake time and the bucket that holds the slowest", () => {
+    const text = [
+      "# TYPE ccpd_instance_wakes_total counter",
+      "ccpd_instance_wakes_total 3",
+      "ccpd_instance_suspends_total 4",
+      'ccpd_instance_wake_duration_seconds_bucket{le="0.1"} 0',
+      'ccpd_instance_wake_duration_seconds_bucket{le="0.5"} 2',
+      'ccpd_instance_wake_duration_seconds_bucket{le="1"} 3',
+      'ccpd_instance_wake_duration_seconds_bucket{le="+Inf"} 3',
+      "ccpd_instance_wake_duration_seconds_sum 1.5",
+      "ccpd_instance_wake_duration_seconds_count 3",
+    ].join("\n");
+    assert.deepEqual(lifecycleOf(parsePrometheus(text)), { wakes: 3, suspends: 4, meanWakeSeconds: 0.5, slowestWakeUnderSeconds: 1 });
+  });
+  it("has no wake time before the first wake, and none past the last finite bucket", () => {
+    assert.deepEqual(lifecycleOf(parsePrometheus("ccpd_instance_wake_duration_seconds_count 0\nccpd_instance_wake_duration_seconds_sum 0")), {
+      wakes: 0,
+      suspends: 0,
+      meanWakeSeconds: null,
+      slowestWakeUnderSeconds: null,
+    });
+    const slow = 'ccpd_instance_wake_duration_seconds_bucket{le="1"} 0\nccpd_instance_wake_duration_seconds_bucket{le="+Inf"} 1\nccpd_instance_wake_duration_seconds_count 1\nccpd_instance_wake_duration_seconds_sum 70';
+    assert.equal(lifecycleOf(parsePrometheus(slow)).slowestWakeUnderSeconds, null);
+  });
+});
+
+describe("console: branches", () => {
+  const form = { name: " pr-42 ", atMode: "now" as const, at: "", expiryMode: "none" as const, expiry: "" };
+  it("sends only the name for a branch from now without expiry", () => {
+    assert.deepEqual(branchBody(form), { name: "pr-42" });
+  });
+  it("sends an LSN as Postgres writes it and refuses what is not one", () => {
+    assert.deepEqual(branchBody({ ...form, atMode: "lsn", at: " 0/3000060a " }), { name: "pr-42", at: "0/3000060A" });
+    const bad = branchBody({ ...form, atMode: "lsn", at: "3000060" });
+    assert.ok("error" in bad && /not an LSN.*0\/3000060/.test(bad.error), JSON.stringify(bad));
+  });
+  it("turns the picker's local time into an RFC 3339 instant in UTC", () => {
+    const local = "2026-04-12T14:30:05";
+    const expected = new Date(2026, 3, 12, 14, 30, 5).toISOString();
+    assert.equal(localToRfc3339(local), expected);
+    assert.match(expected, /^2026-04-1\dT\d\d:30:05\.000Z$/);
+    assert.deepEqual(branchBody({ ...form, atMode: "time", at: local }), { name: "pr-42", at: expected });
+    assert.equal(localToRfc3339("yesterday"), undefined);
+    assert.ok("error" in branchBody({ ...form, atMode: "time", at: "" }));
+  });
+  it("sends a TTL or an expiry instant, and says how to write a TTL", () => {
+    assert.deepEqual(branchBody({ ...form, expiryMode: "ttl", expiry: "2h" }), { name: "pr-42", ttl: "2h" });
+    assert.deepEqual(branchBody({ ...form, expiryMode: "expires_at", expiry: "2026-04-13T09:00" }), { name: "pr-42", expires_at: new Date(2026, 3, 13, 9, 0).toISOString() });
+    for (const ttl of ["2 hours", "0h", "h", "-1d"]) {
+      const r = branchBody({ ...form, expiryMode: "ttl", expiry: ttl });
+      assert.ok("error" in r && r.error.includes("90s, 30m, 2h or 7d"), `${ttl}: ${JSON.stringify(r)}`);
+    }
+    assert.ok("error" in branchBody({ ...form, name: "  " }));
+  });
+  it("finds a parent's branches and names a branch's parent (its id once the parent is gone)", () => {
+    const list = [
+      { id: "db-1", name: "shop" },
+      { id: "db-2", name: "pr-1", parent_id: "db-1" },
+      { id: "db-3", name: "pr-2", parent_id: "db-1" },
+      { id: "db-4", name: "orphan", parent_id: "db-9" },
+    ];
+    assert.deepEqual(branchesOf(list, "db-1").map((d) => d.name), ["pr-1", "pr-2"]);
+    assert.deepEqual(branchesOf(list, "db-2"), []);
+    assert.equal(branchOfLabel(list[1] as (typeof list)[number], list), "branch of shop");
+    assert.equal(branchOfLabel(list[3] as (typeof list)[number], list), "branch of db-9");
+    assert.equal(branchOfLabel(list[0] as (typeof list)[number], list), undefined);
+    assert.deepEqual(branchesFromConflict({ code: "conflict", branches: ["db-3", "db-7", 5] }, list), ["pr-2", "db-7"]);
+    assert.deepEqual(branchesFromConflict({ code: "conflict" }, list), []);
   });
 });

@@ -60,3 +60,33 @@ export function rates(prev: Reading | undefined, cur: Reading): { tps: number | 
   const all = cur.blocksHit + cur.blocksRead;
   return { tps: (cur.transactions - prev.transactions) / seconds, cacheHitRate: total > 0 ? hit / total : all > 0 ? cur.blocksHit / all : null };
 }
+
+/** Sleep and wake since ccpd started (its counters are ccpd-wide, not per database). */
+export interface Lifecycle {
+  readonly wakes: number;
+  readonly suspends: number;
+  /** Mean time from a wake's start to accepting connections; null before the first wake. */
+  readonly meanWakeSeconds: number | null;
+  /** The slowest wake's histogram bucket bound ("under N s"); null before the first wake. */
+  readonly slowestWakeUnderSeconds: number | null;
+}
+
+export function lifecycleOf(samples: readonly Sample[]): Lifecycle {
+  const one = (name: string) => samples.filter((s) => s.name === name).reduce((n, s) => n + s.value, 0);
+  const wakes = one("ccpd_instance_wakes_total");
+  const count = one("ccpd_instance_wake_duration_seconds_count");
+  const sum = one("ccpd_instance_wake_duration_seconds_sum");
+  // Cumulative buckets: the slowest wake is under the smallest bound that holds them all.
+  const bounds = samples
+    .filter((s) => s.name === "ccpd_instance_wake_duration_seconds_bucket" && s.labels["le"] !== "+Inf" && s.labels["le"] !== undefined)
+    .map((s) => ({ le: Number(s.labels["le"]), n: s.value }))
+    .filter((b) => Number.isFinite(b.le))
+    .sort((a, b) => a.le - b.le);
+  const full = count > 0 ? bounds.find((b) => b.n >= count) : undefined;
+  return {
+    wakes,
+    suspends: one("ccpd_instance_suspends_total"),
+    meanWakeSeconds: count > 0 ? sum / count : null,
+    slowestWakeUnderSeconds: full ? full.le : null,
+  };
+}

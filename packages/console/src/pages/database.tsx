@@ -2,6 +2,7 @@ import { useCallback, useEffect, useState } from "preact/hooks";
 import { databasesApi, type Database, type DatabaseStatus } from "../api.js";
 import { Confirm, CopyButton, ErrorBox, formatBytes, formatTime, Link, Secret, Spinner, StatusBadge } from "../components/ui.js";
 import { BackupsPanel } from "./backups.js";
+import { BranchesPanel } from "./branches.js";
 import { MonitoringPanel } from "./monitoring.js";
 import { SqlEditor } from "./sql-editor.js";
 import { TablesPanel } from "./tables.js";
@@ -11,6 +12,7 @@ const TABS = [
   { id: "sql", label: "SQL editor" },
   { id: "tables", label: "Tables" },
   { id: "backups", label: "Backups" },
+  { id: "branches", label: "Branches" },
   { id: "monitoring", label: "Monitoring" },
 ] as const;
 
@@ -55,6 +57,7 @@ export function DatabasePage(props: { dbRef: string; tab: string }) {
       {db && tab.id === "sql" && <SqlEditor db={db} />}
       {db && tab.id === "tables" && <TablesPanel db={db} />}
       {db && tab.id === "backups" && <BackupsPanel db={db} onChange={load} />}
+      {db && tab.id === "branches" && <BranchesPanel db={db} onChange={load} />}
       {db && tab.id === "monitoring" && <MonitoringPanel db={db} />}
     </section>
   );
@@ -105,6 +108,17 @@ function Overview(props: { db: Database; onChange: () => Promise<void> }) {
         <dd>
           <code>{db.id}</code>
         </dd>
+        {db.parent_id && (
+          <>
+            <dt>Branch of</dt>
+            <dd data-testid="branch-of">
+              <ParentLink id={db.parent_id} /> at {formatTime(db.branched_at)}
+              {db.branch_lsn ? <span class="muted"> (LSN {db.branch_lsn})</span> : null}
+            </dd>
+            <dt>Expires</dt>
+            <dd>{db.expires_at ? formatTime(db.expires_at) : "never"}</dd>
+          </>
+        )}
       </dl>
       <div class="secret-block">
         {url ? (
@@ -226,4 +240,13 @@ function Overview(props: { db: Database; onChange: () => Promise<void> }) {
       )}
     </div>
   );
+}
+
+/** The parent's name, linked to its page (its id when it is gone). */
+function ParentLink(props: { id: string }) {
+  const [name, setName] = useState<string | undefined>();
+  useEffect(() => {
+    databasesApi.get(props.id).then((r) => setName(r.database.name), () => setName(undefined));
+  }, [props.id]);
+  return name ? <Link to={`/databases/${encodeURIComponent(name)}`}>{name}</Link> : <code>{props.id}</code>;
 }

@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useState } from "preact/hooks";
-import { databasesApi, type Database, type DatabaseStatus } from "../api.js";
-import { Confirm, ErrorBox, formatBytes, Link, Secret, Spinner, StatusBadge } from "../components/ui.js";
+import { ApiError, databasesApi, type Database, type DatabaseStatus } from "../api.js";
+import { Confirm, ErrorBox, formatBytes, formatTime, Link, Secret, Spinner, StatusBadge } from "../components/ui.js";
+import { branchesFromConflict, branchesOf, branchOfLabel } from "../lib/branches.js";
 
 interface Row {
   db: Database;
@@ -12,6 +13,13 @@ export function DatabasesPage() {
   const [error, setError] = useState<unknown>();
   const [creating, setCreating] = useState(false);
   const [destroying, setDestroying] = useState<Database | undefined>();
+  /** The branches the destroy dialog named (from the list, or from the server's 409): only then is the destroy forced. */
+  const [destroyBranches, setDestroyBranches] = useState<string[]>([]);
+  const all = rows?.map((r) => r.db) ?? [];
+  const askDestroy = (db: Database) => {
+    setDestroyBranches(branchesOf(all, db.id).map((b) => b.name));
+    setDestroying(db);
+  };
   const [created, setCreated] = useState<{ name: string; token: string; database_url: string } | undefined>();
 
   const load = useCallback(async () => {
@@ -95,6 +103,12 @@ export function DatabasesPage() {
                   <td>
                     <Link to={`/databases/${db.name}`}>{db.name}</Link>
                     <div class="muted mono small-text">{db.id}</div>
+                    {db.parent_id && (
+                      <div class="muted small-text" data-testid="branch-of">
+                        {branchOfLabel(db, all)}
+                        {db.expires_at ? `, expires ${formatTime(db.expires_at)}` : ""}
+                      </div>
+                    )}
                   </td>
                   <td data-label="Status">
                     <StatusBadge status={db.status} />
@@ -118,7 +132,7 @@ export function DatabasesPage() {
                         {db.status === "ready" ? "Suspend" : "Wake"}
                       </button>
                     )}
-                    <button type="button" class="small danger-outline" onClick={() => setDestroying(db)} aria-label={`Destroy ${db.name}`}>
+                    <button type="button" class="small danger-outline" onClick={() => askDestroy(db)} aria-label={`Destroy ${db.name}`}>
                       Destroy
                     </button>
                   </td>
@@ -135,12 +149,25 @@ export function DatabasesPage() {
           danger
           confirmText={destroying.name}
           onConfirm={async () => {
-            await databasesApi.destroy(destroying.id);
+            try {
+              await databasesApi.destroy(destroying.id, destroyBranches.length > 0);
+            } catch (err) {
+              // A branch made since the list was read: name it, and destroy only on a second, informed confirmation.
+              const named = err instanceof ApiError && err.status === 409 ? branchesFromConflict(err.body, all) : [];
+              if (named.length > 0) setDestroyBranches(named);
+              throw err;
+            }
             await load();
           }}
           onClose={() => setDestroying(undefined)}
         >
           <p>This stops its Postgres server and deletes all its data. Its backups go with it.</p>
+          {destroyBranches.length > 0 && (
+            <p data-testid="destroy-branches">
+              It has {destroyBranches.length === 1 ? "a branch" : `${destroyBranches.length} branches`}: <strong>{destroyBranches.join(", ")}</strong>. They are not
+              destroyed: they stay, as standalone databases.
+            </p>
+          )}
         </Confirm>
       )}
     </section>

@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
 import { metricsText, observabilityApi, type Database, type Insight, type LogEntry } from "../api.js";
 import { ErrorBox, formatBytes, Spinner } from "../components/ui.js";
-import { parsePrometheus, rates, readingOf, type Reading } from "../lib/prometheus.js";
+import { lifecycleOf, parsePrometheus, rates, readingOf, type Lifecycle, type Reading } from "../lib/prometheus.js";
 
 const EVERY_MS = 5_000;
 const KEEP = 60;
@@ -12,6 +12,7 @@ interface Point {
   tps: number | null;
   cacheHitRate: number | null;
   sizeBytes: number;
+  lifecycle: Lifecycle;
 }
 
 /** A small line chart of the points read since the panel opened. */
@@ -48,10 +49,12 @@ export function MonitoringPanel(props: { db: Database }) {
           setMetricsOff(true);
           return;
         }
-        const reading = readingOf(parsePrometheus(text), db.id, Date.now());
+        const samples = parsePrometheus(text);
+        const reading = readingOf(samples, db.id, Date.now());
         const r = rates(last.current, reading);
         last.current = reading;
-        setPoints((p) => [...p, { at: reading.at, connections: reading.connections, sizeBytes: reading.sizeBytes, ...r }].slice(-KEEP));
+        const lifecycle = lifecycleOf(samples);
+        setPoints((p) => [...p, { at: reading.at, connections: reading.connections, sizeBytes: reading.sizeBytes, lifecycle, ...r }].slice(-KEEP));
         setError(undefined);
       } catch (err) {
         if (!stopped) setError(err);
@@ -90,6 +93,18 @@ export function MonitoringPanel(props: { db: Database }) {
             {figure("Transactions/s", cur.tps === null ? "—" : cur.tps.toFixed(1), points.map((p) => p.tps))}
             {figure("Cache hit rate", cur.cacheHitRate === null ? "—" : `${(cur.cacheHitRate * 100).toFixed(1)} %`, points.map((p) => p.cacheHitRate))}
             {figure("Size", formatBytes(cur.sizeBytes), points.map((p) => p.sizeBytes))}
+          </div>
+          <h3>Sleep and wake (all databases, since ccpd started)</h3>
+          <div class="figures">
+            {figure("Wakes", String(cur.lifecycle.wakes), points.map((p) => p.lifecycle.wakes))}
+            {figure("Suspends", String(cur.lifecycle.suspends), points.map((p) => p.lifecycle.suspends))}
+            {figure(
+              "Wake time",
+              cur.lifecycle.meanWakeSeconds === null
+                ? "—"
+                : `${cur.lifecycle.meanWakeSeconds.toFixed(2)} s mean${cur.lifecycle.slowestWakeUnderSeconds === null ? "" : `, all under ${cur.lifecycle.slowestWakeUnderSeconds} s`}`,
+              points.map((p) => p.lifecycle.meanWakeSeconds),
+            )}
           </div>
           <p class="muted small-text">Read from ccpd's /metrics every {EVERY_MS / 1000} s while this page is open (ccpd refreshes a database's figures at most every 5 s).</p>
         </>
