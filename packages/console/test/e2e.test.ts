@@ -303,8 +303,52 @@ describe("web console in Chromium against a real ccpd", { timeout: 240_000 }, ()
     assert.match(await page.getByTestId("figure-Size").innerText(), /\d+(\.\d)? (KiB|MiB|GiB)/);
     await page.getByTestId("insights").getByText("items").first().waitFor(); // the console's own statements on items
     await page.getByTestId("log").waitFor();
+    // shop was woken by the test before: ccpd's wake counter shows it.
+    assert.match(await page.getByTestId("figure-Wakes").innerText(), /\b[1-9]\d*\b/);
+    await page.getByTestId("figure-Wake time").getByText(/s mean/).waitFor();
     await atWidth(1280, "monitoring");
     await atWidth(390, "monitoring");
+  });
+
+  it("creates a branch, lists it with its parent, queries the parent's rows on it, resets it, and names it when the parent is destroyed", async () => {
+    await page.getByRole("link", { name: "Branches" }).click();
+    await page.getByText("No branches yet.").waitFor();
+    await page.getByLabel("Branch name").fill("shop-pr");
+    await page.getByRole("combobox", { name: "Expires" }).selectOption("ttl");
+    await page.getByRole("textbox", { name: "Lifetime" }).fill("2h");
+    await page.getByRole("button", { name: "Create branch" }).click();
+    await page.getByTestId("branch-token").waitFor({ timeout: 60_000 });
+    await page.getByTestId("branches").getByRole("link", { name: "shop-pr" }).waitFor();
+    await atWidth(1280, "branches");
+    await atWidth(390, "branches");
+    await page.getByRole("link", { name: "Databases", exact: true }).first().click();
+    const row = page.getByRole("row").filter({ hasText: "shop-pr" });
+    assert.match(await row.getByTestId("branch-of").innerText(), /^branch of shop, expires /);
+    await row.getByRole("link", { name: "SQL" }).click();
+    await page.getByRole("heading", { name: "Databases / shop-pr" }).waitFor();
+    await typeSql("SELECT count(*)::int AS n FROM items");
+    await page.keyboard.press("ControlOrMeta+Enter");
+    await page.getByTestId("result-grid").locator("tbody td").filter({ hasText: /^4$/ }).waitFor();
+    // The parent moves on; a reset gives the branch the parent's current data.
+    await adminSql("INSERT INTO items VALUES (5, 'kiwi', 1)");
+    await page.getByRole("link", { name: "Branches" }).click();
+    await page.getByText("Branch of").first().waitFor();
+    await page.getByRole("button", { name: "Reset from parent…" }).click();
+    const dialog = page.getByRole("dialog");
+    await dialog.getByText("shop's current data").waitFor();
+    await dialog.getByLabel("Confirmation").fill("shop-pr");
+    await dialog.getByRole("button", { name: "Reset branch" }).click();
+    await page.getByText("shop-pr now holds shop's current data.").waitFor({ timeout: 60_000 });
+    await page.getByRole("link", { name: "SQL editor" }).click();
+    await typeSql("SELECT count(*)::int AS n FROM items");
+    await page.keyboard.press("ControlOrMeta+Enter");
+    await page.getByTestId("result-grid").locator("tbody td").filter({ hasText: /^5$/ }).waitFor();
+    // Destroying the parent names its branch; cancelled here, so nothing is destroyed.
+    await page.getByRole("link", { name: "Databases", exact: true }).first().click();
+    await page.getByRole("button", { name: "Destroy shop", exact: true }).click();
+    assert.match(await page.getByTestId("destroy-branches").innerText(), /It has a branch: shop-pr\./);
+    await page.getByRole("dialog").getByRole("button", { name: "Cancel" }).click();
+    assert.deepEqual(await adminSql("SELECT count(*)::int FROM items"), [[5]]);
   });
 
   it("signs out; the pages and the old cookie are refused afterwards", async () => {
