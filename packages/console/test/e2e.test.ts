@@ -343,12 +343,20 @@ describe("web console in Chromium against a real ccpd", { timeout: 240_000 }, ()
     await typeSql("SELECT count(*)::int AS n FROM items");
     await page.keyboard.press("ControlOrMeta+Enter");
     await page.getByTestId("result-grid").locator("tbody td").filter({ hasText: /^5$/ }).waitFor();
-    // Destroying the parent names its branch; cancelled here, so nothing is destroyed.
+    // Destroying the parent names its branch and, once confirmed, destroys it with force (the API answers 409 without); the branch stays.
     await page.getByRole("link", { name: "Databases", exact: true }).first().click();
     await page.getByRole("button", { name: "Destroy shop", exact: true }).click();
     assert.match(await page.getByTestId("destroy-branches").innerText(), /It has a branch: shop-pr\./);
-    await page.getByRole("dialog").getByRole("button", { name: "Cancel" }).click();
-    assert.deepEqual(await adminSql("SELECT count(*)::int FROM items"), [[5]]);
+    const shopRow = page.getByRole("row").filter({ has: page.getByRole("link", { name: "shop", exact: true }) });
+    assert.equal(await shopRow.count(), 1);
+    const confirm = page.getByRole("dialog");
+    await confirm.getByLabel("Confirmation").fill("shop");
+    await confirm.getByRole("button", { name: "Destroy database" }).click();
+    await shopRow.waitFor({ state: "detached", timeout: 30_000 });
+    const get = (ref: string) => fetch(`${server.url}/v1/databases/${ref}`, { headers: { authorization: `Bearer ${adminKey}` } }).then((r) => r.status);
+    assert.equal(await get("shop"), 404);
+    assert.equal(await get("shop-pr"), 200);
+    await page.getByRole("row").filter({ hasText: "shop-pr" }).waitFor();
   });
 
   it("signs out; the pages and the old cookie are refused afterwards", async () => {
