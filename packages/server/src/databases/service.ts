@@ -9,7 +9,6 @@ import { seal, unseal } from "../secrets.js";
 import { makeVerifier } from "../wire/scram.js";
 import { installOwnerRole, validatePassword, validateProvision } from "./roles.js";
 import type { Headline } from "../observability/database-metrics.js";
-import { installInsights } from "../observability/insights.js";
 import { lastBackupAt, liveStatus, tenantDatabases, type LiveStatus } from "./status.js";
 import type { Logger } from "../logger.js";
 
@@ -252,8 +251,9 @@ export class DatabaseService {
       } else {
         // A pre-started server when the pool has one: only what is this database's own is installed.
         const endpoint = await instances.create(id);
+        // pg_stat_statements collects from the first start (preloaded); its view is created on the first
+        // insights call, off the create path, where it cost a connection and a CREATE EXTENSION (~40 ms).
         await installOwnerRole(endpoint, role);
-        await installInsights(endpoint);
       }
       await catalog.tx(async (q) => {
         await q.query("UPDATE ccp.databases SET status = 'ready', updated_at = now() WHERE id = $1", [id]);

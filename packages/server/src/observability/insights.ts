@@ -47,10 +47,6 @@ function notLoaded(cause: unknown): CcpError {
   });
 }
 
-/** At create (and on first use for older databases). */
-export async function installInsights(endpoint: InstanceEndpoint): Promise<void> {
-  await withAdmin(endpoint, "postgres", ensureExtension);
-}
 
 export async function statementInsights(endpoint: InstanceEndpoint, sort: InsightSort, limit: number): Promise<StatementInsight[]> {
   return withAdmin(endpoint, "postgres", async (client) => {
