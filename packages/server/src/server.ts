@@ -191,7 +191,7 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
       headline: (row) => obs.headline(row),
     });
     const backups = new BackupService({ catalog, instances, store, databases, log, observer: obs.backupObserver() });
-    const branches = new BranchService({ catalog, instances, store, databases, backups, log, retentionDays: config.backups.retentionDays });
+    const branches = new BranchService({ catalog, instances, databases, backups, log, retentionDays: config.backups.retentionDays });
     // Before databases.reconcile(): an interrupted restore or branch reset must get its previous data back before the instance starts.
     await backups.reconcile();
     await branches.reconcile();

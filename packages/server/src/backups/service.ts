@@ -423,8 +423,18 @@ export class BackupService {
 
   /** Remove everything stored for a destroyed database. */
   async forgetDatabase(id: string): Promise<void> {
-    await this.#o.catalog.tx((q) => q.query("DELETE FROM ccp.backups WHERE database_id = $1", [id]));
+    await this.#o.catalog.deleteBackupsOf(id);
     this.#o.store.removeAll(id);
+  }
+
+  /**
+   * Remove a database's backups and archived WAL but keep its archive directory
+   * (its server archives into it): a branch reset to its parent, whose old
+   * history belongs to another timeline.
+   */
+  async forgetHistory(id: string): Promise<void> {
+    for (const backupId of await this.#o.catalog.deleteBackupsOf(id)) this.#o.store.removeBackup(id, backupId);
+    this.#o.store.removeWal(id, this.#o.store.listWal(id));
   }
 
   /** `ccp db backup download`: the backup as one tar stream that plain Postgres starts from (download.ts). */

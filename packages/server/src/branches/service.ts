@@ -2,7 +2,6 @@ import { existsSync, renameSync, rmSync } from "node:fs";
 import { withAdmin } from "../databases/admin-connection.js";
 import { archiveWalNow, backupSource, parseRfc3339, pointInTimeSource } from "../backups/pitr.js";
 import type { BackupService } from "../backups/service.js";
-import type { BackupStore } from "../backups/store.js";
 import { beginOperation, type Catalog, type DatabaseRow } from "../catalog/catalog.js";
 import type { CreatedDatabase, DatabaseService, DatabaseView, RestoreSource } from "../databases/service.js";
 import { CcpError } from "../errors.js";
@@ -14,7 +13,6 @@ import { copyAtRest, copyRunning, type CopyPoint } from "./copy.js";
 export interface BranchServiceOptions {
   readonly catalog: Catalog;
   readonly instances: Instances;
-  readonly store: BackupStore;
   readonly databases: DatabaseService;
   readonly backups: BackupService;
   readonly log: Logger;
@@ -146,9 +144,7 @@ export class BranchService {
   }
 
   async #recordOrigin(id: string, at: Date | null, lsn: string | null): Promise<void> {
-    await this.#o.catalog.tx((q) =>
-      q.query("UPDATE ccp.databases SET branched_at = $2, branch_lsn = $3::pg_lsn, updated_at = now() WHERE id = $1", [id, at, lsn || null]),
-    );
+    await this.#o.catalog.setBranchOrigin(id, at, lsn);
   }
 
   /**
@@ -273,7 +269,7 @@ export class BranchService {
       renameSync(dataDir, old);
       renameSync(staged, dataDir);
       // The new data continues the parent's history: the branch's own archive would clash with it.
-      await this.#forgetHistory(row.id);
+      await this.#o.backups.forgetHistory(row.id);
       try {
         await instances.start(row.id, this.#firstStart(parent, copied.how));
       } catch (err) {
@@ -299,20 +295,11 @@ export class BranchService {
     }
   }
 
-  /** Remove a branch's backups and archived WAL (the archive directory itself stays: its server archives into it). */
-  async #forgetHistory(id: string): Promise<void> {
-    const { rows } = await this.#o.catalog.tx((q) => q.query<{ id: string }>("DELETE FROM ccp.backups WHERE database_id = $1 RETURNING id", [id]));
-    for (const b of rows) this.#o.store.removeBackup(id, b.id);
-    this.#o.store.removeWal(id, this.#o.store.listWal(id));
-  }
 
   /** Destroy every database whose expiry has passed; returns their ids. */
   async sweep(now = this.#now()): Promise<string[]> {
-    const { rows } = await this.#o.catalog.tx((q) =>
-      q.query<{ id: string }>("SELECT id FROM ccp.databases WHERE expires_at <= $1 AND status NOT IN ('creating', 'destroying') ORDER BY expires_at", [now]),
-    );
     const gone: string[] = [];
-    for (const { id } of rows) {
+    for (const id of await this.#o.catalog.expiredDatabases(now)) {
       try {
         // Its own branches stay, standalone, as with any forced destroy.
         await this.#o.databases.destroy(id, { force: true });

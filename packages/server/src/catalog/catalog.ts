@@ -177,6 +177,48 @@ export class Catalog {
 
   // --- platform events (ccp db logs) ---
 
+  /** Mark a database suspended, only if it is still ready (a wake racing a suspension). */
+  async markSuspended(id: string, lastActive: Date, wrote: boolean): Promise<void> {
+    await this.#pool.query(
+      `UPDATE ccp.databases SET status = 'suspended', last_active_at = $2, last_write_at = CASE WHEN $3 THEN now() ELSE last_write_at END, updated_at = now()
+        WHERE id = $1 AND status = 'ready'`,
+      [id, lastActive, wrote],
+    );
+  }
+
+  /** The ready databases of a runtime with their own suspend timeout (null: the server's default), for autosuspend. */
+  async suspendTimeouts(runtime: string): Promise<{ id: string; suspend_after: string | null }[]> {
+    const { rows } = await this.#pool.query<{ id: string; suspend_after: string | null }>(
+      "SELECT id, suspend_after FROM ccp.databases WHERE status = 'ready' AND runtime = $1",
+      [runtime],
+    );
+    return rows;
+  }
+
+  async setSuspendAfter(id: string, value: string | null): Promise<void> {
+    await this.#pool.query("UPDATE ccp.databases SET suspend_after = $2, updated_at = now() WHERE id = $1", [id, value]);
+  }
+
+  /** Where a branch was taken from its parent: an instant, an LSN, or both. */
+  async setBranchOrigin(id: string, at: Date | null, lsn: string | null): Promise<void> {
+    await this.#pool.query("UPDATE ccp.databases SET branched_at = $2, branch_lsn = $3::pg_lsn, updated_at = now() WHERE id = $1", [id, at, lsn || null]);
+  }
+
+  /** Databases whose expiry has passed (and that are not being created or destroyed), oldest expiry first. */
+  async expiredDatabases(now: Date): Promise<string[]> {
+    const { rows } = await this.#pool.query<{ id: string }>(
+      "SELECT id FROM ccp.databases WHERE expires_at <= $1 AND status NOT IN ('creating', 'destroying') ORDER BY expires_at",
+      [now],
+    );
+    return rows.map((r) => r.id);
+  }
+
+  /** Delete every backup row of a database; returns their ids (their files are the store's). */
+  async deleteBackupsOf(databaseId: string): Promise<string[]> {
+    const { rows } = await this.#pool.query<{ id: string }>("DELETE FROM ccp.backups WHERE database_id = $1 RETURNING id", [databaseId]);
+    return rows.map((r) => r.id);
+  }
+
   /** Record a platform event of a database; `detail` must never hold a secret. */
   async recordEvent(id: string, kind: string, detail: Record<string, unknown> = {}): Promise<void> {
     await this.#pool.query("INSERT INTO ccp.instance_events (database_id, kind, detail) VALUES ($1, $2, $3)", [id, kind, JSON.stringify(detail)]);

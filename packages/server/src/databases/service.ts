@@ -438,7 +438,7 @@ export class DatabaseService {
   async setSuspendAfter(ref: string, input: unknown): Promise<DatabaseView> {
     const value = input === null ? null : formatDuration(parseSuspendAfter(input));
     const row = await this.getRow(ref);
-    await this.#o.catalog.tx((q) => q.query("UPDATE ccp.databases SET suspend_after = $2, updated_at = now() WHERE id = $1", [row.id, value]));
+    await this.#o.catalog.setSuspendAfter(row.id, value);
     return this.view(await this.getRow(row.id));
   }
 

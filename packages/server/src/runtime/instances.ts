@@ -411,13 +411,7 @@ export class Instances {
     }
     a.quiet = quiet;
     // The platform event ("suspended", "woken") and the metrics are the listeners' (observability).
-    await this.#o.catalog.tx((q) =>
-      q.query(
-        `UPDATE ccp.databases SET status = 'suspended', last_active_at = $2, last_write_at = CASE WHEN $3 THEN now() ELSE last_write_at END, updated_at = now()
-          WHERE id = $1 AND status = 'ready'`,
-        [id, new Date(a.lastActive), wrote],
-      ),
-    );
+    await this.#o.catalog.markSuspended(id, new Date(a.lastActive), wrote);
     this.events.emit("suspend", { id, reason, ms: this.#now() - t0, archivedWal });
     return true;
   }
@@ -444,9 +438,7 @@ export class Instances {
 
   /** One autosuspend pass; returns the delay until the next one. */
   async tick(): Promise<number> {
-    const { rows } = await this.#o.catalog.tx((q) =>
-      q.query<{ id: string; suspend_after: string | null }>("SELECT id, suspend_after FROM ccp.databases WHERE status = 'ready' AND runtime = $1", [this.#o.driver.name]),
-    );
+    const rows = await this.#o.catalog.suspendTimeouts(this.#o.driver.name);
     let shortest = Math.min(60_000, this.#o.suspendAfterMs ?? 60_000);
     for (const row of rows) {
       if (this.#closed) break;
