@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import type { BranchInput, BranchService } from "../../branches/service.js";
 import { errorSchema } from "../../errors.js";
-import { databaseSchema, refParams } from "./databases.js";
+import { createdSchema, databaseSchema, refParams } from "./databases.js";
 
 const list = { type: "object", required: ["databases"], properties: { databases: { type: "array", items: databaseSchema } } } as const;
 
@@ -25,16 +25,7 @@ export function branchRoutes(app: FastifyInstance, branches: BranchService): voi
           },
         },
         response: {
-          201: {
-            type: "object",
-            required: ["database", "token", "password", "database_url"],
-            properties: {
-              database: databaseSchema,
-              token: { type: "string", description: "HTTP token; shown only here" },
-              password: { type: "string", description: "Wire-protocol password of the owner role" },
-              database_url: { type: "string" },
-            },
-          },
+          201: createdSchema,
           "4xx": errorSchema,
         },
       },

@@ -27,6 +27,18 @@ export const databaseSchema = {
   },
 } as const;
 
+/** What a create answers (a new database, a branch): its credentials, shown only here. */
+export const createdSchema = {
+  type: "object",
+  required: ["database", "token", "password", "database_url"],
+  properties: {
+    database: databaseSchema,
+    token: { type: "string", description: "HTTP token; shown only here" },
+    password: { type: "string", description: "Wire-protocol password of the owner role" },
+    database_url: { type: "string", description: "postgresql:// URL through ccpd's wire endpoint" },
+  },
+} as const;
+
 const suspendAfterField = {
   type: "string",
   description: "Idle time before the database is suspended: 30s, 5m, 2h, 1d, or never (default: the server's --suspend-after)",
@@ -57,16 +69,7 @@ export function databaseRoutes(app: FastifyInstance, databases: DatabaseService)
           },
         },
         response: {
-          201: {
-            type: "object",
-            required: ["database", "token", "password", "database_url"],
-            properties: {
-              database: databaseSchema,
-              token: { type: "string", description: "HTTP token; shown only here" },
-              password: { type: "string", description: "Wire-protocol password of the owner role" },
-              database_url: { type: "string", description: "postgresql:// URL through ccpd's wire endpoint" },
-            },
-          },
+          201: createdSchema,
           "4xx": errorSchema,
         },
       },
