@@ -68,6 +68,47 @@ export interface InstanceStorage {
   readonly owner: FileOwner | undefined;
 }
 
+/**
+ * Resource limits of one instance (#15). An absent field is unlimited. The driver
+ * enforces them with whatever the host has (cgroup v2 or v1, a filesystem image)
+ * and derives the instance's Postgres settings from them (runtime/limits.ts).
+ */
+export interface InstanceLimits {
+  /** Hard memory limit in bytes; a soft limit (reclaimed first) is set below it. */
+  readonly memoryBytes?: number;
+  /** CPU quota in cores (0.5: half of one core). */
+  readonly cpu?: number;
+  /** Storage for data and WAL, in bytes. */
+  readonly storageBytes?: number;
+  /** Client connections the tenant may hold at once. */
+  readonly connections?: number;
+  /** Processes (postmaster, backends, workers). */
+  readonly pids?: number;
+  /** Read and write bandwidth in bytes/s (cgroup v2 only). */
+  readonly ioBytesPerSec?: number;
+}
+
+/** What an instance uses now, as the enforcement mechanism counts it (absent: not measurable here). */
+export interface InstanceUsage {
+  readonly memoryBytes?: number;
+  readonly cpuSeconds?: number;
+  readonly pids?: number;
+  readonly storageBytes?: number;
+}
+
+/** Which limits a change applied at once and which take effect at the instance's next start. */
+export interface LimitsApplied {
+  readonly live: readonly (keyof InstanceLimits)[];
+  readonly nextStart: readonly (keyof InstanceLimits)[];
+}
+
+/** One isolation mechanism and whether it is in force on this host, with why not. */
+export interface IsolationFeature {
+  readonly name: string;
+  readonly enforced: boolean;
+  readonly detail: string;
+}
+
 export interface StartOptions {
   /** Settings for this start only (recovery from a backup). */
   readonly settings?: Record<string, string>;
@@ -85,7 +126,13 @@ export interface RuntimeDriver {
    * hands one over already running (then `start` returns at once); it never carried
    * another database.
    */
-  create(id: string): Promise<void>;
+  create(id: string, limits?: InstanceLimits): Promise<void>;
+  /** Record an instance's limits (kept across ccpd restarts) and apply what the kernel allows live. */
+  setLimits(id: string, limits: InstanceLimits): Promise<LimitsApplied>;
+  /** Current usage against the limits. */
+  usage(id: string): Promise<InstanceUsage>;
+  /** The isolation in force for this driver's instances on this host (what is not, and why). */
+  isolation(): readonly IsolationFeature[];
   /** Start the instance (or adopt/replace a stale server) and wait until it accepts connections. */
   start(id: string, once?: StartOptions): Promise<InstanceEndpoint>;
   /**

@@ -5,7 +5,7 @@ import { ADMIN_APPLICATION_NAME, withAdmin } from "../databases/admin-connection
 import { CcpError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { formatDuration, parseSuspendAfter } from "./suspend-after.js";
-import type { InstanceEndpoint, InstanceState, InstanceStorage, RestartEvent, RuntimeDriver, StartOptions } from "./driver.js";
+import type { InstanceEndpoint, InstanceLimits, InstanceState, InstanceStorage, RestartEvent, RuntimeDriver, StartOptions } from "./driver.js";
 
 /**
  * The one way callers (gateway, wire endpoint, databases, backups, status) reach
@@ -141,8 +141,8 @@ export class Instances {
     return this.#o.driver.list();
   }
   /** Provision and start a new instance (a pre-started one when the driver has it). */
-  async create(id: string): Promise<InstanceEndpoint> {
-    await this.#o.driver.create(id);
+  async create(id: string, limits?: InstanceLimits): Promise<InstanceEndpoint> {
+    await this.#o.driver.create(id, limits);
     return this.start(id);
   }
   async start(id: string, once?: StartOptions): Promise<InstanceEndpoint> {

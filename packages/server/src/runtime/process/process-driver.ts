@@ -1,9 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { appendFileSync, chownSync, existsSync, lstatSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { appendFileSync, chownSync, existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { DriverEvents, InstanceEndpoint, InstanceState, InstanceStorage, RuntimeDriver, StartOptions } from "../driver.js";
+import type { DriverEvents, InstanceEndpoint, InstanceLimits, InstanceState, InstanceStorage, InstanceUsage, IsolationFeature, LimitsApplied, RuntimeDriver, StartOptions } from "../driver.js";
+import { postgresSettingsFor } from "../limits.js";
 import type { PgBinaries } from "./binaries.js";
 import { copyTree, makeDir } from "./fs-util.js";
 import { PostgresServer, SOCKET_PORT } from "./postgres-server.js";
@@ -49,6 +50,8 @@ const ID_DIR = /^db-[0-9a-f]{12}$/;
 const SUSPENDED_MARKER = "suspended";
 /** A claimed pre-started server's own settings, included by its postgresql.conf. */
 const INSTANCE_CONF = "ccp-instance.conf";
+/** An instance's limits, kept in its folder so later starts (after a ccpd restart too) apply them. */
+const LIMITS_FILE = "limits.json";
 
 interface PooledServer {
   readonly root: string;
@@ -228,7 +231,7 @@ export class ProcessDriver implements RuntimeDriver {
     let server = this.#servers.get(id);
     if (!server) {
       const p = this.#paths(id);
-      server = new PostgresServer(this.#serverOptions(p.data, p.run, p.log, { log_directory: p.logDir, ...this.#archiveSettings(id) }));
+      server = new PostgresServer(this.#serverOptions(p.data, p.run, p.log, { log_directory: p.logDir, ...this.#archiveSettings(id), ...postgresSettingsFor(this.limits(id)) }));
       this.#watch(id, server);
       this.#servers.set(id, server);
     }
@@ -295,9 +298,15 @@ export class ProcessDriver implements RuntimeDriver {
    * database's archive target, without a restart), else a spare copy of the
    * template, else a fresh copy.
    */
-  async create(id: string): Promise<void> {
+  async create(id: string, limits: InstanceLimits = {}): Promise<void> {
     const p = this.#paths(id);
     if (existsSync(p.root)) throw new Error(`Instance directory already exists: ${p.root}`);
+    // A pre-started server runs with the pool's settings: only an instance without limits that change them may take one.
+    if (Object.keys(postgresSettingsFor(limits)).length > 0) {
+      await this.#createFromCopy(id);
+      this.#writeLimits(id, limits);
+      return;
+    }
     for (let pooled = this.#pool.shift(); pooled; pooled = this.#pool.shift()) {
       if (!pooled.server.running) {
         rmSync(pooled.root, { recursive: true, force: true });
@@ -305,6 +314,7 @@ export class ProcessDriver implements RuntimeDriver {
       }
       try {
         await this.#claim(id, pooled);
+        this.#writeLimits(id, limits);
         this.#refill();
         return;
       } catch {
@@ -317,6 +327,12 @@ export class ProcessDriver implements RuntimeDriver {
         break;
       }
     }
+    await this.#createFromCopy(id);
+    this.#writeLimits(id, limits);
+  }
+
+  async #createFromCopy(id: string): Promise<void> {
+    const p = this.#paths(id);
     makeDir(p.root, 0o700, this.#o.runAs);
     const spare = this.#spares.shift();
     if (spare) renameSync(spare, p.data);
@@ -401,6 +417,46 @@ export class ProcessDriver implements RuntimeDriver {
     this.#setState(id, "absent");
   }
 
+  /** An instance's recorded limits ({} when none were set). */
+  limits(id: string): InstanceLimits {
+    try {
+      return JSON.parse(readFileSync(path.join(this.#paths(id).root, LIMITS_FILE), "utf8")) as InstanceLimits;
+    } catch {
+      return {};
+    }
+  }
+
+  #writeLimits(id: string, limits: InstanceLimits): void {
+    writeFileSync(path.join(this.#paths(id).root, LIMITS_FILE), `${JSON.stringify(limits)}\n`, { mode: 0o600 });
+  }
+
+  /** Postgres settings follow the limits at the next start: nothing is enforced live by this driver yet. */
+  async setLimits(id: string, limits: InstanceLimits): Promise<LimitsApplied> {
+    if (!existsSync(this.#paths(id).root)) throw new Error(`Instance ${id} does not exist.`);
+    this.#writeLimits(id, limits);
+    const server = this.#servers.get(id);
+    const p = this.#paths(id);
+    server?.relocate({ settings: { ...INSTANCE_SETTINGS, log_directory: p.logDir, ...this.#archiveSettings(id), ...postgresSettingsFor(limits) } });
+    return { live: [], nextStart: Object.keys(limits) as (keyof InstanceLimits)[] };
+  }
+
+  /** Storage is the data dir's size (data and WAL); the rest is not measured by this driver yet. */
+  async usage(id: string): Promise<InstanceUsage> {
+    return { storageBytes: treeSize(this.#paths(id).data) };
+  }
+
+  isolation(): readonly IsolationFeature[] {
+    const user = this.#o.runAs ? `every instance runs as the one OS user "${this.#o.runAs.name}"` : "instances run as ccpd's own OS user";
+    return [
+      { name: "identity", enforced: false, detail: user },
+      { name: "sandbox", enforced: false, detail: "instances run in the host's namespaces" },
+      { name: "memory", enforced: false, detail: "no memory limit is enforced by the process driver" },
+      { name: "cpu", enforced: false, detail: "no CPU quota is enforced by the process driver" },
+      { name: "pids", enforced: false, detail: "no process limit is enforced by the process driver" },
+      { name: "storage", enforced: false, detail: "no storage quota is enforced by the process driver" },
+    ];
+  }
+
   /** The instance's data directory (backups copy from it and restore into it). */
   dataDir(id: string): string {
     return this.#paths(id).data;
@@ -465,6 +521,32 @@ export class ProcessDriver implements RuntimeDriver {
     await Promise.all([...this.#servers.values(), ...pooled.map((p) => p.server)].map((s) => s.stop()));
     for (const p of pooled) rmSync(p.root, { recursive: true, force: true });
   }
+}
+
+/** Bytes of the regular files under a directory (symlinks not followed). */
+export function treeSize(dir: string): number {
+  let total = 0;
+  const stack = [dir];
+  for (let d = stack.pop(); d !== undefined; d = stack.pop()) {
+    let entries;
+    try {
+      entries = readdirSync(d, { withFileTypes: true });
+    } catch {
+      continue;
+    }
+    for (const e of entries) {
+      const full = path.join(d, e.name);
+      if (e.isDirectory()) stack.push(full);
+      else if (e.isFile()) {
+        try {
+          total += statSync(full).size;
+        } catch {
+          // removed meanwhile
+        }
+      }
+    }
+  }
+  return total;
 }
 
 /**
