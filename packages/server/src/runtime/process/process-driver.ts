@@ -43,6 +43,8 @@ export interface ProcessDriverOptions {
    * database's archive target) until a create claims one (default 2; 0 turns it off).
    */
   readonly warmPool?: number;
+  /** Limits of a database created without its own (server defaults): pre-started servers run with their settings. */
+  readonly defaultLimits?: InstanceLimits;
 }
 
 const ID_DIR = /^db-[0-9a-f]{12}$/;
@@ -178,7 +180,13 @@ export class ProcessDriver implements RuntimeDriver {
     const data = path.join(root, "data");
     const run = path.join(root, "run");
     // Its log directory is the one its database's folder (a link to this one) will name.
-    const server = new PostgresServer(this.#serverOptions(data, run, path.join(root, "postgres.log"), { log_directory: path.join(root, "log"), ...this.#archiveModeSettings() }));
+    const server = new PostgresServer(
+      this.#serverOptions(data, run, path.join(root, "postgres.log"), {
+        log_directory: path.join(root, "log"),
+        ...this.#archiveModeSettings(),
+        ...postgresSettingsFor(this.#o.defaultLimits ?? {}),
+      }),
+    );
     try {
       makeDir(root, 0o700, this.#o.runAs);
       makeDir(run, 0o700, this.#o.runAs);
@@ -301,8 +309,8 @@ export class ProcessDriver implements RuntimeDriver {
   async create(id: string, limits: InstanceLimits = {}): Promise<void> {
     const p = this.#paths(id);
     if (existsSync(p.root)) throw new Error(`Instance directory already exists: ${p.root}`);
-    // A pre-started server runs with the pool's settings: only an instance without limits that change them may take one.
-    if (Object.keys(postgresSettingsFor(limits)).length > 0) {
+    // A pre-started server runs with the default limits' settings: an instance whose limits need others is copied and started.
+    if (!sameSettings(postgresSettingsFor(limits), postgresSettingsFor(this.#o.defaultLimits ?? {}))) {
       await this.#createFromCopy(id);
       this.#writeLimits(id, limits);
       return;
@@ -521,6 +529,11 @@ export class ProcessDriver implements RuntimeDriver {
     await Promise.all([...this.#servers.values(), ...pooled.map((p) => p.server)].map((s) => s.stop()));
     for (const p of pooled) rmSync(p.root, { recursive: true, force: true });
   }
+}
+
+function sameSettings(a: Record<string, string>, b: Record<string, string>): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
 }
 
 /** Bytes of the regular files under a directory (symlinks not followed). */
