@@ -116,9 +116,9 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
 
     const url = `http://${config.listen.includes(":") ? `[${config.listen}]` : config.listen}:${config.port}`;
     let createdAdminKey: string | undefined;
-    if ((await catalog.countAdminKeys()) === 0) {
+    if ((await catalog.adminKeys.count()) === 0) {
       createdAdminKey = newAdminKey();
-      await catalog.addAdminKey(hashSecret(createdAdminKey));
+      await catalog.adminKeys.add(hashSecret(createdAdminKey));
     }
 
     const store = new DirBackupStore(path.join(config.dataDir, "backups"));
@@ -234,7 +234,7 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
     const saved = readUserConfig(config.env);
     if (createdAdminKey) {
       writeUserConfig({ apiUrl: boundUrl, token: createdAdminKey }, config.env);
-    } else if (saved && saved.apiUrl !== boundUrl && (await catalog.adminKeyHashes()).some((h) => secretMatches(saved.token, h))) {
+    } else if (saved && saved.apiUrl !== boundUrl && (await catalog.adminKeys.hashes()).some((h) => secretMatches(saved.token, h))) {
       writeUserConfig({ apiUrl: boundUrl, token: saved.token }, config.env);
     }
 

@@ -216,7 +216,7 @@ export class WireProxy {
   }
 
   async #verifier(id: string, role: string, user: string): Promise<{ verifier: ScramVerifier; known: boolean }> {
-    const cred = await this.#o.catalog.findCredential(id, role);
+    const cred = await this.#o.catalog.credentials.scramVerifier(id, role);
     if (cred) return { verifier: parseVerifier(cred), known: true };
     return { verifier: decoyVerifier(this.#o.secret, `${id}/${user}`), known: false };
   }
@@ -266,7 +266,7 @@ export class WireProxy {
     const authenticated = await authenticate(channel, reader, verifier, user);
     if (!known) throw new ClientError({ severity: "FATAL", code: "28P01", message: `password authentication failed for user "${user}"` });
 
-    const row = await this.#o.catalog.findDatabaseById(id);
+    const row = await this.#o.catalog.databases.findById(id);
     if (!row || (row.status !== "ready" && row.status !== "suspended")) {
       throw new ClientError({ severity: "FATAL", code: "57P03", message: `database ${id} is not ready`, hint: "Retry shortly." });
     }
