@@ -196,7 +196,7 @@ describe("backups and point-in-time restore, with real data", () => {
     await sql(id, "CREATE TABLE batches (batch int, n int)");
     let now = new Date();
     const clock = () => now;
-    const backups = new BackupService({ catalog: server.catalog, instances: server.instances, store: server.store, databases: server.databases, log: console, now: clock });
+    const backups = new BackupService({ catalog: server.catalog, instances: server.instances, store: server.store, databases: server.databases, log: console, retentionDays: 7, now: clock });
     const scheduler = new BackupScheduler({ catalog: server.catalog, backups, settings: { dailyAt: "00:00", retentionDays: 7 }, now: clock, log: console });
 
     // Day 0: the scheduler takes this database's daily backup, once.

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { chownSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { BackupKind, BackupRow, Catalog } from "../catalog/catalog.js";
-import type { DatabaseService } from "../databases/service.js";
+import type { CreatedDatabase, DatabaseService } from "../databases/service.js";
 import type { Logger } from "../logger.js";
 import { withAdmin } from "../databases/admin-connection.js";
 import { CcpError } from "../errors.js";
@@ -10,6 +10,7 @@ import { Instances, type Lease, type Quiet } from "../runtime/instances.js";
 import { ChecksumMismatch, eachLimit, fsyncPath, listDataFiles, makeDirs, packFile, syncFilesystem, unpackFile, type ManifestFile } from "./files.js";
 import type { BackupStore } from "./store.js";
 import { backupArchive } from "./download.js";
+import { restoreToPointInTime } from "./pitr.js";
 import type { Readable } from "node:stream";
 
 export type { BackupKind } from "../catalog/catalog.js";
@@ -43,6 +44,8 @@ export interface BackupServiceOptions {
   readonly store: BackupStore;
   readonly databases: DatabaseService;
   readonly log: Logger;
+  /** How far back a point-in-time restore may go (the backups kept). */
+  readonly retentionDays: number;
   /** Injected clock (scheduler and retention tests). */
   readonly now?: () => Date;
   /** Backup taken / failed / restored (observability: platform events and metrics). */
@@ -419,6 +422,15 @@ export class BackupService {
     const manifest = this.#manifest(db.id, row.id);
     const files = path.join(this.#o.store.backupDir(db.id, row.id), "files");
     return { backup: view(row), stream: backupArchive(manifest, files, this.#o.store.walDir(db.id), this.#o.store.listWal(db.id)) };
+  }
+
+  /**
+   * `ccp db restore <db> -t <time> -n <new>`: a new database holding the
+   * source's state at `time` (pitr.ts). The source is untouched.
+   */
+  restoreToPointInTime(sourceRef: string, time: unknown, newName: unknown): Promise<CreatedDatabase> {
+    const { databases, instances, retentionDays, now } = this.#o;
+    return restoreToPointInTime({ databases, backups: this, instances, retentionDays, now }, sourceRef, time, newName);
   }
 
   // exposed for PITR (pitr.ts)
