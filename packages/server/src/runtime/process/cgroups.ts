@@ -101,18 +101,19 @@ export class Cgroups {
     } catch (err) {
       return `cannot make ${parent} (${(err as NodeJS.ErrnoException).code ?? String(err)}): ccpd needs root or a delegated cgroup v2 subtree`;
     }
-    // Hand each controller down to the groups below, level by level (one write each: a missing one does not block the rest).
-    for (const dir of [root, path.join(root, "ccp"), parent]) {
-      for (const c of CONTROLLERS) {
-        if (!available.includes(c)) continue;
-        try {
-          writeFileSync(path.join(dir, "cgroup.subtree_control"), `+${c}`);
-        } catch {
-          // reported below from what is enabled in the end
-        }
+    // Hand each controller down to the groups below, level by level (one write each: a missing one does
+    // not block the rest); enabled where the last level lists it right after its write.
+    const enabled: string[] = [];
+    for (const c of CONTROLLERS) {
+      if (!available.includes(c)) continue;
+      try {
+        for (const dir of [root, path.join(root, "ccp"), parent]) writeFileSync(path.join(dir, "cgroup.subtree_control"), `+${c}`);
+        const listed = (readText(path.join(parent, "cgroup.subtree_control")) ?? "").split(/\s+/);
+        if (listed.includes(c) || listed.includes(`+${c}`)) enabled.push(c);
+      } catch {
+        // reported below as not enabled
       }
     }
-    const enabled = (readText(path.join(parent, "cgroup.subtree_control")) ?? "").split(/\s+/);
     const features = CONTROLLERS.map((c): IsolationFeature => {
       if (enabled.includes(c)) return { name: c, enforced: true, detail: `cgroup v2 (${c} controller, ${path.join(root, "ccp", scope)})` };
       if (!available.includes(c)) return { name: c, enforced: false, detail: `cgroup v2 has no ${c} controller on this host` };

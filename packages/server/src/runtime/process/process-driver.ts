@@ -562,8 +562,14 @@ export class ProcessDriver implements RuntimeDriver {
   async #claim(id: string, pooled: PooledServer): Promise<void> {
     const p = this.#paths(id);
     symlinkSync(path.basename(pooled.root), p.root);
-    // Later starts (wakes) carry the archive target on the command line, as every instance's do.
-    pooled.server.relocate({ settings: { ...INSTANCE_SETTINGS, log_directory: p.logDir, ...this.#archiveSettings(id) } });
+    // Later starts (wakes) carry the archive target on the command line, as every instance's do,
+    // and (sandboxed) see the database's own folders: its archive is no longer the pool slot's.
+    const poolData = path.join(pooled.root, "data");
+    const poolRun = path.join(pooled.root, "run");
+    const jail = this.#jailFor(pooled.root, poolData, () => [poolData, poolRun, ...this.#readWrite(id).slice(2)], this.#identityOf(pooled.root), () => this.limits(id));
+    const archive = this.#o.walArchiveDir?.(id);
+    const settings = { ...INSTANCE_SETTINGS, log_directory: p.logDir, ...(archive ? { ...this.#archiveModeSettings(), "basic_archive.archive_directory": archive } : {}) };
+    pooled.server.relocate({ settings, ...(jail ? { jail } : {}) });
     this.#watch(id, pooled.server);
     this.#servers.set(id, pooled.server);
     this.#supervised.add(id);
@@ -769,6 +775,11 @@ export class ProcessDriver implements RuntimeDriver {
     const identity = this.#makeOwnedRoot(p.root);
     makeDir(p.run, 0o700, identity);
     return p.root;
+  }
+
+  /** The Postgres binaries instances run (tests compare the sandbox's root with what it binds). */
+  get bin(): PgBinaries {
+    return this.#o.bin;
   }
 
   get runAs(): RunAs | undefined {
