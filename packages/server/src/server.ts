@@ -138,7 +138,10 @@ function bootRuntime(config: ServerConfig, host: Host, catalog: Catalog, cleanup
     walArchiveDir: (id) => store.walDir(id),
     archiveTimeoutS: config.backups.archiveTimeoutS,
     warmPool: config.warmPool,
+    isolation: config.isolation,
+    ...(config.uidRange ? { uidRange: config.uidRange } : {}),
   });
+  for (const f of driver.isolation()) if (!f.enforced) log.warn(`isolation: ${f.name} not enforced: ${f.detail}`);
   cleanups.push(() => driver.shutdown());
   const instances = new Instances({ driver, catalog, log, suspendAfterMs: config.suspendAfterMs, wakeTimeoutMs: config.wakeTimeoutMs });
   cleanups.push(() => instances.close());

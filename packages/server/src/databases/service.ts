@@ -78,7 +78,7 @@ export interface RestoreSource {
   /** The source database's id (recorded in the new database's `created` event). */
   readonly from?: string;
   populate(id: string): Promise<void>;
-  readonly startOnce: { settings: Record<string, string>; timeoutMs: number };
+  readonly startOnce: { settings: Record<string, string>; timeoutMs: number; restoreWalFrom?: string };
   /** Set for a branch: recorded with the intent, so the row says what it is from the start. */
   readonly branch?: { readonly parentId: string; readonly expiresAt: Date | null; readonly branchedAt?: Date; readonly lsn?: string };
 }
