@@ -10,10 +10,11 @@ import { restoreToPointInTime } from "./backups/pitr.js";
 import { BackupService } from "./backups/service.js";
 import { DirBackupStore } from "./backups/store.js";
 import { Observability } from "./observability/service.js";
-import { Catalog } from "./catalog/catalog.js";
+import { Catalog, type DatabaseRow } from "./catalog/catalog.js";
+import { StorageQuota } from "./databases/storage-quota.js";
 import { CcpError } from "./errors.js";
 import type { ServerConfig } from "./config.js";
-import { DatabaseService } from "./databases/service.js";
+import { DatabaseService, type ReadOnlyView } from "./databases/service.js";
 import { Gateway } from "./gateway/gateway.js";
 import { hashSecret, newAdminKey, secretMatches } from "./ids.js";
 import { resolvePgBinaries } from "./runtime/process/binaries.js";
@@ -47,6 +48,8 @@ export interface RunningServer {
   readonly store: DirBackupStore;
   readonly wire: WireProxy;
   readonly observability: Observability;
+  /** The storage quota's sampler (tests call quota.check(id) instead of waiting for it). */
+  readonly quota: StorageQuota;
   /** The port the wire endpoint listens on. */
   readonly wirePort: number;
   /** PEM file of the wire endpoint's certificate (for clients that verify it). */
@@ -132,6 +135,7 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
       walArchiveDir: (id) => store.walDir(id),
       archiveTimeoutS: config.backups.archiveTimeoutS,
       warmPool: config.warmPool,
+      defaultLimits: config.defaultLimits,
     });
     cleanups.push(() => driver.shutdown());
     const instances = new Instances({ driver, catalog, log, suspendAfterMs: config.suspendAfterMs, wakeTimeoutMs: config.wakeTimeoutMs });
@@ -155,6 +159,15 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
 
     const secret = loadOrCreateSecret(config.dataDir);
     const certificate = await ensureCertificate(config.dataDir, config.domain, config.tls);
+    // The data plane's view of limits (the connections bound, why a database is read-only); `databases` is set below, before any request.
+    const dataPlaneLimits = {
+      connections: (row: DatabaseRow): number | undefined => databases.limitsOf(row).connections,
+      readOnly: (row: DatabaseRow): { message: string; details: Record<string, unknown> } | undefined => {
+        if (!row.read_only_since) return undefined;
+        const v: ReadOnlyView = databases.readOnlyView(row);
+        return { message: v.message, details: { reason: v.reason, storage_used_bytes: v.storage_used_bytes, storage_limit_bytes: v.storage_limit_bytes } };
+      },
+    };
     const wire = new WireProxy({
       listen: config.listen,
       port: config.wirePort,
@@ -164,6 +177,7 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
       instances,
       wakeTimeoutMs: config.wakeTimeoutMs,
       maxConnectionsPerInstance: config.wireMaxConnections,
+      limits: dataPlaneLimits,
       startupTimeoutMs: config.wireStartupTimeoutMs,
       secret,
       log,
@@ -180,7 +194,7 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
       log,
     });
     cleanups.push(() => obs.close());
-    const databases = new DatabaseService({
+    const databases: DatabaseService = new DatabaseService({
       catalog,
       instances,
       domain: config.domain,
@@ -189,7 +203,18 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
       databaseUrl: (o) => databaseUrl({ ...o, domain: config.domain, listen: config.listen, wirePort }),
       observer: obs.databaseObserver(),
       headline: (row) => obs.headline(row),
+      defaultLimits: config.defaultLimits,
+      limitsChanged: (id): Promise<void> => quota.check(id),
     });
+    const quota: StorageQuota = new StorageQuota({
+      catalog,
+      instances,
+      databases,
+      log,
+      everyMs: config.storageCheckMs,
+      endSessions: (id) => instances.goingAway(id, "limits"),
+    });
+    cleanups.push(() => quota.close());
     const backups = new BackupService({ catalog, instances, store, databases, log, observer: obs.backupObserver() });
     const branches = new BranchService({ catalog, instances, databases, backups, log, retentionDays: config.backups.retentionDays });
     // Before databases.reconcile(): an interrupted restore or branch reset must get its previous data back before the instance starts.
@@ -197,7 +222,7 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
     await branches.reconcile();
     await databases.reconcile();
 
-    const gateway = new Gateway({ catalog, instances, settings: config.gateway });
+    const gateway = new Gateway({ catalog, instances, settings: config.gateway, limits: dataPlaneLimits });
     let scheduler: BackupScheduler | undefined;
     if (config.backups.dailyAt) {
       scheduler = new BackupScheduler({ catalog, backups, settings: { dailyAt: config.backups.dailyAt, retentionDays: config.backups.retentionDays }, log });
@@ -226,6 +251,7 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
     cleanups.push(stopWebSockets);
     scheduler?.start();
     instances.startAutosuspend();
+    quota.start();
     const address = app.server.address();
     const boundUrl = typeof address === "object" && address ? url.replace(/:\d+$/, `:${address.port}`) : url;
 
@@ -253,6 +279,7 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
       store,
       wire,
       observability: obs,
+      quota,
       wirePort,
       tlsCertFile: certificate.certFile,
       createdAdminKey,

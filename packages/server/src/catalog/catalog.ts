@@ -29,6 +29,12 @@ export interface DatabaseRow {
   readonly branch_lsn: string | null;
   /** ccpd destroys the database at this time. */
   readonly expires_at: Date | null;
+  /** The database's own limits by name (databases/limits.ts); absent names: the server's defaults. */
+  readonly limits: Partial<Record<string, number>>;
+  /** Set while ccpd holds it read-only for being over its storage quota. */
+  readonly read_only_since: Date | null;
+  /** The storage reading that made it read-only (bigint: a string from pg). */
+  readonly storage_used_bytes: string | null;
 }
 
 export interface EventRow {
@@ -200,6 +206,20 @@ export class Catalog {
   }
 
   /** Where a branch was taken from its parent: an instant, an LSN, or both. */
+  async setLimits(id: string, limits: Record<string, number>): Promise<void> {
+    await this.#pool.query("UPDATE ccp.databases SET limits = $2, updated_at = now() WHERE id = $1", [id, JSON.stringify(limits)]);
+  }
+
+  /** Over its storage quota (usedBytes set) or back under it (null). */
+  async setReadOnly(id: string, usedBytes: number | null): Promise<void> {
+    await this.#pool.query(
+      usedBytes === null
+        ? "UPDATE ccp.databases SET read_only_since = NULL, storage_used_bytes = NULL, updated_at = now() WHERE id = $1"
+        : "UPDATE ccp.databases SET read_only_since = coalesce(read_only_since, now()), storage_used_bytes = $2, updated_at = now() WHERE id = $1",
+      usedBytes === null ? [id] : [id, usedBytes],
+    );
+  }
+
   async setBranchOrigin(id: string, at: Date | null, lsn: string | null): Promise<void> {
     await this.#pool.query("UPDATE ccp.databases SET branched_at = $2, branch_lsn = $3::pg_lsn, updated_at = now() WHERE id = $1", [id, at, lsn || null]);
   }
