@@ -81,9 +81,17 @@ export class StorageQuota {
     // A sleeping database writes nothing; it is checked again once awake.
     if ((await this.#o.instances.state(id)) !== "running") return;
     const limit = this.#o.databases.limitsOf(row).storageBytes;
-    const used = (await this.#o.instances.usage(id)).storageBytes;
-    if (used === undefined) return;
-    const over = limit !== undefined && used > limit;
+    let used = (await this.#o.instances.usage(id)).storageBytes;
+    if (used === undefined || limit === undefined) {
+      if (row.read_only_since !== null) await this.#writable(row, used ?? 0);
+      return;
+    }
+    if (used > limit) {
+      // WAL a checkpoint can recycle is not the tenant's data: reclaim it before judging.
+      await withAdmin(this.#o.instances.endpoint(id), "postgres", (c) => c.query("CHECKPOINT"));
+      used = (await this.#o.instances.usage(id)).storageBytes ?? used;
+    }
+    const over = used > limit;
     if (over) {
       const first = row.read_only_since === null;
       // Applied on every reading while over: a tenant that RESET the setting gets it back.
@@ -94,11 +102,15 @@ export class StorageQuota {
         await this.#endSessions(row);
       }
     } else if (row.read_only_since !== null) {
-      await this.#setReadOnly(row, false);
-      await this.#o.catalog.setReadOnly(id, null);
-      this.#o.log.info(`database ${id} is back under its storage limit (${used} bytes): writable again`);
-      await this.#endSessions(row);
+      await this.#writable(row, used);
     }
+  }
+
+  async #writable(row: DatabaseRow, used: number): Promise<void> {
+    await this.#setReadOnly(row, false);
+    await this.#o.catalog.setReadOnly(row.id, null);
+    this.#o.log.info(`database ${row.id} is back under its storage limit (${used} bytes): writable again`);
+    await this.#endSessions(row);
   }
 
   /** Set (or reset) the setting on every tenant database; true when any had to change. */
