@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { CcpError, errorSchema } from "../errors.js";
-import { bearerToken } from "../ids.js";
+import { bearerToken, DATABASE_ID_SHAPE } from "../ids.js";
 import { rowsAsObjects, type StatementResult } from "./execute.js";
 import type { Gateway, Statement, Target, TransactionOptions } from "./gateway.js";
 
@@ -58,7 +58,7 @@ function transactionOptions(body: TransactionBody): TransactionOptions {
   };
 }
 
-const ID_IN_HOST = /^(db-[0-9a-f]{12})\./;
+const ID_IN_HOST = new RegExp(`^(${DATABASE_ID_SHAPE})\\.`);
 
 export function bearer(req: FastifyRequest): string | undefined {
   return bearerToken(req.headers.authorization);
