@@ -9,10 +9,11 @@ import { BackupScheduler } from "./backups/scheduler.js";
 import { BackupService } from "./backups/service.js";
 import { DirBackupStore } from "./backups/store.js";
 import { Observability } from "./observability/service.js";
-import { Catalog } from "./catalog/catalog.js";
+import { Catalog, type DatabaseRow } from "./catalog/catalog.js";
 import { CcpError } from "./errors.js";
 import type { ServerConfig } from "./config.js";
-import { DatabaseService } from "./databases/service.js";
+import { DatabaseService, limitsOfRow, readOnlyViewOf } from "./databases/service.js";
+import { StorageQuota } from "./databases/storage-quota.js";
 import { Gateway } from "./gateway/gateway.js";
 import { hashSecret, newAdminKey, secretMatches } from "./ids.js";
 import { resolvePgBinaries, type PgBinaries } from "./runtime/process/binaries.js";
@@ -45,6 +46,8 @@ export interface RunningServer {
   readonly store: DirBackupStore;
   readonly wire: WireProxy;
   readonly observability: Observability;
+  /** The storage quota's sampler (tests call quota.check(id) instead of waiting for it). */
+  readonly quota: StorageQuota;
   /** The port the wire endpoint listens on. */
   readonly wirePort: number;
   /** PEM file of the wire endpoint's certificate (for clients that verify it). */
@@ -138,7 +141,11 @@ function bootRuntime(config: ServerConfig, host: Host, catalog: Catalog, cleanup
     walArchiveDir: (id) => store.walDir(id),
     archiveTimeoutS: config.backups.archiveTimeoutS,
     warmPool: config.warmPool,
+    defaultLimits: config.defaultLimits,
+    isolation: config.isolation,
+    ...(config.uidRange ? { uidRange: config.uidRange } : {}),
   });
+  for (const f of driver.isolation()) if (!f.enforced) log.warn(`isolation: ${f.name} not enforced: ${f.detail}`);
   cleanups.push(() => driver.shutdown());
   const instances = new Instances({ driver, catalog, log, suspendAfterMs: config.suspendAfterMs, wakeTimeoutMs: config.wakeTimeoutMs });
   cleanups.push(() => instances.close());
@@ -185,6 +192,16 @@ async function compose(
   const secret = loadOrCreateSecret(config.dataDir);
   const certificate = await ensureCertificate(config.dataDir, config.domain, config.tls);
 
+  // The data plane's view of limits: the connections bound, and why a database is read-only.
+  const defaults = config.defaultLimits;
+  const dataPlaneLimits = {
+    connections: (row: DatabaseRow): number | undefined => limitsOfRow(row, defaults).connections,
+    readOnly: (row: DatabaseRow): { message: string; details: Record<string, unknown> } | undefined => {
+      if (!row.read_only_since) return undefined;
+      const v = readOnlyViewOf(row, defaults);
+      return { message: v.message, details: { reason: v.reason, storage_used_bytes: v.storage_used_bytes, storage_limit_bytes: v.storage_limit_bytes } };
+    },
+  };
   // The data plane: the wire endpoint (listening comes last, after reconciliation) and the HTTP gateway.
   const wire = new WireProxy({
     listen: config.listen,
@@ -195,11 +212,12 @@ async function compose(
     instances,
     wakeTimeoutMs: config.wakeTimeoutMs,
     maxConnectionsPerInstance: config.wireMaxConnections,
+    limits: dataPlaneLimits,
     startupTimeoutMs: config.wireStartupTimeoutMs,
     secret,
     log,
   });
-  const gateway = new Gateway({ catalog, instances, settings: config.gateway });
+  const gateway = new Gateway({ catalog, instances, settings: config.gateway, limits: dataPlaneLimits });
   cleanups.push(() => gateway.close());
 
   const adminAuth = new AdminAuth(catalog);
@@ -231,6 +249,8 @@ async function compose(
     obs.instanceSuspended(e.id, e.ms / 1000, e.reason);
   });
 
+  const quota = new StorageQuota({ catalog, instances, defaultLimits: defaults, log, everyMs: config.storageCheckMs, endSessions: (id) => instances.goingAway(id, "limits") });
+  cleanups.push(() => quota.close());
   const databases = new DatabaseService({
     catalog,
     instances,
@@ -240,6 +260,8 @@ async function compose(
     databaseUrl: (o) => wire.databaseUrl(o),
     observer: obs.databaseObserver(),
     headline: (row) => obs.headline(row),
+    defaultLimits: defaults,
+    limitsChanged: (id) => quota.check(id),
   });
   const { retentionDays } = config.backups;
   const backups = new BackupService({ catalog, instances, store, databases, log, retentionDays, observer: obs.backupObserver() });
@@ -275,6 +297,7 @@ async function compose(
   cleanups.push(stopWebSockets);
   scheduler?.start();
   instances.startAutosuspend();
+  quota.start();
   const url = `http://${config.listen.includes(":") ? `[${config.listen}]` : config.listen}:${config.port}`;
   const address = app.server.address();
   const boundUrl = typeof address === "object" && address ? url.replace(/:\d+$/, `:${address.port}`) : url;
@@ -303,6 +326,7 @@ async function compose(
     store,
     wire,
     observability: obs,
+    quota,
     wirePort,
     tlsCertFile: certificate.certFile,
     createdAdminKey,

@@ -21,6 +21,7 @@ import { databaseAdminRoutes } from "./routes/database-admin.js";
 import { backupRoutes } from "./routes/backups.js";
 import { branchRoutes } from "./routes/branches.js";
 import { databaseSqlRoutes } from "./routes/database-sql.js";
+import { serverRoutes } from "./routes/server.js";
 import { databaseRoutes } from "./routes/databases.js";
 
 export interface AppDeps {
@@ -148,6 +149,7 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(async (scope) => {
     scope.addHook("onRequest", async (req) => deps.adminAuth.check(req.headers.authorization));
     databaseRoutes(scope, deps.databases);
+    serverRoutes(scope, deps.databases, deps.version);
     backupRoutes(scope, deps.backups);
     branchRoutes(scope, deps.branches);
     databaseAdminRoutes(scope, deps.databases);

@@ -28,6 +28,12 @@ export interface DatabaseRow {
   readonly branch_lsn: string | null;
   /** ccpd destroys the database at this time. */
   readonly expires_at: Date | null;
+  /** The database's own limits by name (databases/limits.ts); absent names: the server's defaults. */
+  readonly limits: Partial<Record<string, number>>;
+  /** Set while ccpd holds it read-only for being over its storage quota. */
+  readonly read_only_since: Date | null;
+  /** The storage reading that made it read-only (bigint: a string from pg). */
+  readonly storage_used_bytes: string | null;
 }
 
 /** What a create records before it acts (status `creating`). */
@@ -44,6 +50,8 @@ export interface NewDatabase {
   readonly expiresAt: Date | null;
   readonly branchedAt: Date | null;
   readonly branchLsn: string | null;
+  /** The database's own limits by name (absent names: the server's defaults). */
+  readonly limits?: Readonly<Record<string, number>>;
 }
 
 /** `ccp.databases`: one row per instance. */
@@ -57,9 +65,9 @@ export class DatabasesTable {
   /** Record a database being created; a taken name fails with Postgres' unique violation (23505). */
   async insert(d: NewDatabase): Promise<void> {
     await this.#q.query(
-      `INSERT INTO ccp.databases (id, name, status, runtime, pg_version, owner_role, database_name, token_hash, suspend_after, parent_id, expires_at, branched_at, branch_lsn)
-       VALUES ($1, $2, 'creating', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::pg_lsn)`,
-      [d.id, d.name, d.runtime, d.pgVersion, d.ownerRole, d.databaseName, d.tokenHash, d.suspendAfter, d.parentId, d.expiresAt, d.branchedAt, d.branchLsn],
+      `INSERT INTO ccp.databases (id, name, status, runtime, pg_version, owner_role, database_name, token_hash, suspend_after, parent_id, expires_at, branched_at, branch_lsn, limits)
+       VALUES ($1, $2, 'creating', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::pg_lsn, $13)`,
+      [d.id, d.name, d.runtime, d.pgVersion, d.ownerRole, d.databaseName, d.tokenHash, d.suspendAfter, d.parentId, d.expiresAt, d.branchedAt, d.branchLsn, JSON.stringify(d.limits ?? {})],
     );
   }
 
@@ -142,6 +150,21 @@ export class DatabasesTable {
 
   async setTokenHash(id: string, tokenHash: string): Promise<void> {
     await this.#q.query("UPDATE ccp.databases SET token_hash = $2, updated_at = now() WHERE id = $1", [id, tokenHash]);
+  }
+
+  /** The database's own limits by name (absent names: the server's defaults). */
+  async setLimits(id: string, limits: Record<string, number>): Promise<void> {
+    await this.#q.query("UPDATE ccp.databases SET limits = $2, updated_at = now() WHERE id = $1", [id, JSON.stringify(limits)]);
+  }
+
+  /** Over its storage quota (usedBytes set) or back under it (null). */
+  async setReadOnly(id: string, usedBytes: number | null): Promise<void> {
+    await this.#q.query(
+      usedBytes === null
+        ? "UPDATE ccp.databases SET read_only_since = NULL, storage_used_bytes = NULL, updated_at = now() WHERE id = $1"
+        : "UPDATE ccp.databases SET read_only_since = coalesce(read_only_since, now()), storage_used_bytes = $2, updated_at = now() WHERE id = $1",
+      usedBytes === null ? [id] : [id, usedBytes],
+    );
   }
 
   /** Where a branch was taken from its parent: an instant, an LSN, or both. */

@@ -6,9 +6,12 @@ import { formatDuration, parseSuspendAfter, type Instances } from "../runtime/in
 import { TENANT_DATABASE, TENANT_ROLE } from "../runtime/process/template.js";
 import { seal, unseal } from "../secrets.js";
 import { makeVerifier } from "../wire/scram.js";
-import { installOwnerRole, validatePassword, validateProvision } from "./roles.js";
+import { applyConnectionLimit, installOwnerRole, validatePassword, validateProvision } from "./roles.js";
+import { effectiveLimits, formatSize, LIMIT_FIELD, LIMIT_NAMES, limitViews, parseLimits, type LimitName, type LimitView } from "./limits.js";
+import type { InstanceLimits, IsolationFeature } from "../runtime/driver.js";
+import { TENANT_CONNECTION_SLOTS } from "../runtime/connection-slots.js";
 import type { Headline } from "../observability/database-metrics.js";
-import { lastBackupAt, liveStatus, tenantDatabases, type LiveStatus } from "./status.js";
+import { lastBackupAt, liveStatus, tenantConnections, tenantDatabases, type LiveStatus } from "./status.js";
 import type { Logger } from "../logger.js";
 
 /** A database as the API shows it. */
@@ -38,6 +41,28 @@ export interface DatabaseView {
   readonly branch_lsn?: string;
   /** When ccpd destroys it by itself. */
   readonly expires_at?: string;
+  /** Set while it is read-only for being over its storage quota (databases/storage-quota.ts). */
+  readonly read_only?: ReadOnlyView;
+  /** Every limit next to its usage (info only: `GET /v1/databases/{ref}`, `.../limits`). */
+  readonly limits?: LimitView[];
+}
+
+export interface ReadOnlyView {
+  readonly reason: "storage_quota";
+  readonly since: string;
+  readonly storage_used_bytes: number;
+  readonly storage_limit_bytes: number | null;
+  readonly message: string;
+}
+
+/** What a limits change did: which changes are in force now and which at the next start. */
+export interface LimitsChange {
+  readonly database: DatabaseView;
+  readonly changed: LimitName[];
+  readonly live: LimitName[];
+  readonly next_start: LimitName[];
+  /** The database was restarted to apply everything now (`restart: true`). */
+  readonly restarted: boolean;
 }
 
 /** `GET /v1/databases/:ref/status`: live figures are null while the instance is not running. */
@@ -78,7 +103,7 @@ export interface RestoreSource {
   /** The source database's id (recorded in the new database's `created` event). */
   readonly from?: string;
   populate(id: string): Promise<void>;
-  readonly startOnce: { settings: Record<string, string>; timeoutMs: number };
+  readonly startOnce: { settings: Record<string, string>; timeoutMs: number; restoreWalFrom?: string };
   /** Set for a branch: recorded with the intent, so the row says what it is from the start. */
   readonly branch?: { readonly parentId: string; readonly expiresAt: Date | null; readonly branchedAt?: Date; readonly lsn?: string };
 }
@@ -102,6 +127,10 @@ export interface DatabaseServiceOptions {
   readonly observer?: DatabaseObserver;
   /** Headline figures of a running database for status (observability/database-metrics.ts). */
   readonly headline?: (row: DatabaseRow) => Promise<Headline | undefined>;
+  /** Limits of databases without their own (config.ts). */
+  readonly defaultLimits?: InstanceLimits;
+  /** After a limits change (the storage quota checks the database again at once). */
+  readonly limitsChanged?: (id: string) => Promise<void>;
 }
 
 /** What DatabaseService reports as it goes; never given a secret. */
@@ -122,6 +151,46 @@ export interface CreatedDatabase {
 }
 
 const NOT_FOUND_HINT = "List your databases with `ccp db list`.";
+
+/** Validated limits without the nulls ("back to default" means "not its own" on a create). */
+function ownOnly(parsed: Partial<Record<LimitName, number | null>>): Partial<Record<LimitName, number>> {
+  const out: Partial<Record<LimitName, number>> = {};
+  for (const [k, v] of Object.entries(parsed)) if (typeof v === "number") out[k as LimitName] = v;
+  return out;
+}
+
+/** The tenant role's CONNECTION LIMIT for these limits; -1 (none) when every client slot is allowed. */
+function roleConnectionLimit(limits: InstanceLimits): number {
+  return limits.connections === undefined || limits.connections >= TENANT_CONNECTION_SLOTS ? -1 : limits.connections;
+}
+
+/** The one wording of "over its storage quota": what, how much, and what to do. */
+export function storageQuotaMessage(id: string, usedBytes: number, limitBytes: number | null): string {
+  const limit = limitBytes === null ? "its quota" : `its storage limit of ${formatSize(limitBytes)}`;
+  return (
+    `Database ${id} is read-only: it uses ${formatSize(usedBytes)} (data + WAL), over ${limit}. ` +
+    "Free space (in a session: SET default_transaction_read_only = off; then DELETE or DROP, then VACUUM) " +
+    "or raise the limit (`ccp db limits " + id + " --storage <size>`); it becomes writable again once under the limit."
+  );
+}
+
+/** A row's own limits over the server's defaults: what its instance runs with. */
+export function limitsOfRow(row: DatabaseRow, defaults: InstanceLimits): InstanceLimits {
+  return effectiveLimits(row.limits as Partial<Record<LimitName, number>>, defaults);
+}
+
+/** Why a database is read-only, as every surface (API, gateway, wire notice) says it. */
+export function readOnlyViewOf(row: DatabaseRow, defaults: InstanceLimits): ReadOnlyView {
+  const used = Number(row.storage_used_bytes ?? 0);
+  const limit = limitsOfRow(row, defaults).storageBytes ?? null;
+  return {
+    reason: "storage_quota",
+    since: (row.read_only_since ?? new Date()).toISOString(),
+    storage_used_bytes: used,
+    storage_limit_bytes: limit,
+    message: storageQuotaMessage(row.id, used, limit),
+  };
+}
 
 /** Create, list, inspect, destroy and reconcile databases. The API and tests call this. */
 export class DatabaseService {
@@ -170,7 +239,58 @@ export class DatabaseService {
       ...(row.branched_at ? { branched_at: row.branched_at.toISOString() } : {}),
       ...(row.branch_lsn ? { branch_lsn: row.branch_lsn } : {}),
       ...(row.expires_at ? { expires_at: row.expires_at.toISOString() } : {}),
+      ...(row.read_only_since ? { read_only: this.readOnlyView(row) } : {}),
     };
+  }
+
+  /** The server's default limits (the driver's defaultLimits). */
+  get defaultLimits(): InstanceLimits {
+    return this.#o.defaultLimits ?? {};
+  }
+
+  /** A row's own limits over the server's defaults: what its instance runs with. */
+  limitsOf(row: DatabaseRow): InstanceLimits {
+    return limitsOfRow(row, this.defaultLimits);
+  }
+
+  /** Why a database is read-only, as every surface (API, gateway, wire notice) says it. */
+  readOnlyView(row: DatabaseRow): ReadOnlyView {
+    return readOnlyViewOf(row, this.defaultLimits);
+  }
+
+  /** The view with every limit next to its usage (info); never wakes a suspended database. */
+  async detail(ref: string): Promise<DatabaseView> {
+    const row = await this.getRow(ref);
+    const view = await this.view(row);
+    const usage = await this.#o.instances.usage(row.id).catch(() => ({}));
+    let connections: number | null = null;
+    if (view.status === "ready") connections = await tenantConnections(this.#o.instances.endpoint(row.id)).catch(() => null);
+    return { ...view, limits: limitViews(row.limits as Partial<Record<LimitName, number>>, this.defaultLimits, usage, this.isolation(), connections) };
+  }
+
+  /** `GET /v1/server`: the runtime, the default limits by name, and the isolation report. */
+  serverReport(version: string): { version: string; runtime: string; default_limits: Partial<Record<LimitName, number>>; isolation: IsolationFeature[] } {
+    const defaults: Partial<Record<LimitName, number>> = {};
+    for (const n of LIMIT_NAMES) {
+      const v = this.defaultLimits[LIMIT_FIELD[n]];
+      if (v !== undefined) defaults[n] = v;
+    }
+    return { version, runtime: this.#o.instances.driverName, default_limits: defaults, isolation: this.isolation() };
+  }
+
+  /** The driver's isolation report, with what ccpd itself enforces (connections; storage when the driver cannot). */
+  isolation(): IsolationFeature[] {
+    const features = [...this.#o.instances.isolation()];
+    const storage = features.findIndex((f) => f.name === "storage");
+    if (storage >= 0 && !features[storage]?.enforced) {
+      features[storage] = { name: "storage", enforced: true, detail: "soft: ccpd measures data + WAL and makes a database read-only past its quota (no filesystem quota on this runtime)" };
+    } else if (storage < 0) {
+      features.push({ name: "storage", enforced: true, detail: "soft: ccpd measures data + WAL and makes a database read-only past its quota" });
+    }
+    if (!features.some((f) => f.name === "connections")) {
+      features.push({ name: "connections", enforced: true, detail: "the tenant role's CONNECTION LIMIT (live) and max_connections (at the next start)" });
+    }
+    return features;
   }
 
   async list(): Promise<DatabaseView[]> {
@@ -194,8 +314,10 @@ export class DatabaseService {
    * With `provision` (owner and password), seed 003's rules apply and the
    * instance's tenant role is that owner instead of the template's (roles.ts).
    */
-  async create(nameInput: unknown, provision: ProvisionInput = {}, restore?: RestoreSource, settings: { suspendAfter?: unknown } = {}): Promise<CreatedDatabase> {
+  async create(nameInput: unknown, provision: ProvisionInput = {}, restore?: RestoreSource, settings: { suspendAfter?: unknown; limits?: unknown } = {}): Promise<CreatedDatabase> {
     const suspendAfter = settings.suspendAfter === undefined ? null : formatDuration(parseSuspendAfter(settings.suspendAfter));
+    const ownLimits = ownOnly(parseLimits(settings.limits));
+    const limits = effectiveLimits(ownLimits, this.defaultLimits);
     const provisioning = provision.owner !== undefined || provision.password !== undefined;
     const spec = provisioning ? validateProvision(nameInput, provision.owner, provision.password) : undefined;
     const name = spec ? spec.name : validateDatabaseName(nameInput);
@@ -220,6 +342,7 @@ export class DatabaseService {
           expiresAt: restore?.branch?.expiresAt ?? null,
           branchedAt: restore?.branch?.branchedAt ?? null,
           branchLsn: restore?.branch?.lsn ?? null,
+          limits: ownLimits,
         });
         await t.credentials.insert(id, role, makeVerifier(password), seal(this.#o.secret, password));
         return t.operations.begin(id, "create");
@@ -237,13 +360,18 @@ export class DatabaseService {
     try {
       if (restore) {
         await restore.populate(id);
-        await instances.start(id, restore.startOnce);
+        await instances.setLimits(id, limits);
+        const endpoint = await instances.start(id, restore.startOnce);
+        // The role came with the source's data, and its CONNECTION LIMIT with it.
+        await applyConnectionLimit(endpoint, role, roleConnectionLimit(limits));
       } else {
         // A pre-started server when the pool has one: only what is this database's own is installed.
-        const endpoint = await instances.create(id);
+        const endpoint = await instances.create(id, limits);
         // pg_stat_statements collects from the first start (preloaded); its view is created on the first
         // insights call, off the create path, where it cost a connection and a CREATE EXTENSION (~40 ms).
         await installOwnerRole(endpoint, role);
+        // Every slot is the template's own bound (max_connections): no extra statement on the common path.
+        if (roleConnectionLimit(limits) >= 0) await applyConnectionLimit(endpoint, role, roleConnectionLimit(limits));
       }
       await catalog.tx(async (t) => {
         await t.databases.markReady(id);
@@ -340,7 +468,7 @@ export class DatabaseService {
       databases: live?.databases ?? null,
       tps: headline?.tps ?? null,
       cache_hit_rate: headline?.cache_hit_rate ?? null,
-      size_limit_bytes: null,
+      size_limit_bytes: this.limitsOf(row).storageBytes ?? null,
       wal_archive_lag_bytes: headline?.wal_archive_lag_bytes ?? null,
       last_archived_age_seconds: headline?.last_archived_age_seconds ?? null,
       suspend_after: view.suspend_after,
@@ -414,6 +542,60 @@ export class DatabaseService {
     });
     this.#o.observer?.destroyed(id);
     await this.#o.instances.goingAway(id, "destroyed");
+  }
+
+  /**
+   * Change a database's own limits (null: back to the server's default). The driver
+   * applies what it can live; the tenant role's CONNECTION LIMIT and the storage
+   * quota are live whenever the database runs; the rest (Postgres settings such as
+   * shared_buffers and max_connections) at the next start, or now with `restart`.
+   * Nothing changes on a bad input.
+   */
+  async setLimits(ref: string, input: unknown, options: { restart?: boolean } = {}): Promise<LimitsChange> {
+    const parsed = parseLimits(input);
+    const row = this.#settled(await this.getRow(ref));
+    const own: Partial<Record<LimitName, number>> = { ...(row.limits as Partial<Record<LimitName, number>>) };
+    for (const name of LIMIT_NAMES) {
+      if (!(name in parsed)) continue;
+      const v = parsed[name];
+      if (v === null || v === undefined) delete own[name];
+      else own[name] = v;
+    }
+    const before = this.limitsOf(row);
+    const after = effectiveLimits(own, this.defaultLimits);
+    const changed = LIMIT_NAMES.filter((n) => before[LIMIT_FIELD[n]] !== after[LIMIT_FIELD[n]]);
+    const { instances } = this.#o;
+    this.#busy.add(row.id);
+    let restarted = false;
+    const live = new Set<LimitName>();
+    try {
+      await this.#o.catalog.databases.setLimits(row.id, own);
+      const applied = await instances.setLimits(row.id, after);
+      for (const n of LIMIT_NAMES) if (applied.live.includes(LIMIT_FIELD[n])) live.add(n);
+      const running = (await instances.state(row.id)) === "running";
+      if (running && options.restart && changed.length > 0) {
+        await instances.stop(row.id, "limits");
+        await instances.start(row.id);
+        restarted = true;
+      }
+      if (running && (changed.includes("connections") || restarted)) {
+        await applyConnectionLimit(instances.endpoint(row.id), row.owner_role, roleConnectionLimit(after));
+        live.add("connections");
+      }
+      // ccpd's own check, run at once below: live whenever the database runs.
+      live.add("storage");
+    } finally {
+      this.#busy.delete(row.id);
+    }
+    await this.#o.limitsChanged?.(row.id);
+    const inForce = restarted ? changed : changed.filter((n) => live.has(n));
+    return {
+      database: await this.detail(row.id),
+      changed,
+      live: inForce,
+      next_start: changed.filter((n) => !inForce.includes(n)),
+      restarted,
+    };
   }
 
   /** Change a database's suspend timeout (`ccp db update --suspend-after`); null input: back to the server's default. */

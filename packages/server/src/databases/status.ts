@@ -82,3 +82,19 @@ export async function lastBackupAt(catalog: Catalog, databaseId: string): Promis
     return null;
   }
 }
+
+/** Client sessions of tenants now (gateway pool included: it counts against the connections limit too). */
+export async function tenantConnections(endpoint: InstanceEndpoint, timeoutMs = 2_000): Promise<number> {
+  return withAdmin(
+    endpoint,
+    "postgres",
+    async (client) => {
+      const { rows } = await client.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE backend_type = 'client backend' AND usename <> $1 AND application_name <> $2",
+        [endpoint.admin.user, ADMIN_APPLICATION_NAME],
+      );
+      return rows[0]?.n ?? 0;
+    },
+    timeoutMs,
+  );
+}

@@ -1,7 +1,7 @@
 import net, { type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import tls from "node:tls";
-import type { Catalog } from "../catalog/catalog.js";
+import type { Catalog, DatabaseRow } from "../catalog/catalog.js";
 import { DATABASE_ID_PATTERN, DATABASE_ID_SHAPE } from "../ids.js";
 import type { Logger } from "../logger.js";
 import { backendSocketPath } from "../runtime/backend-socket.js";
@@ -10,7 +10,7 @@ import { authenticate } from "./authenticate.js";
 import { BackendRefused, CancelKeys, connectBackend, type BackendSession } from "./backend.js";
 import { forwardNatively, type NativeSession } from "./forwarder.js";
 import { AlreadyTold, startTls, type ClientChannel } from "./handshake.js";
-import { ClientError, errorResponse, MessageReader, negotiateProtocolVersion, parseStartupPacket, ProtocolError } from "./messages.js";
+import { ClientError, errorResponse, MessageReader, negotiateProtocolVersion, noticeResponse, parseStartupPacket, ProtocolError } from "./messages.js";
 import { decoyVerifier, parseVerifier, type ScramVerifier } from "./scram.js";
 import { databaseUrl } from "./url.js";
 
@@ -29,6 +29,11 @@ export interface WireProxyOptions {
   readonly startupTimeoutMs?: number;
   /** How long an authenticated client is held while its suspended database wakes (then 57P03). */
   readonly wakeTimeoutMs?: number;
+  /** A database's connections limit and why it is read-only (databases/service.ts); absent: no limits. */
+  readonly limits?: {
+    connections(row: DatabaseRow): number | undefined;
+    readOnly(row: DatabaseRow): { message: string } | undefined;
+  };
 }
 
 /** Routing without TLS: the user name carries the instance, `<role>.db-<hex>` (as Supabase's pooler does). */
@@ -227,13 +232,13 @@ export class WireProxy {
   }
 
   /** A connection slot on the instance, or a ClientError; the returned function gives it back (idempotent). */
-  #reserve(id: string): () => void {
+  #reserve(id: string, max = this.#o.maxConnectionsPerInstance): () => void {
     const open = this.#connections.get(id) ?? 0;
-    if (open >= this.#o.maxConnectionsPerInstance) {
+    if (open >= max) {
       throw new ClientError({
         severity: "FATAL",
         code: "53300",
-        message: `too many connections to database ${id}: the limit is ${this.#o.maxConnectionsPerInstance}`,
+        message: `too many connections to database ${id}: the limit is ${max}`,
         hint: "Close idle connections, or use a client-side pool with fewer connections.",
       });
     }
@@ -279,7 +284,7 @@ export class WireProxy {
     const lease = await this.#lease(id, timer);
     let reserved: () => void;
     try {
-      reserved = this.#reserve(id);
+      reserved = this.#reserve(id, Math.min(this.#o.maxConnectionsPerInstance, this.#o.limits?.connections(row) ?? Infinity));
     } catch (err) {
       lease.release();
       throw err;
@@ -307,7 +312,12 @@ export class WireProxy {
       return;
     }
     clearTimeout(timer);
-    this.#handOff(channel, reader, id, backend, Buffer.concat([...authenticated, ...backend.toClient, backend.rest]), release);
+    // Over its storage quota: the session starts read-only; a notice before ReadyForQuery says why and what to do.
+    const readOnly = row.read_only_since ? this.#o.limits?.readOnly(row) : undefined;
+    const toClient = readOnly
+      ? [...backend.toClient.slice(0, -1), noticeResponse({ code: "53100", message: readOnly.message }), ...backend.toClient.slice(-1)]
+      : backend.toClient;
+    this.#handOff(channel, reader, id, backend, Buffer.concat([...authenticated, ...toClient, backend.rest]), release);
   }
 
   /** The hand-off stage: from here on bytes go through untouched. */
