@@ -8,6 +8,7 @@ import type { RunningServer } from "../src/index.js";
 import { BackupScheduler } from "../src/backups/scheduler.js";
 import { restoreToPointInTime } from "../src/backups/pitr.js";
 import { withAdmin } from "../src/databases/admin-connection.js";
+import { catalogSql } from "./support/catalog-sql.js";
 import type { TestDriver } from "./support/drivers.js";
 import { poll } from "./support/poll.js";
 import { startTestServer, type TestServer } from "./support/test-server.js";
@@ -265,7 +266,7 @@ export function lifecycleSuite(driver: TestDriver): void {
       const scheduler = (at: string) =>
         new BackupScheduler({ catalog: server.catalog, backups: server.backups, settings: { dailyAt: "00:00", retentionDays: 7 }, now: () => new Date(at), log: console });
       const kinds = async () =>
-        (await server.catalog.tx((q) => q.query<{ n: string }>("SELECT count(*) AS n FROM ccp.backups WHERE database_id = $1 AND status = 'ready'", [d.id]))).rows[0]?.n;
+        (await catalogSql(server.catalog, (q) => q.query<{ n: string }>("SELECT count(*) AS n FROM ccp.backups WHERE database_id = $1 AND status = 'ready'", [d.id]))).rows[0]?.n;
       const dayAfter = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
       // Written since it was created and never backed up: woken, backed up.
       const first = await scheduler(`${dayAfter}T00:01:00Z`).tick();
@@ -312,7 +313,7 @@ export function lifecycleSuite(driver: TestDriver): void {
         const wal = (await c.query("SELECT pg_walfile_name(pg_switch_wal()) AS w")).rows[0].w as string;
         await poll("b's archive", () => existsSync(path.join(dir, wal)));
       });
-      assert.deepEqual((await server.catalog.findDatabase(b.database.id))?.owner_role, "clusterbase");
+      assert.deepEqual((await server.catalog.databases.find(b.database.id))?.owner_role, "clusterbase");
       await server.databases.destroy(a.database.id);
       await server.databases.destroy(b.database.id);
     });

@@ -2,7 +2,7 @@ import { existsSync, renameSync, rmSync } from "node:fs";
 import { withAdmin } from "../databases/admin-connection.js";
 import { archiveWalNow, backupSource, parseRfc3339, pointInTimeSource } from "../backups/pitr.js";
 import type { BackupService } from "../backups/service.js";
-import { beginOperation, type Catalog, type DatabaseRow } from "../catalog/catalog.js";
+import type { Catalog, DatabaseRow } from "../catalog/catalog.js";
 import type { CreatedDatabase, DatabaseService, DatabaseView, RestoreSource } from "../databases/service.js";
 import { CcpError } from "../errors.js";
 import type { Logger } from "../logger.js";
@@ -112,7 +112,8 @@ export class BranchService {
   }
 
   /** Copy the parent's current state into `target` (a data dir that does not exist yet). */
-  async #copyParent(parent: DatabaseRow, target: string, label: string): Promise<{ point: CopyPoint; how: "running" | "at-rest" }> {
+  /** `ownerId`: the instance the copy is for (its identity owns the files). */
+  async #copyParent(parent: DatabaseRow, target: string, label: string, ownerId: string): Promise<{ point: CopyPoint; how: "running" | "at-rest" }> {
     const { instances } = this.#o;
     const { storage } = instances;
     if ((await this.#copyable(parent)) === "at-rest") {
@@ -121,7 +122,7 @@ export class BranchService {
       const onWake = (e: { id: string }) => void (e.id === parent.id && (woke = true));
       instances.events.on("wake", onWake);
       try {
-        await copyAtRest(storage.dataDir(parent.id), target, storage.owner);
+        await copyAtRest(storage.dataDir(parent.id), target, storage.ownerOf(ownerId));
       } finally {
         instances.events.off("wake", onWake);
       }
@@ -132,7 +133,7 @@ export class BranchService {
     // The lease keeps it from being suspended under the copy.
     const lease = await instances.use(parent.id);
     try {
-      return { point: await copyRunning(lease.endpoint, storage.dataDir(parent.id), target, storage.owner, label), how: "running" };
+      return { point: await copyRunning(lease.endpoint, storage.dataDir(parent.id), target, storage.ownerOf(ownerId), label), how: "running" };
     } finally {
       lease.release();
     }
@@ -140,11 +141,11 @@ export class BranchService {
 
   /** Settings of a copy's first start: replay to the copy's consistent point from the parent's WAL (none when copied at rest). */
   #firstStart(parent: DatabaseRow, how: "running" | "at-rest"): RestoreSource["startOnce"] {
-    return { settings: how === "running" ? this.#o.backups.recoverySettings(parent.id, {}) : {}, timeoutMs: RECOVERY_TIMEOUT_MS };
+    return how === "running" ? { ...this.#o.backups.recoveryStart(parent.id, {}), timeoutMs: RECOVERY_TIMEOUT_MS } : { settings: {}, timeoutMs: RECOVERY_TIMEOUT_MS };
   }
 
   async #recordOrigin(id: string, at: Date | null, lsn: string | null): Promise<void> {
-    await this.#o.catalog.setBranchOrigin(id, at, lsn);
+    await this.#o.catalog.databases.setBranchOrigin(id, at, lsn);
   }
 
   /**
@@ -163,16 +164,16 @@ export class BranchService {
     let source: RestoreSource;
     if (at === "now") {
       await this.#copyable(parent); // a clear error before anything is recorded
-      const startOnce = { settings: {}, timeoutMs: RECOVERY_TIMEOUT_MS };
+      const startOnce: RestoreSource["startOnce"] = { settings: {}, timeoutMs: RECOVERY_TIMEOUT_MS };
       source = {
         owner: parent.owner_role,
         from: parent.id,
         branch: { parentId: parent.id, expiresAt },
         populate: async (id) => {
           instances.storage.prepareEmpty(id);
-          const { point, how } = await this.#copyParent(parent, instances.storage.dataDir(id), `branch ${id}`);
+          const { point, how } = await this.#copyParent(parent, instances.storage.dataDir(id), `branch ${id}`, id);
           // How the first start recovers depends on how the copy was made (live or at rest).
-          startOnce.settings = this.#firstStart(parent, how).settings;
+          Object.assign(startOnce, this.#firstStart(parent, how));
           await this.#recordOrigin(id, point.at, point.lsn);
         },
         startOnce,
@@ -222,7 +223,7 @@ export class BranchService {
   async list(parentRef?: string): Promise<DatabaseView[]> {
     if (parentRef !== undefined) {
       const parent = await this.#o.databases.getRow(parentRef);
-      return Promise.all((await this.#o.catalog.branchesOf(parent.id)).map((r) => this.#o.databases.view(r)));
+      return Promise.all((await this.#o.catalog.databases.branchesOf(parent.id)).map((r) => this.#o.databases.view(r)));
     }
     return (await this.#o.databases.list()).filter((d) => d.parent_id !== undefined);
   }
@@ -253,16 +254,16 @@ export class BranchService {
     const dataDir = instances.storage.dataDir(row.id);
     const staged = `${dataDir}.reset`;
     const old = `${dataDir}.old`;
-    const opId = await catalog.tx((q) => beginOperation(q, row.id, "branch-reset"));
+    const opId = await catalog.operations.begin(row.id, "branch-reset");
     try {
       let copied: { point: CopyPoint; how: "running" | "at-rest" };
       try {
-        copied = await this.#copyParent(parent, staged, `reset ${row.id}`);
+        copied = await this.#copyParent(parent, staged, `reset ${row.id}`, row.id);
       } catch (err) {
         rmSync(staged, { recursive: true, force: true });
         throw err;
       }
-      await catalog.setStatus(row.id, "restoring");
+      await catalog.databases.setStatus(row.id, "restoring");
       // Closes its gateway and wire sessions; a suspended branch just stays stopped.
       await instances.stop(row.id, "restore");
       rmSync(old, { recursive: true, force: true });
@@ -282,12 +283,12 @@ export class BranchService {
       }
       rmSync(old, { recursive: true, force: true });
       await this.#recordOrigin(row.id, copied.point.at, copied.point.lsn);
-      await catalog.setStatus(row.id, "ready");
-      await catalog.finishOperation(opId, "done");
+      await catalog.databases.setStatus(row.id, "ready");
+      await catalog.operations.finish(opId, "done");
       return databases.get(row.id);
     } catch (err) {
-      await catalog.setStatus(row.id, (await instances.state(row.id)) === "running" ? "ready" : "failed", (err as Error).message);
-      await catalog.finishOperation(opId, "failed", (err as Error).message);
+      await catalog.databases.setStatus(row.id, (await instances.state(row.id)) === "running" ? "ready" : "failed", (err as Error).message);
+      await catalog.operations.finish(opId, "failed", (err as Error).message);
       throw err instanceof CcpError ? err : new CcpError("internal", `Reset of branch ${row.id} failed; its previous data is kept. Cause: ${(err as Error).message}`, { cause: err });
     } finally {
       rmSync(staged, { recursive: true, force: true });
@@ -299,7 +300,7 @@ export class BranchService {
   /** Destroy every database whose expiry has passed; returns their ids. */
   async sweep(now = this.#now()): Promise<string[]> {
     const gone: string[] = [];
-    for (const id of await this.#o.catalog.expiredDatabases(now)) {
+    for (const id of await this.#o.catalog.databases.expired(now)) {
       try {
         // Its own branches stay, standalone, as with any forced destroy.
         await this.#o.databases.destroy(id, { force: true });
@@ -330,7 +331,7 @@ export class BranchService {
    * branch's previous data back (or keeps the new one if the swap finished).
    */
   async reconcile(): Promise<void> {
-    for (const op of await this.#o.catalog.runningOperations()) {
+    for (const op of await this.#o.catalog.operations.running()) {
       if (op.kind !== "branch-reset") continue;
       const dataDir = this.#o.instances.storage.dataDir(op.database_id);
       if (existsSync(`${dataDir}.old`)) {
@@ -338,8 +339,8 @@ export class BranchService {
         renameSync(`${dataDir}.old`, dataDir);
       }
       rmSync(`${dataDir}.reset`, { recursive: true, force: true });
-      await this.#o.catalog.setStatus(op.database_id, "ready");
-      await this.#o.catalog.finishOperation(op.id, "failed", "interrupted by a ccpd restart; the branch kept its previous data");
+      await this.#o.catalog.databases.setStatus(op.database_id, "ready");
+      await this.#o.catalog.operations.finish(op.id, "failed", "interrupted by a ccpd restart; the branch kept its previous data");
       this.#o.log.warn(`reconcile: reset of branch ${op.database_id} was interrupted; kept its previous data`);
     }
   }
