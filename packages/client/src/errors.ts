@@ -62,6 +62,36 @@ export class CcpError extends Error {
  * }
  * ```
  */
+/**
+ * The Postgres error fields ccp's gateway passes through in an error body, as
+ * node-postgres names them (besides `code` and `message`): the one list the
+ * gateway's `/query` and Neon `/sql` bodies and {@link PostgresError} share.
+ *
+ * @example
+ * ```ts
+ * import { POSTGRES_ERROR_FIELDS, PostgresError } from "@ccp/client";
+ *
+ * if (err instanceof PostgresError) for (const k of POSTGRES_ERROR_FIELDS) if (err[k] !== undefined) console.log(k, err[k]);
+ * ```
+ */
+export const POSTGRES_ERROR_FIELDS = [
+  "severity",
+  "detail",
+  "hint",
+  "position",
+  "internalPosition",
+  "internalQuery",
+  "where",
+  "schema",
+  "table",
+  "column",
+  "dataType",
+  "constraint",
+  "file",
+  "line",
+  "routine",
+] as const;
+
 export class PostgresError extends CcpError {
   /** ERROR, FATAL or PANIC. */
   readonly severity: string | undefined;
@@ -77,6 +107,10 @@ export class PostgresError extends CcpError {
   readonly column: string | undefined;
   readonly dataType: string | undefined;
   readonly constraint: string | undefined;
+  /** Where in Postgres's source the error was raised (file, line, function). */
+  readonly file: string | undefined;
+  readonly line: string | undefined;
+  readonly routine: string | undefined;
   /** Index of the failing statement in a transaction (0-based). */
   readonly statementIndex: number | undefined;
 
@@ -95,6 +129,9 @@ export class PostgresError extends CcpError {
     this.column = text(body["column"]);
     this.dataType = text(body["dataType"]);
     this.constraint = text(body["constraint"]);
+    this.file = text(body["file"]);
+    this.line = text(body["line"]);
+    this.routine = text(body["routine"]);
     this.statementIndex = num(body["statement_index"]);
   }
 }

@@ -1,8 +1,10 @@
+import { POSTGRES_ERROR_FIELDS } from "@ccp/client";
 import type { FastifyError, FastifyInstance, FastifyRequest } from "fastify";
 import { CcpError, isCcpError } from "../errors.js";
 import { DATABASE_ID_PATTERN } from "../ids.js";
-import { PostgresQueryError, rowsAsObjects, type StatementResult } from "./execute.js";
-import type { Gateway, Target, TransactionOptions } from "./gateway.js";
+import { PostgresQueryError, type StatementResult } from "./execute.js";
+import { jsonRows, rowsAsObjects } from "./json-types.js";
+import type { Gateway, IsolationLevel, Target, TransactionOptions } from "./gateway.js";
 import { bearer, clientGone } from "./routes.js";
 
 /**
@@ -55,27 +57,16 @@ const bodySchema = {
   },
 } as const;
 
-const ISOLATION_LEVELS = new Set(["Serializable", "ReadUncommitted", "ReadCommitted", "RepeatableRead"]);
+/** Neon's spelling of the isolation levels (the Neon-Batch-Isolation-Level header) → the gateway's. */
+const ISOLATION_LEVELS: Readonly<Record<string, IsolationLevel>> = {
+  Serializable: "SERIALIZABLE",
+  ReadUncommitted: "READ UNCOMMITTED",
+  ReadCommitted: "READ COMMITTED",
+  RepeatableRead: "REPEATABLE READ",
+};
 
-/** Postgres error fields Neon's proxy returns, as its driver copies them onto a NeonDbError. */
-const PG_ERROR_FIELDS = [
-  "severity",
-  "code",
-  "detail",
-  "hint",
-  "position",
-  "internalPosition",
-  "internalQuery",
-  "where",
-  "schema",
-  "table",
-  "column",
-  "dataType",
-  "constraint",
-  "file",
-  "line",
-  "routine",
-] as const;
+/** Postgres error fields Neon's proxy returns, as its driver copies them onto a NeonDbError: code and the shared list. */
+const PG_ERROR_FIELDS = ["code", ...POSTGRES_ERROR_FIELDS] as const;
 
 const header = (req: FastifyRequest, name: string): string | undefined => {
   const v = req.headers[name];
@@ -131,23 +122,26 @@ async function authorize(req: FastifyRequest, gateway: Gateway, domain: string):
   return target;
 }
 
-function batchOptions(req: FastifyRequest): TransactionOptions {
+/** The batch's transaction settings from Neon's headers, and the isolation level as the client spelled it (echoed back). */
+function batchOptions(req: FastifyRequest): TransactionOptions & { readonly neonIsolationLevel?: string } {
   const level = header(req, "neon-batch-isolation-level");
-  if (level !== undefined && !ISOLATION_LEVELS.has(level)) {
-    throw new CcpError("invalid_request", `Invalid isolation level "${level}".`, { hint: `Use one of ${[...ISOLATION_LEVELS].join(", ")}.` });
+  if (level !== undefined && !Object.hasOwn(ISOLATION_LEVELS, level)) {
+    throw new CcpError("invalid_request", `Invalid isolation level "${level}".`, { hint: `Use one of ${Object.keys(ISOLATION_LEVELS).join(", ")}.` });
   }
   return {
-    ...(level === undefined ? {} : { isolationLevel: level as TransactionOptions["isolationLevel"] }),
+    ...(level === undefined ? {} : { isolationLevel: ISOLATION_LEVELS[level] as IsolationLevel, neonIsolationLevel: level }),
     ...(flag(req, "neon-batch-read-only") ? { readOnly: true } : {}),
     ...(flag(req, "neon-batch-deferrable") ? { deferrable: true } : {}),
   };
 }
 
-function neonResult(results: StatementResult[], arrayMode: boolean) {
+/** Neon's shape of a result: its column descriptions as Postgres sent them, rows mapped to JSON types unless raw text was asked for. */
+function neonResult(results: StatementResult[], arrayMode: boolean, rawText: boolean) {
   const r = results[results.length - 1] as StatementResult;
+  const rows = rawText ? r.rows : jsonRows(r);
   return {
     fields: r.columns,
-    rows: arrayMode ? r.rows : rowsAsObjects(r),
+    rows: arrayMode ? rows : rowsAsObjects(r.columns, rows),
     command: r.command,
     rowCount: r.rowCount,
     rowAsArray: arrayMode,
@@ -205,26 +199,25 @@ export function neonRoutes(app: FastifyInstance, gateway: Gateway, domain: strin
         }
         const options = batchOptions(req);
         const target = await authorize(req, gateway, domain);
-        const output = { rawText: flag(req, "neon-raw-text-output") };
+        const rawText = flag(req, "neon-raw-text-output");
         const arrayMode = flag(req, "neon-array-mode");
         const gone = clientGone(reply);
 
         if (body.queries === undefined) {
-          const results = await gateway.run(target, { sql: body.query as string, params: body.params }, output, gone);
-          return neonResult(results, body.arrayMode ?? arrayMode);
+          const results = await gateway.run(target, { sql: body.query as string, params: body.params }, gone);
+          return neonResult(results, body.arrayMode ?? arrayMode, rawText);
         }
         const results = await gateway.transaction(
           target,
           body.queries.map((q) => ({ sql: q.query, params: q.params })),
           options,
-          output,
           gone,
         );
         // Neon's proxy echoes the transaction settings it applied.
-        if (options.isolationLevel) void reply.header("neon-batch-isolation-level", options.isolationLevel);
+        if (options.neonIsolationLevel) void reply.header("neon-batch-isolation-level", options.neonIsolationLevel);
         if (options.readOnly) void reply.header("neon-batch-read-only", "true");
         if (options.deferrable) void reply.header("neon-batch-deferrable", "true");
-        return { results: results.map((r, i) => neonResult(r, body.queries?.[i]?.arrayMode ?? arrayMode)) };
+        return { results: results.map((r, i) => neonResult(r, body.queries?.[i]?.arrayMode ?? arrayMode, rawText)) };
       },
     );
   });

@@ -1,8 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { CcpError, errorSchema } from "../errors.js";
 import { bearerToken } from "../ids.js";
-import { rowsAsObjects, type StatementResult } from "./execute.js";
-import type { Gateway, Statement, Target, TransactionOptions } from "./gateway.js";
+import type { StatementResult } from "./execute.js";
+import { fieldsOf, jsonRows, rowsAsObjects } from "./json-types.js";
+import type { Gateway, IsolationLevel, Statement, Target, TransactionOptions } from "./gateway.js";
 
 const statementSchema = {
   type: "object",
@@ -43,12 +44,13 @@ interface TransactionBody {
   deferrable?: boolean;
 }
 
-const ISOLATION = {
-  read_uncommitted: "ReadUncommitted",
-  read_committed: "ReadCommitted",
-  repeatable_read: "RepeatableRead",
-  serializable: "Serializable",
-} as const;
+/** ccp's spelling of the isolation levels (the body's isolation_level) → the gateway's. */
+const ISOLATION: Record<NonNullable<TransactionBody["isolation_level"]>, IsolationLevel> = {
+  read_uncommitted: "READ UNCOMMITTED",
+  read_committed: "READ COMMITTED",
+  repeatable_read: "REPEATABLE READ",
+  serializable: "SERIALIZABLE",
+};
 
 function transactionOptions(body: TransactionBody): TransactionOptions {
   return {
@@ -91,8 +93,8 @@ export function clientGone(reply: FastifyReply): AbortSignal {
 function execution(r: StatementResult) {
   const out: Record<string, unknown> = { command: r.command, rows_affected: r.rowCount ?? 0 };
   if (r.hasRows) {
-    out["rows"] = rowsAsObjects(r);
-    out["fields"] = r.fields;
+    out["rows"] = rowsAsObjects(r.columns, jsonRows(r));
+    out["fields"] = fieldsOf(r);
   }
   return out;
 }
@@ -110,13 +112,13 @@ export function gatewayRoutes(app: FastifyInstance, gateway: Gateway, domain: st
   for (const prefix of ["", "/v1/databases/:id"]) {
     app.post<{ Body: Statement }>(`${prefix}/query`, opts("Run a query; returns { rows, fields }", queryBodySchema), async (req, reply) => {
       const target = await authorize(req);
-      const r = last(await gateway.run(target, req.body, {}, clientGone(reply)));
-      return { rows: rowsAsObjects(r), fields: r.fields, row_count: r.rowCount ?? r.rows.length, command: r.command };
+      const r = last(await gateway.run(target, req.body, clientGone(reply)));
+      return { rows: rowsAsObjects(r.columns, jsonRows(r)), fields: fieldsOf(r), row_count: r.rowCount ?? r.rows.length, command: r.command };
     });
 
     app.post<{ Body: Statement }>(`${prefix}/execute`, opts("Run a statement; returns { rows_affected } (and rows with RETURNING)", queryBodySchema), async (req, reply) => {
       const target = await authorize(req);
-      const results = await gateway.run(target, req.body, {}, clientGone(reply));
+      const results = await gateway.run(target, req.body, clientGone(reply));
       const out = execution(last(results));
       out["rows_affected"] = results.reduce((n, r) => n + (r.rowCount ?? 0), 0);
       return out;
@@ -124,7 +126,7 @@ export function gatewayRoutes(app: FastifyInstance, gateway: Gateway, domain: st
 
     app.post<{ Body: TransactionBody }>(`${prefix}/transaction`, opts("Run statements atomically; one result per statement", transactionSchema), async (req, reply) => {
       const target = await authorize(req);
-      const results = await gateway.transaction(target, req.body.statements, transactionOptions(req.body), {}, clientGone(reply));
+      const results = await gateway.transaction(target, req.body.statements, transactionOptions(req.body), clientGone(reply));
       return { results: results.map((r) => execution(last(r))) };
     });
   }
