@@ -8,6 +8,7 @@ import type { RunningServer } from "../src/index.js";
 import { BackupScheduler } from "../src/backups/scheduler.js";
 import { restoreToPointInTime } from "../src/backups/pitr.js";
 import { withAdmin } from "../src/databases/admin-connection.js";
+import { postgresSettingsFor } from "../src/runtime/limits.js";
 import { catalogSql } from "./support/catalog-sql.js";
 import type { TestDriver } from "./support/drivers.js";
 import { poll } from "./support/poll.js";
@@ -303,11 +304,13 @@ export function lifecycleSuite(driver: TestDriver): void {
       assert.deepEqual((await query(bRef, "SELECT to_regclass('public.secret') AS t")).rows, [{ t: null }]);
       await withAdmin(server.instances.endpoint(b.database.id), "postgres", async (c) => {
         assert.equal((await c.query("SELECT count(*)::int AS n FROM pg_roles WHERE rolname = 'leak_role'")).rows[0].n, 0);
-        assert.equal((await c.query("SHOW work_mem")).rows[0].work_mem, "4MB");
+        // Postgres's own default, or what the server's default limits set (runtime/limits.ts): not a's 7MB.
+        assert.equal((await c.query("SHOW work_mem")).rows[0].work_mem, postgresSettingsFor(server.config.defaultLimits)["work_mem"] ?? "4MB");
         // Its own archive target, applied by a reload after the claim (a new session sees it once the reload is done).
         const dir = server.store.walDir(b.database.id);
+        const seen = driver.archiveDirSeen(server, b.database.id);
         await poll("b's archive target", async () =>
-          withAdmin(server.instances.endpoint(b.database.id), "postgres", async (d) => (await d.query("SHOW basic_archive.archive_directory")).rows[0]["basic_archive.archive_directory"] === dir),
+          withAdmin(server.instances.endpoint(b.database.id), "postgres", async (d) => (await d.query("SHOW basic_archive.archive_directory")).rows[0]["basic_archive.archive_directory"] === seen),
         );
         // Its WAL goes to its own archive.
         const wal = (await c.query("SELECT pg_walfile_name(pg_switch_wal()) AS w")).rows[0].w as string;

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync, realpathSync } from "node:fs";
 import path from "node:path";
 import type { RunningServer, ServerOptions } from "../../src/index.js";
 import type { TestServer } from "./test-server.js";
@@ -17,6 +17,8 @@ export interface TestDriver {
   serversOf(t: TestServer, id: string): number[];
   /** How many pre-started servers wait for a create; undefined for a driver that keeps none (tests of the pool are skipped). */
   readonly warmPool?: (server: RunningServer) => number;
+  /** The WAL archive folder as the database's own Postgres sees it (basic_archive.archive_directory). */
+  archiveDirSeen(server: RunningServer, id: string): string;
 }
 
 /** The process driver (the only one today): each database a postmaster of its own under `<data dir>/instances/<id>/data`. */
@@ -25,6 +27,12 @@ const processDriver: TestDriver = {
   options: {},
   serversOf: (t, id) => postmastersOf(path.join(t.root, "data", "instances", id, "data")),
   warmPool: (server) => server.driver.warmPoolSize,
+  archiveDirSeen: (server, id) =>
+    // A sandboxed server sees only what was bound at its start: a claimed pre-started server keeps seeing
+    // its pool archive folder, which the claim renamed into the store (same directory).
+    server.driver.isolation().find((f) => f.name === "mount-namespace")?.enforced
+      ? path.join(realpathSync(path.dirname(server.driver.dataDir(id))), "archive")
+      : server.store.walDir(id),
 };
 
 /** Every driver this machine runs; each lifecycle suite runs once per entry. */
