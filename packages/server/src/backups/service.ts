@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { chownSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import path from "node:path";
 import type { Catalog } from "../catalog/catalog.js";
 import type { DatabaseService } from "../databases/service.js";
@@ -7,7 +8,8 @@ import type { Logger } from "../logger.js";
 import { withAdmin } from "../databases/admin-connection.js";
 import { CcpError } from "../errors.js";
 import { Instances, type Lease, type Quiet } from "../runtime/instances.js";
-import { ChecksumMismatch, eachLimit, fsyncPath, listDataFiles, makeDirs, packFile, syncFilesystem, unpackFile, type ManifestFile } from "./files.js";
+import { ChecksumMismatch, eachLimit, fsyncPath, listDataFiles, makeDirs, packFile, storedPath, syncFilesystem, unpackFile, type ManifestFile } from "./files.js";
+import { PACK_CODEC, storedSuffix } from "./codec.js";
 import type { BackupStore } from "./store.js";
 import { backupArchive } from "./download.js";
 import type { Readable } from "node:stream";
@@ -95,6 +97,8 @@ const shellQuote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
 export class BackupService {
   readonly #o: BackupServiceOptions;
   readonly #busy = new Set<string>();
+  /** A restore's replaced data dir being removed, per database. */
+  readonly #trash = new Map<string, Promise<void>>();
 
   constructor(options: BackupServiceOptions) {
     this.#o = Object.freeze({ ...options });
@@ -167,7 +171,7 @@ export class BackupService {
         makeDirs(path.join(dir, "files"), dirs, undefined);
         const manifestFiles: ManifestFile[] = [];
         await eachLimit(files, PARALLEL_FILES, async (rel) => {
-          const dst = path.join(dir, "files", `${rel}.gz`);
+          const dst = path.join(dir, "files", `${rel}${storedSuffix(PACK_CODEC)}`);
           const packed = await packFile(path.join(dataDir, rel), dst);
           if (packed) manifestFiles.push({ ...packed, path: rel });
         });
@@ -249,7 +253,9 @@ export class BackupService {
     if (runAs) chownSync(target, runAs.uid, runAs.gid);
     try {
       makeDirs(target, manifest.dirs, runAs);
-      await eachLimit(manifest.files, PARALLEL_FILES, (f) => unpackFile(path.join(src, `${f.path}.gz`), path.join(target, f.path), f, runAs));
+      // Largest first, so no big file starts last and runs alone.
+      const bySize = [...manifest.files].sort((a, b) => b.size - a.size);
+      await eachLimit(bySize, PARALLEL_FILES, (f) => unpackFile(storedPath(src, f), path.join(target, f.path), f, runAs));
       const extra: [string, string][] = [["backup_label", manifest.backup_label], ["recovery.signal", ""]];
       if (manifest.tablespace_map) extra.push(["tablespace_map", manifest.tablespace_map]);
       for (const [name, content] of extra) {
@@ -273,6 +279,8 @@ export class BackupService {
     const wal = this.#o.store.walDir(walSourceId);
     return {
       restore_command: `cp ${shellQuote(wal)}/%f %p`,
+      // The unpack wrote without fsync; Postgres makes the data dir durable before replaying (one syncfs, not an fsync per file).
+      recovery_init_sync_method: "syncfs",
       recovery_target_action: "promote",
       // No read-only connections during replay: postmaster.pid says "ready" (what start() waits
       // for) only once recovery has reached its target and promoted, not at the consistent point.
@@ -319,6 +327,7 @@ export class BackupService {
     const db = await this.#readyDatabase(ref);
     const row = await this.#get(backupId, db.id);
     this.#claim(db.id, "restore");
+    await this.#trash.get(db.id);
     const dataDir = this.#o.instances.storage.dataDir(db.id);
     const staged = `${dataDir}.restore`;
     const old = `${dataDir}.old`;
@@ -349,9 +358,11 @@ export class BackupService {
         await this.#o.instances.start(db.id);
         throw err;
       }
-      rmSync(old, { recursive: true, force: true });
       await this.#o.catalog.setStatus(db.id, "ready");
       await this.#o.catalog.finishOperation(opId, "done");
+      // The replaced data goes in the background: the database answers already, and deleting a
+      // GiB of files blocked the event loop for seconds. The next restore waits for it.
+      this.#trash.set(db.id, rm(old, { recursive: true, force: true }).catch((err: Error) => this.#o.log.warn(`removing ${old}: ${err.message}`)));
       this.#o.observer?.restored(db.id, row.id);
       return view(row);
     } catch (err) {
