@@ -23,6 +23,8 @@ async function fill(entry: Writable, source: AsyncIterable<Buffer>, onChunk?: (b
     entry.once("finish", () => resolve());
     entry.once("error", reject);
   });
+  // A source that fails mid-entry (a corrupt backup file) destroys the pack, and so the entry: that error is the source's, already on its way.
+  done.catch(() => undefined);
   for await (const chunk of source) {
     onChunk?.(chunk);
     if (!entry.write(chunk)) await new Promise((r) => entry.once("drain", r));

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { chownSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import path from "node:path";
 import type { Catalog } from "../catalog/catalog.js";
@@ -86,6 +86,37 @@ function view(r: BackupRow): BackupView {
   };
 }
 
+const MiB = 2 ** 20;
+
+/** Where a backup's or a restore's time went, for its log line. */
+class Phases {
+  #last = performance.now();
+  readonly #first = this.#last;
+  readonly #done: string[] = [];
+
+  mark(what: string): void {
+    const now = performance.now();
+    this.#done.push(`${what} ${((now - this.#last) / 1000).toFixed(2)} s`);
+    this.#last = now;
+  }
+
+  summary(): string {
+    return `${((this.#last - this.#first) / 1000).toFixed(2)} s (${this.#done.join(", ")})`;
+  }
+}
+
+/** Files by decreasing size (a vanished one sorts last: packFile skips it). */
+function largestFirst(dir: string, files: readonly string[]): string[] {
+  const size = (rel: string) => {
+    try {
+      return statSync(path.join(dir, rel)).size;
+    } catch {
+      return 0;
+    }
+  };
+  return files.map((rel) => [rel, size(rel)] as const).sort((a, b) => b[1] - a[1]).map(([rel]) => rel);
+}
+
 /** Single quotes for a value inside a shell command Postgres runs (restore_command). */
 const shellQuote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
 
@@ -163,21 +194,27 @@ export class BackupService {
       // Wakes a suspended database (manual backups, and scheduled ones with writes since the last) and keeps it up meanwhile.
       lease = await this.#o.instances.use(db.id);
       // The same session must run start and stop: closing it aborts the backup.
+      const phases = new Phases();
       await withAdmin(lease.endpoint, "postgres", async (admin) => {
         const start = await admin.query<{ lsn: string; wal: string }>("SELECT lsn::text, pg_walfile_name(lsn) AS wal FROM pg_backup_start($1, true) AS lsn", [id]);
+        phases.mark("checkpoint");
         const dataDir = this.#o.instances.storage.dataDir(db.id);
         const { files, dirs } = listDataFiles(dataDir);
         mkdirSync(path.join(dir, "files"), { recursive: true, mode: 0o700 });
         makeDirs(path.join(dir, "files"), dirs, undefined);
         const manifestFiles: ManifestFile[] = [];
-        await eachLimit(files, PARALLEL_FILES, async (rel) => {
+        // Largest first, so no big file starts last and runs alone.
+        await eachLimit(largestFirst(dataDir, files), PARALLEL_FILES, async (rel) => {
           const dst = path.join(dir, "files", `${rel}${storedSuffix(PACK_CODEC)}`);
           const packed = await packFile(path.join(dataDir, rel), dst);
           if (packed) manifestFiles.push({ ...packed, path: rel });
         });
+        phases.mark(`copy of ${manifestFiles.length} files, ${(manifestFiles.reduce((n, f) => n + f.size, 0) / MiB).toFixed(0)} MiB`);
         // One syncfs for the whole copy (an fsync per file costs seconds on ~1300 files), before the manifest makes it count.
         await syncFilesystem(dir);
+        phases.mark("syncfs");
         const stop = await admin.query<{ lsn: string; labelfile: string; spcmapfile: string }>("SELECT lsn::text, labelfile, spcmapfile FROM pg_backup_stop(true)");
+        phases.mark("backup stop (WAL archived)");
         const s = stop.rows[0] as { lsn: string; labelfile: string; spcmapfile: string };
         const manifest: Manifest = {
           format: 1,
@@ -198,6 +235,7 @@ export class BackupService {
         // pg_backup_stop(true) waited for the archiver: a suspend with nothing written after this need not switch again.
         this.#o.instances.noteQuiet(db.id, (await admin.query<Quiet>(Instances.QUIET_SQL)).rows[0]);
       }, BACKUP_SESSION_TIMEOUT_MS);
+      this.#o.log.info(`backup ${id} of ${db.id}: ${phases.summary()}`);
       const finished = this.#now();
       await this.#o.catalog.tx(async (q) => {
         await q.query(
@@ -335,8 +373,10 @@ export class BackupService {
       const { rows } = await q.query<{ id: string }>("INSERT INTO ccp.operations (database_id, kind, state) VALUES ($1, 'restore:' || $2, 'running') RETURNING id::text", [db.id, row.id]);
       return (rows[0] as { id: string }).id;
     });
+    const phases = new Phases();
     try {
       await this.#unpack(db.id, row.id, staged);
+      phases.mark("unpack");
     } catch (err) {
       await this.#o.catalog.finishOperation(opId, "failed", (err as Error).message);
       this.#busy.delete(db.id);
@@ -348,8 +388,10 @@ export class BackupService {
       rmSync(old, { recursive: true, force: true });
       renameSync(dataDir, old);
       renameSync(staged, dataDir);
+      phases.mark("stop and swap");
       try {
         await this.#o.instances.start(db.id, { settings: this.#recoverySettings(db.id, {}), timeoutMs: RECOVERY_TIMEOUT_MS });
+        phases.mark("recovery and start");
       } catch (err) {
         this.#o.log.error(`restore of ${db.id} from ${row.id} failed, bringing the previous data back: ${(err as Error).message}`);
         await this.#o.instances.stop(db.id);
@@ -364,6 +406,7 @@ export class BackupService {
       // GiB of files blocked the event loop for seconds. The next restore waits for it.
       this.#trash.set(db.id, rm(old, { recursive: true, force: true }).catch((err: Error) => this.#o.log.warn(`removing ${old}: ${err.message}`)));
       this.#o.observer?.restored(db.id, row.id);
+      this.#o.log.info(`restore of ${db.id} from ${row.id}: ${phases.summary()}`);
       return view(row);
     } catch (err) {
       await this.#o.catalog.setStatus(db.id, (await this.#o.instances.state(db.id)) === "running" ? "ready" : "failed", (err as Error).message);
