@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { chownSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
 import path from "node:path";
 import type { Catalog } from "../catalog/catalog.js";
 import type { DatabaseService } from "../databases/service.js";
@@ -69,6 +70,9 @@ export interface BackupObserver {
 
 const BACKUP_ID = /^bkp-[0-9a-f]{8}$/;
 const PARALLEL_FILES = 4;
+/** How long a backup waits for its last WAL segment to reach the archive, and how often it looks. */
+const ARCHIVE_WAIT_MS = 30 * 60 * 1000;
+const ARCHIVE_POLL_MS = 20;
 /** Statement timeout of the backup's admin session: pg_backup_stop waits for the archiver. */
 const BACKUP_SESSION_TIMEOUT_MS = 6 * 60 * 60 * 1000;
 /** Replaying WAL can take a while; a restore's start-up gets this long. */
@@ -213,9 +217,14 @@ export class BackupService {
         // One syncfs for the whole copy (an fsync per file costs seconds on ~1300 files), before the manifest makes it count.
         await syncFilesystem(dir);
         phases.mark("syncfs");
-        const stop = await admin.query<{ lsn: string; labelfile: string; spcmapfile: string }>("SELECT lsn::text, labelfile, spcmapfile FROM pg_backup_stop(true)");
+        // Not pg_backup_stop(true): it checks the archive once a second, a second per backup. It
+        // switches segments either way; the archive is polled below instead.
+        const stop = await admin.query<{ lsn: string; wal: string; labelfile: string; spcmapfile: string }>(
+          "SELECT lsn::text, pg_walfile_name(lsn) AS wal, labelfile, spcmapfile FROM pg_backup_stop(false)",
+        );
+        const s = stop.rows[0] as { lsn: string; wal: string; labelfile: string; spcmapfile: string };
+        await this.#archived(db.id, s.wal);
         phases.mark("backup stop (WAL archived)");
-        const s = stop.rows[0] as { lsn: string; labelfile: string; spcmapfile: string };
         const manifest: Manifest = {
           format: 1,
           id,
@@ -274,6 +283,20 @@ export class BackupService {
       return JSON.parse(readFileSync(file, "utf8")) as Manifest;
     } catch (err) {
       throw new CcpError("conflict", `Backup ${backupId} is damaged: its manifest cannot be read (${(err as Error).message}).`);
+    }
+  }
+
+  /** Wait until WAL segment `wal` is in the database's archive: the backup is restorable from then on. */
+  async #archived(databaseId: string, wal: string): Promise<void> {
+    const file = path.join(this.#o.store.walDir(databaseId), wal);
+    const deadline = Date.now() + ARCHIVE_WAIT_MS;
+    while (!existsSync(file)) {
+      if (Date.now() > deadline) {
+        throw new CcpError("not_ready", `WAL segment ${wal} of ${databaseId} was not archived within ${ARCHIVE_WAIT_MS / 60_000} minutes, so the backup would not be restorable.`, {
+          hint: `Look for archiver errors with \`ccp db logs ${databaseId} --level warning\`, then retry the backup.`,
+        });
+      }
+      await sleep(ARCHIVE_POLL_MS);
     }
   }
 
