@@ -107,4 +107,10 @@ describe("backup file codec (ccp-lz4 and the old gzip)", () => {
     writeFileSync(gz, bad);
     await assert.rejects(unpackFile(gz, path.join(dir, "old-out"), entry, undefined), ChecksumMismatch);
   });
+
+  it("a stored file that is missing is an ENOENT the restore reports, in both codecs (regression: the gzip read stream's error went unhandled)", async () => {
+    const entry: ManifestFile = { path: "gone", size: 1, sha256: sha256(Buffer.from("x")) };
+    await assert.rejects(unpackFile(path.join(dir, "gone.gz"), path.join(dir, "gone-out"), entry, undefined), { code: "ENOENT" });
+    await assert.rejects(unpackFile(path.join(dir, "gone.lz4"), path.join(dir, "gone-out"), { ...entry, codec: "lz4" }, undefined), { code: "ENOENT" });
+  });
 });

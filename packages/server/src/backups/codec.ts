@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
+import { pipeline } from "node:stream";
 import { createGunzip, constants as zlib } from "node:zlib";
 import { compress, uncompress } from "lz4-napi";
 
@@ -136,7 +137,8 @@ async function* lz4Content(src: string, where: string): AsyncGenerator<Buffer> {
 
 async function* gzipContent(src: string, where: string): AsyncGenerator<Buffer> {
   try {
-    yield* createReadStream(src, { highWaterMark: CHUNK }).pipe(createGunzip({ finishFlush: zlib.Z_SYNC_FLUSH, chunkSize: CHUNK })) as AsyncIterable<Buffer>;
+    // pipeline, not pipe: a read error (a missing file) must reach the iterator, not go unhandled.
+    yield* pipeline(createReadStream(src, { highWaterMark: CHUNK }), createGunzip({ finishFlush: zlib.Z_SYNC_FLUSH, chunkSize: CHUNK }), () => undefined) as AsyncIterable<Buffer>;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code?.startsWith("Z_")) throw new ChecksumMismatch(`${where}: corrupt gzip data`);
     throw err;
