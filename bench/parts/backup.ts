@@ -46,7 +46,8 @@ function segmentEnd(name: string | null, segmentBytes: number): number | undefin
 function dirBytes(dir: string): number {
   let total = 0;
   for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    if (e.isFile()) total += statSync(path.join(e.parentPath, e.name)).size;
+    // A file may go between the listing and the stat (WAL recycled, archive status renamed).
+    if (e.isFile()) total += statSync(path.join(e.parentPath, e.name), { throwIfNoEntry: false })?.size ?? 0;
   }
   return total;
 }

@@ -43,7 +43,8 @@ async function scalar(c: Pg, sql: string): Promise<number> {
 function dirBytes(dir: string): number {
   let total = 0;
   for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    if (e.isFile()) total += statSync(path.join(e.parentPath, e.name)).size;
+    // A file may go between the listing and the stat (WAL recycled, archive status renamed).
+    if (e.isFile()) total += statSync(path.join(e.parentPath, e.name), { throwIfNoEntry: false })?.size ?? 0;
   }
   return total;
 }
