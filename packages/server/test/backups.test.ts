@@ -96,6 +96,11 @@ describe("backups and point-in-time restore, with real data", () => {
     assert.notEqual(restored.database.id, source);
     assert.deepEqual(await batches(restored.database.id), [1, 2]);
     assert.deepEqual(await batches(source), [1, 2, 3]);
+    // The WAL was replayed from pg_wal (staged), not fetched a segment at a time through restore_command.
+    const logDir = path.join(path.dirname(server.driver.dataDir(restored.database.id)), "log");
+    const log = readdirSync(logDir).map((f) => readFileSync(path.join(logDir, f), "utf8")).join("");
+    assert.match(log, /entering standby mode/);
+    assert.doesNotMatch(log, /restored log file/);
     // The copy is a full database: writable, with its own token.
     await insertBatch(restored.database.id, 9);
     assert.deepEqual(await batches(restored.database.id), [1, 2, 9]);
