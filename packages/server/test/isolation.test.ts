@@ -6,7 +6,9 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
 import { resolveServerConfig, startServer, type RunningServer } from "../src/index.js";
+import { resolvePgBinaries } from "../src/runtime/process/binaries.js";
 import { Cgroups } from "../src/runtime/process/cgroups.js";
+import { ProcessDriver } from "../src/runtime/process/process-driver.js";
 import { readOnlyPaths } from "../src/runtime/process/jail.js";
 
 /** Poll until `check` holds (bounded, never a timing assertion). */
@@ -378,6 +380,24 @@ describe("ccpd killed: the next ccpd stops the orphaned sandbox and starts the d
     } finally {
       await server.close();
       rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("degraded hosts say what is not in force", () => {
+  it("ccpd without root (no instance user): nothing enforced, each entry saying it is because ccpd is not root", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "ccp-isolation-noroot-"));
+    try {
+      // No pool and no spares: nothing starts (as root Postgres would refuse to); only the report is read.
+      const driver = new ProcessDriver({ bin: resolvePgBinaries(env), instancesDir: dir, templateDir: "/nonexistent", runAs: undefined, ccpdOsUser: "someone", warmPool: 0, spares: 0 });
+      for (const f of driver.isolation()) {
+        assert.equal(f.enforced, false, f.name);
+        if (f.name !== "storage") assert.match(f.detail, /not run as root/, f.name);
+      }
+      assert.equal(driver.ownerOf("db-000000000003"), undefined, "files are ccpd's own");
+      await driver.shutdown();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
