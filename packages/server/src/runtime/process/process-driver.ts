@@ -743,7 +743,9 @@ export class ProcessDriver implements RuntimeDriver {
     const server = this.#servers.get(id);
     const p = this.#paths(id);
     server?.relocate({ settings: { ...INSTANCE_SETTINGS, log_directory: p.logDir, ...this.#archiveSettings(id), ...postgresSettingsFor(limits) } });
-    return { live, nextStart: (Object.keys(limits) as (keyof InstanceLimits)[]).filter((k) => !live.includes(k)) };
+    // Memory's hard limit holds at once, the Postgres settings that follow it (shared_buffers …) from the next start: both.
+    const settingsFollow = (k: keyof InstanceLimits) => k === "memoryBytes" || k === "connections";
+    return { live, nextStart: (Object.keys(limits) as (keyof InstanceLimits)[]).filter((k) => !live.includes(k) || settingsFollow(k)) };
   }
 
   /** Storage is the data dir's size (data and WAL); memory, CPU time and processes as the instance's cgroup counts them while it runs. */
