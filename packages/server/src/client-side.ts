@@ -14,3 +14,4 @@ export { INSIGHT_SORTS, LOG_LEVELS, parseLevel, parseSince, type InsightSort, ty
 export type { LogEntry } from "./observability/logs.js";
 export type { StatementInsight } from "./observability/insights.js";
 export { parseSuspendAfter } from "./runtime/suspend-after.js";
+export { formatSize, LIMIT_NAMES, parseLimits, parseSize, SIZE_HINT, type LimitName, type LimitView } from "./databases/limits.js";

@@ -1,6 +1,8 @@
 import { DEFAULT_HTTP_LIMITS, type HttpLimits } from "./api/http-limits.js";
 import { CcpError } from "./errors.js";
 import { DEFAULT_GATEWAY_SETTINGS, type GatewaySettings } from "./gateway/gateway.js";
+import { effectiveLimits, hostCapacity, LIMIT_FIELD, LIMIT_NAMES, parseLimits, type LimitName } from "./databases/limits.js";
+import type { InstanceLimits } from "./runtime/driver.js";
 import { TENANT_CONNECTION_SLOTS } from "./runtime/process/template.js";
 import { parseSuspendAfter } from "./runtime/suspend-after.js";
 import os from "node:os";
@@ -41,6 +43,53 @@ export interface ServerOptions {
    * limits in a cgroup, as far as the host allows; "off": none of it (env CCP_ISOLATION=off).
    */
   isolation?: "auto" | "off";
+  /**
+   * Limits of databases created without their own ("512MiB", 0.5, 50; null: unlimited).
+   * Unset fields come from `CCP_DEFAULT_<NAME>` (e.g. CCP_DEFAULT_MEMORY=2GiB), else DEFAULT_LIMITS.
+   */
+  defaultLimits?: Partial<Record<LimitName, string | number | null>>;
+  /** How often ccpd checks each running database's storage against its quota, in ms (default 10 s). */
+  storageCheckMs?: number;
+}
+
+/**
+ * Server defaults a managed service's smallest paid plan has: 1 GiB of memory,
+ * one core, 10 GiB of storage, every client slot, 256 processes; I/O unlimited.
+ * cpu and memory are capped at what the host has.
+ */
+export const DEFAULT_LIMITS: Readonly<Record<LimitName, string | number | null>> = Object.freeze({
+  memory: "1GiB",
+  cpu: 1,
+  storage: "10GiB",
+  connections: TENANT_CONNECTION_SLOTS,
+  pids: 256,
+  io: null,
+});
+
+/** The defaults in force: options over CCP_DEFAULT_* over DEFAULT_LIMITS, validated like a database's own. */
+export function resolveDefaultLimits(options: ServerOptions["defaultLimits"] = {}, env: NodeJS.ProcessEnv = process.env): InstanceLimits {
+  const host = hostCapacity();
+  const merged: Record<string, unknown> = {};
+  for (const name of LIMIT_NAMES) {
+    const fromEnv = env[`CCP_DEFAULT_${name.toUpperCase()}`];
+    let v: unknown = name in options ? options[name] : fromEnv !== undefined ? (fromEnv === "" || fromEnv === "none" ? null : fromEnv) : DEFAULT_LIMITS[name];
+    // The built-in cpu/memory defaults never exceed the host (an explicit setting that does is refused).
+    if (!(name in options) && fromEnv === undefined) {
+      if (name === "cpu") v = Math.min(Number(v), host.cores);
+      if (name === "memory") v = Math.min(1024 ** 3, Math.floor(host.memoryBytes / 2));
+    }
+    merged[name] = v;
+  }
+  let parsed;
+  try {
+    parsed = parseLimits(merged, host);
+  } catch (err) {
+    if (err instanceof CcpError) throw new CcpError("invalid_request", `Default limits: ${err.message}`, { hint: err.hint });
+    throw err;
+  }
+  const out = effectiveLimits(parsed, {});
+  for (const name of LIMIT_NAMES) if (parsed[name] === null) delete (out as Record<string, unknown>)[LIMIT_FIELD[name]];
+  return out;
 }
 
 export interface ServerConfig {
@@ -66,6 +115,9 @@ export interface ServerConfig {
   readonly isolation: "auto" | "off";
   /** uids given to databases (CCP_UID_RANGE="first-last"). */
   readonly uidRange: { readonly first: number; readonly count: number } | undefined;
+  /** Limits of databases without their own (the driver's defaultLimits). */
+  readonly defaultLimits: InstanceLimits;
+  readonly storageCheckMs: number;
   readonly backups: { readonly dailyAt: string | undefined; readonly retentionDays: number; readonly archiveTimeoutS: number };
   /**
    * /metrics on or off; per-database readings reused for cacheMs; background
@@ -110,6 +162,8 @@ export function resolveServerConfig(options: ServerOptions = {}, env: NodeJS.Pro
     warmPool: options.warmPool ?? 2,
     isolation: parseIsolation(options.isolation ?? env["CCP_ISOLATION"]),
     uidRange: parseUidRange(env["CCP_UID_RANGE"]),
+    defaultLimits: Object.freeze(resolveDefaultLimits(options.defaultLimits, env)),
+    storageCheckMs: options.storageCheckMs ?? 10_000,
     backups: Object.freeze({
       dailyAt: options.backupAt === "off" ? undefined : (options.backupAt ?? "00:00"),
       retentionDays: options.backupRetentionDays ?? 7,

@@ -13,6 +13,8 @@ export type ErrorCode =
   | "not_ready"
   | "conflict"
   | "payload_too_large"
+  /** A write to a database that is read-only for being over its storage limit. */
+  | "storage_quota_exceeded"
   | "internal";
 
 const STATUS: Record<ErrorCode, number> = {
@@ -25,6 +27,7 @@ const STATUS: Record<ErrorCode, number> = {
   not_ready: 503,
   conflict: 409,
   payload_too_large: 413,
+  storage_quota_exceeded: 403,
   internal: 500,
 };
 

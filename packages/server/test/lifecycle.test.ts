@@ -5,10 +5,12 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
+import { catalogSql } from "./support/catalog-sql.js";
 import { resolveServerConfig, startServer, type RunningServer } from "../src/index.js";
 import { BackupScheduler } from "../src/backups/scheduler.js";
 import { restoreToPointInTime } from "../src/backups/pitr.js";
 import { withAdmin } from "../src/databases/admin-connection.js";
+import { postgresSettingsFor } from "../src/runtime/limits.js";
 
 /** Poll until `check` holds (bounded so a broken build fails instead of hanging; never a timing assertion). */
 export async function waitFor(what: string, check: () => Promise<boolean> | boolean, boundMs = 60_000): Promise<void> {
@@ -301,7 +303,7 @@ describe("databases that sleep and wake", () => {
     const scheduler = (at: string) =>
       new BackupScheduler({ catalog: server.catalog, backups: server.backups, settings: { dailyAt: "00:00", retentionDays: 7 }, now: () => new Date(at), log: console });
     const kinds = async () =>
-      (await server.catalog.tx((q) => q.query<{ n: string }>("SELECT count(*) AS n FROM ccp.backups WHERE database_id = $1 AND status = 'ready'", [d.id]))).rows[0]?.n;
+      (await catalogSql(server.catalog, (q) => q.query<{ n: string }>("SELECT count(*) AS n FROM ccp.backups WHERE database_id = $1 AND status = 'ready'", [d.id]))).rows[0]?.n;
     const dayAfter = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
     // Written since it was created and never backed up: woken, backed up.
     const first = await scheduler(`${dayAfter}T00:01:00Z`).tick();
@@ -337,7 +339,8 @@ describe("databases that sleep and wake", () => {
     assert.deepEqual((await query(bRef, "SELECT to_regclass('public.secret') AS t")).rows, [{ t: null }]);
     await withAdmin(server.driver.endpoint(b.database.id), "postgres", async (c) => {
       assert.equal((await c.query("SELECT count(*)::int AS n FROM pg_roles WHERE rolname = 'leak_role'")).rows[0].n, 0);
-      assert.equal((await c.query("SHOW work_mem")).rows[0].work_mem, "4MB");
+      // Not a's 7MB: what the server's default limits give every instance (Postgres's own 4MB without a memory limit).
+      assert.equal((await c.query("SHOW work_mem")).rows[0].work_mem, postgresSettingsFor(server.config.defaultLimits)["work_mem"] ?? "4MB");
       // Its own archive target, applied by a reload after the claim (a new session sees it once the reload is done).
       const dir = server.store.walDir(b.database.id);
       // A sandboxed pre-started server sees only what was bound at its start: the claim renames its pool
@@ -352,7 +355,7 @@ describe("databases that sleep and wake", () => {
       const wal = (await c.query("SELECT pg_walfile_name(pg_switch_wal()) AS w")).rows[0].w as string;
       await waitFor("b's archive", () => existsSync(path.join(dir, wal)));
     });
-    assert.deepEqual((await server.catalog.findDatabase(b.database.id))?.owner_role, "clusterbase");
+    assert.deepEqual((await server.catalog.databases.find(b.database.id))?.owner_role, "clusterbase");
     await server.databases.destroy(a.database.id);
     await server.databases.destroy(b.database.id);
   });

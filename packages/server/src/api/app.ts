@@ -21,6 +21,7 @@ import { databaseAdminRoutes } from "./routes/database-admin.js";
 import { backupRoutes } from "./routes/backups.js";
 import { branchRoutes } from "./routes/branches.js";
 import { databaseSqlRoutes } from "./routes/database-sql.js";
+import { serverRoutes } from "./routes/server.js";
 import { databaseRoutes } from "./routes/databases.js";
 
 export interface AppDeps {
@@ -28,8 +29,6 @@ export interface AppDeps {
   readonly adminAuth: AdminAuth;
   readonly backups: BackupService;
   readonly branches: BranchService;
-  /** Point-in-time restore into a new database (backups/pitr.ts). */
-  readonly pitr: (ref: string, time: string, name: string) => Promise<unknown>;
   readonly gateway: Gateway;
   /** /metrics, logs and insights (observability/); absent in apps built without them. */
   readonly observability?: Observability;
@@ -150,7 +149,8 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(async (scope) => {
     scope.addHook("onRequest", async (req) => deps.adminAuth.check(req.headers.authorization));
     databaseRoutes(scope, deps.databases);
-    backupRoutes(scope, deps.backups, deps.pitr);
+    serverRoutes(scope, deps.databases, deps.version);
+    backupRoutes(scope, deps.backups);
     branchRoutes(scope, deps.branches);
     databaseAdminRoutes(scope, deps.databases);
     databaseSqlRoutes(scope, deps.databases, deps.gateway);

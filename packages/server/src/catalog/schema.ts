@@ -108,4 +108,13 @@ export const CATALOG_MIGRATIONS: readonly string[] = [
   CREATE INDEX databases_by_parent ON ccp.databases (parent_id) WHERE parent_id IS NOT NULL;
   CREATE INDEX databases_expiring ON ccp.databases (expires_at) WHERE expires_at IS NOT NULL;
   `,
+  `
+  -- Limits (#15, databases/limits.ts): a database's own limits, by name ({"memory": 536870912,
+  -- "cpu": 0.5}); absent names take the server's defaults. read_only_since: when ccpd made it
+  -- read-only for being over its storage quota (NULL: writable); storage_used_bytes: that reading.
+  ALTER TABLE ccp.databases
+    ADD COLUMN limits             jsonb NOT NULL DEFAULT '{}',
+    ADD COLUMN read_only_since    timestamptz,
+    ADD COLUMN storage_used_bytes bigint;
+  `,
 ];

@@ -25,3 +25,12 @@ export async function installOwnerRole(endpoint: InstanceEndpoint, owner: string
     await client.query("COMMIT");
   });
 }
+
+/**
+ * The tenant role's CONNECTION LIMIT: the live bound on every client session
+ * (wire and gateway alike; the role has no CREATEROLE, so it cannot make another
+ * login to get around it). -1: no limit of its own (max_connections bounds it).
+ */
+export async function applyConnectionLimit(endpoint: InstanceEndpoint, owner: string, limit: number): Promise<void> {
+  await withAdmin(endpoint, "postgres", (client) => client.query(`ALTER ROLE "${owner.replaceAll('"', '""')}" CONNECTION LIMIT ${Math.trunc(limit)}`));
+}

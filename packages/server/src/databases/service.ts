@@ -1,5 +1,4 @@
 import type { Catalog, DatabaseRow } from "../catalog/catalog.js";
-import { beginOperation } from "../catalog/catalog.js";
 import { CcpError } from "../errors.js";
 import { hashSecret, newDatabaseId, newDatabasePassword, newDatabaseToken } from "../ids.js";
 import { validateDatabaseName } from "../names.js";
@@ -7,9 +6,12 @@ import { formatDuration, parseSuspendAfter, type Instances } from "../runtime/in
 import { TENANT_DATABASE, TENANT_ROLE } from "../runtime/process/template.js";
 import { seal, unseal } from "../secrets.js";
 import { makeVerifier } from "../wire/scram.js";
-import { installOwnerRole, validatePassword, validateProvision } from "./roles.js";
+import { applyConnectionLimit, installOwnerRole, validatePassword, validateProvision } from "./roles.js";
+import { effectiveLimits, formatSize, LIMIT_FIELD, LIMIT_NAMES, limitViews, parseLimits, type LimitName, type LimitView } from "./limits.js";
+import type { InstanceLimits, IsolationFeature } from "../runtime/driver.js";
+import { TENANT_CONNECTION_SLOTS } from "../runtime/connection-slots.js";
 import type { Headline } from "../observability/database-metrics.js";
-import { lastBackupAt, liveStatus, tenantDatabases, type LiveStatus } from "./status.js";
+import { lastBackupAt, liveStatus, tenantConnections, tenantDatabases, type LiveStatus } from "./status.js";
 import type { Logger } from "../logger.js";
 
 /** A database as the API shows it. */
@@ -39,6 +41,28 @@ export interface DatabaseView {
   readonly branch_lsn?: string;
   /** When ccpd destroys it by itself. */
   readonly expires_at?: string;
+  /** Set while it is read-only for being over its storage quota (databases/storage-quota.ts). */
+  readonly read_only?: ReadOnlyView;
+  /** Every limit next to its usage (info only: `GET /v1/databases/{ref}`, `.../limits`). */
+  readonly limits?: LimitView[];
+}
+
+export interface ReadOnlyView {
+  readonly reason: "storage_quota";
+  readonly since: string;
+  readonly storage_used_bytes: number;
+  readonly storage_limit_bytes: number | null;
+  readonly message: string;
+}
+
+/** What a limits change did: which changes are in force now and which at the next start. */
+export interface LimitsChange {
+  readonly database: DatabaseView;
+  readonly changed: LimitName[];
+  readonly live: LimitName[];
+  readonly next_start: LimitName[];
+  /** The database was restarted to apply everything now (`restart: true`). */
+  readonly restarted: boolean;
 }
 
 /** `GET /v1/databases/:ref/status`: live figures are null while the instance is not running. */
@@ -103,6 +127,10 @@ export interface DatabaseServiceOptions {
   readonly observer?: DatabaseObserver;
   /** Headline figures of a running database for status (observability/database-metrics.ts). */
   readonly headline?: (row: DatabaseRow) => Promise<Headline | undefined>;
+  /** Limits of databases without their own (config.ts). */
+  readonly defaultLimits?: InstanceLimits;
+  /** After a limits change (the storage quota checks the database again at once). */
+  readonly limitsChanged?: (id: string) => Promise<void>;
 }
 
 /** What DatabaseService reports as it goes; never given a secret. */
@@ -123,6 +151,46 @@ export interface CreatedDatabase {
 }
 
 const NOT_FOUND_HINT = "List your databases with `ccp db list`.";
+
+/** Validated limits without the nulls ("back to default" means "not its own" on a create). */
+function ownOnly(parsed: Partial<Record<LimitName, number | null>>): Partial<Record<LimitName, number>> {
+  const out: Partial<Record<LimitName, number>> = {};
+  for (const [k, v] of Object.entries(parsed)) if (typeof v === "number") out[k as LimitName] = v;
+  return out;
+}
+
+/** The tenant role's CONNECTION LIMIT for these limits; -1 (none) when every client slot is allowed. */
+function roleConnectionLimit(limits: InstanceLimits): number {
+  return limits.connections === undefined || limits.connections >= TENANT_CONNECTION_SLOTS ? -1 : limits.connections;
+}
+
+/** The one wording of "over its storage quota": what, how much, and what to do. */
+export function storageQuotaMessage(id: string, usedBytes: number, limitBytes: number | null): string {
+  const limit = limitBytes === null ? "its quota" : `its storage limit of ${formatSize(limitBytes)}`;
+  return (
+    `Database ${id} is read-only: it uses ${formatSize(usedBytes)} (data + WAL), over ${limit}. ` +
+    "Free space (in a session: SET default_transaction_read_only = off; then DELETE or DROP, then VACUUM) " +
+    "or raise the limit (`ccp db limits " + id + " --storage <size>`); it becomes writable again once under the limit."
+  );
+}
+
+/** A row's own limits over the server's defaults: what its instance runs with. */
+export function limitsOfRow(row: DatabaseRow, defaults: InstanceLimits): InstanceLimits {
+  return effectiveLimits(row.limits as Partial<Record<LimitName, number>>, defaults);
+}
+
+/** Why a database is read-only, as every surface (API, gateway, wire notice) says it. */
+export function readOnlyViewOf(row: DatabaseRow, defaults: InstanceLimits): ReadOnlyView {
+  const used = Number(row.storage_used_bytes ?? 0);
+  const limit = limitsOfRow(row, defaults).storageBytes ?? null;
+  return {
+    reason: "storage_quota",
+    since: (row.read_only_since ?? new Date()).toISOString(),
+    storage_used_bytes: used,
+    storage_limit_bytes: limit,
+    message: storageQuotaMessage(row.id, used, limit),
+  };
+}
 
 /** Create, list, inspect, destroy and reconcile databases. The API and tests call this. */
 export class DatabaseService {
@@ -171,15 +239,66 @@ export class DatabaseService {
       ...(row.branched_at ? { branched_at: row.branched_at.toISOString() } : {}),
       ...(row.branch_lsn ? { branch_lsn: row.branch_lsn } : {}),
       ...(row.expires_at ? { expires_at: row.expires_at.toISOString() } : {}),
+      ...(row.read_only_since ? { read_only: this.readOnlyView(row) } : {}),
     };
   }
 
+  /** The server's default limits (the driver's defaultLimits). */
+  get defaultLimits(): InstanceLimits {
+    return this.#o.defaultLimits ?? {};
+  }
+
+  /** A row's own limits over the server's defaults: what its instance runs with. */
+  limitsOf(row: DatabaseRow): InstanceLimits {
+    return limitsOfRow(row, this.defaultLimits);
+  }
+
+  /** Why a database is read-only, as every surface (API, gateway, wire notice) says it. */
+  readOnlyView(row: DatabaseRow): ReadOnlyView {
+    return readOnlyViewOf(row, this.defaultLimits);
+  }
+
+  /** The view with every limit next to its usage (info); never wakes a suspended database. */
+  async detail(ref: string): Promise<DatabaseView> {
+    const row = await this.getRow(ref);
+    const view = await this.view(row);
+    const usage = await this.#o.instances.usage(row.id).catch(() => ({}));
+    let connections: number | null = null;
+    if (view.status === "ready") connections = await tenantConnections(this.#o.instances.endpoint(row.id)).catch(() => null);
+    return { ...view, limits: limitViews(row.limits as Partial<Record<LimitName, number>>, this.defaultLimits, usage, this.isolation(), connections) };
+  }
+
+  /** `GET /v1/server`: the runtime, the default limits by name, and the isolation report. */
+  serverReport(version: string): { version: string; runtime: string; default_limits: Partial<Record<LimitName, number>>; isolation: IsolationFeature[] } {
+    const defaults: Partial<Record<LimitName, number>> = {};
+    for (const n of LIMIT_NAMES) {
+      const v = this.defaultLimits[LIMIT_FIELD[n]];
+      if (v !== undefined) defaults[n] = v;
+    }
+    return { version, runtime: this.#o.instances.driverName, default_limits: defaults, isolation: this.isolation() };
+  }
+
+  /** The driver's isolation report, with what ccpd itself enforces (connections; storage when the driver cannot). */
+  isolation(): IsolationFeature[] {
+    const features = [...this.#o.instances.isolation()];
+    const storage = features.findIndex((f) => f.name === "storage");
+    if (storage >= 0 && !features[storage]?.enforced) {
+      features[storage] = { name: "storage", enforced: true, detail: "soft: ccpd measures data + WAL and makes a database read-only past its quota (no filesystem quota on this runtime)" };
+    } else if (storage < 0) {
+      features.push({ name: "storage", enforced: true, detail: "soft: ccpd measures data + WAL and makes a database read-only past its quota" });
+    }
+    if (!features.some((f) => f.name === "connections")) {
+      features.push({ name: "connections", enforced: true, detail: "the tenant role's CONNECTION LIMIT (live) and max_connections (at the next start)" });
+    }
+    return features;
+  }
+
   async list(): Promise<DatabaseView[]> {
-    return Promise.all((await this.#o.catalog.listDatabases()).map((r) => this.view(r)));
+    return Promise.all((await this.#o.catalog.databases.list()).map((r) => this.view(r)));
   }
 
   async getRow(ref: string): Promise<DatabaseRow> {
-    const row = await this.#o.catalog.findDatabase(ref);
+    const row = await this.#o.catalog.databases.find(ref);
     if (!row) throw new CcpError("not_found", `No database with id or name "${ref}".`, { hint: NOT_FOUND_HINT });
     return row;
   }
@@ -195,8 +314,10 @@ export class DatabaseService {
    * With `provision` (owner and password), seed 003's rules apply and the
    * instance's tenant role is that owner instead of the template's (roles.ts).
    */
-  async create(nameInput: unknown, provision: ProvisionInput = {}, restore?: RestoreSource, settings: { suspendAfter?: unknown } = {}): Promise<CreatedDatabase> {
+  async create(nameInput: unknown, provision: ProvisionInput = {}, restore?: RestoreSource, settings: { suspendAfter?: unknown; limits?: unknown } = {}): Promise<CreatedDatabase> {
     const suspendAfter = settings.suspendAfter === undefined ? null : formatDuration(parseSuspendAfter(settings.suspendAfter));
+    const ownLimits = ownOnly(parseLimits(settings.limits));
+    const limits = effectiveLimits(ownLimits, this.defaultLimits);
     const provisioning = provision.owner !== undefined || provision.password !== undefined;
     const spec = provisioning ? validateProvision(nameInput, provision.owner, provision.password) : undefined;
     const name = spec ? spec.name : validateDatabaseName(nameInput);
@@ -207,32 +328,24 @@ export class DatabaseService {
     const password = spec?.password ?? newDatabasePassword();
     let opId: string;
     try {
-      opId = await catalog.tx(async (q) => {
-        await q.query(
-          `INSERT INTO ccp.databases (id, name, status, runtime, pg_version, owner_role, database_name, token_hash, suspend_after, parent_id, expires_at, branched_at, branch_lsn)
-           VALUES ($1, $2, 'creating', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::pg_lsn)`,
-          [
-            id,
-            name,
-            instances.driverName,
-            instances.pgVersion,
-            role,
-            TENANT_DATABASE,
-            hashSecret(token),
-            suspendAfter,
-            restore?.branch?.parentId ?? null,
-            restore?.branch?.expiresAt ?? null,
-            restore?.branch?.branchedAt ?? null,
-            restore?.branch?.lsn ?? null,
-          ],
-        );
-        await q.query("INSERT INTO ccp.credentials (database_id, role, scram_verifier, password_sealed) VALUES ($1, $2, $3, $4)", [
+      opId = await catalog.tx(async (t) => {
+        await t.databases.insert({
           id,
-          role,
-          makeVerifier(password),
-          seal(this.#o.secret, password),
-        ]);
-        return beginOperation(q, id, "create");
+          name,
+          runtime: instances.driverName,
+          pgVersion: instances.pgVersion,
+          ownerRole: role,
+          databaseName: TENANT_DATABASE,
+          tokenHash: hashSecret(token),
+          suspendAfter,
+          parentId: restore?.branch?.parentId ?? null,
+          expiresAt: restore?.branch?.expiresAt ?? null,
+          branchedAt: restore?.branch?.branchedAt ?? null,
+          branchLsn: restore?.branch?.lsn ?? null,
+          limits: ownLimits,
+        });
+        await t.credentials.insert(id, role, makeVerifier(password), seal(this.#o.secret, password));
+        return t.operations.begin(id, "create");
       });
     } catch (err) {
       if ((err as { code?: string }).code === "23505") {
@@ -247,24 +360,29 @@ export class DatabaseService {
     try {
       if (restore) {
         await restore.populate(id);
-        await instances.start(id, restore.startOnce);
+        await instances.setLimits(id, limits);
+        const endpoint = await instances.start(id, restore.startOnce);
+        // The role came with the source's data, and its CONNECTION LIMIT with it.
+        await applyConnectionLimit(endpoint, role, roleConnectionLimit(limits));
       } else {
         // A pre-started server when the pool has one: only what is this database's own is installed.
-        const endpoint = await instances.create(id);
+        const endpoint = await instances.create(id, limits);
         // pg_stat_statements collects from the first start (preloaded); its view is created on the first
         // insights call, off the create path, where it cost a connection and a CREATE EXTENSION (~40 ms).
         await installOwnerRole(endpoint, role);
+        // Every slot is the template's own bound (max_connections): no extra statement on the common path.
+        if (roleConnectionLimit(limits) >= 0) await applyConnectionLimit(endpoint, role, roleConnectionLimit(limits));
       }
-      await catalog.tx(async (q) => {
-        await q.query("UPDATE ccp.databases SET status = 'ready', updated_at = now() WHERE id = $1", [id]);
-        await q.query("UPDATE ccp.operations SET state = 'done', finished_at = now() WHERE id = $1", [opId]);
+      await catalog.tx(async (t) => {
+        await t.databases.markReady(id);
+        await t.operations.finish(opId, "done");
       });
     } catch (err) {
       this.#o.log.error(`create ${id} (${name}) failed: ${(err as Error).message}`);
       await instances.destroy(id).catch((e: Error) => this.#o.log.error(`cleanup of ${id} failed: ${e.message}`));
-      await catalog.tx(async (q) => {
-        await q.query("DELETE FROM ccp.databases WHERE id = $1", [id]);
-        await q.query("UPDATE ccp.operations SET state = 'failed', error = $2, finished_at = now() WHERE id = $1", [opId, (err as Error).message]);
+      await catalog.tx(async (t) => {
+        await t.databases.delete(id);
+        await t.operations.finish(opId, "failed", (err as Error).message);
       });
       this.#o.observer?.createFailed();
       throw new CcpError("internal", `Creating database "${name}" failed; nothing was left behind. Cause: ${(err as Error).message}`, { cause: err });
@@ -285,15 +403,8 @@ export class DatabaseService {
   async resetPassword(ref: string, passwordInput: unknown): Promise<{ database: DatabaseView; database_url: string }> {
     const password = validatePassword(passwordInput);
     const row = this.#settled(await this.getRow(ref));
-    const { rowCount } = await this.#o.catalog.tx((q) =>
-      q.query("UPDATE ccp.credentials SET scram_verifier = $3, password_sealed = $4, updated_at = now() WHERE database_id = $1 AND role = $2", [
-        row.id,
-        row.owner_role,
-        makeVerifier(password),
-        seal(this.#o.secret, password),
-      ]),
-    );
-    if (rowCount !== 1) throw new CcpError("not_found", `Database ${row.id} has no wire credentials for "${row.owner_role}".`);
+    const updated = await this.#o.catalog.credentials.update(row.id, row.owner_role, makeVerifier(password), seal(this.#o.secret, password));
+    if (!updated) throw new CcpError("not_found", `Database ${row.id} has no wire credentials for "${row.owner_role}".`);
     this.#o.observer?.passwordChanged(row.id);
     return { database: await this.view(row), database_url: this.#o.databaseUrl({ id: row.id, role: row.owner_role, password, database: row.database_name }) };
   }
@@ -302,7 +413,7 @@ export class DatabaseService {
   async rotateToken(ref: string): Promise<{ database: DatabaseView; token: string }> {
     const row = this.#settled(await this.getRow(ref));
     const token = newDatabaseToken();
-    await this.#o.catalog.tx((q) => q.query("UPDATE ccp.databases SET token_hash = $2, updated_at = now() WHERE id = $1", [row.id, hashSecret(token)]));
+    await this.#o.catalog.databases.setTokenHash(row.id, hashSecret(token));
     await this.#o.instances.goingAway(row.id, "credentials");
     this.#o.observer?.tokenRotated(row.id);
     return { database: await this.view(row), token };
@@ -357,7 +468,7 @@ export class DatabaseService {
       databases: live?.databases ?? null,
       tps: headline?.tps ?? null,
       cache_hit_rate: headline?.cache_hit_rate ?? null,
-      size_limit_bytes: null,
+      size_limit_bytes: this.limitsOf(row).storageBytes ?? null,
       wal_archive_lag_bytes: headline?.wal_archive_lag_bytes ?? null,
       last_archived_age_seconds: headline?.last_archived_age_seconds ?? null,
       suspend_after: view.suspend_after,
@@ -387,7 +498,7 @@ export class DatabaseService {
   /** The DATABASE_URL with its password (admin only: `ccp db info --show-secrets`). */
   async databaseUrl(ref: string): Promise<string> {
     const row = await this.getRow(ref);
-    const sealed = await this.#o.catalog.sealedPassword(row.id, row.owner_role);
+    const sealed = await this.#o.catalog.credentials.sealedPassword(row.id, row.owner_role);
     if (!sealed) throw new CcpError("not_found", `Database ${row.id} has no wire password.`);
     return this.#o.databaseUrl({ id: row.id, role: row.owner_role, password: unseal(this.#o.secret, sealed), database: row.database_name });
   }
@@ -399,7 +510,7 @@ export class DatabaseService {
    */
   async destroy(ref: string, options: { force?: boolean } = {}): Promise<DatabaseView> {
     const row = await this.getRow(ref);
-    const branches = await this.#o.catalog.branchesOf(row.id);
+    const branches = await this.#o.catalog.databases.branchesOf(row.id);
     if (branches.length > 0 && !options.force) {
       const names = branches.map((b) => `${b.name} (${b.id})`).join(", ");
       throw new CcpError("conflict", `Database ${row.id} has ${branches.length} branch${branches.length === 1 ? "" : "es"}: ${names}.`, {
@@ -412,9 +523,9 @@ export class DatabaseService {
     }
     this.#busy.add(row.id);
     try {
-      const opId = await this.#o.catalog.tx(async (q) => {
-        await q.query("UPDATE ccp.databases SET status = 'destroying', updated_at = now() WHERE id = $1", [row.id]);
-        return beginOperation(q, row.id, "destroy");
+      const opId = await this.#o.catalog.tx(async (t) => {
+        await t.databases.markDestroying(row.id);
+        return t.operations.begin(row.id, "destroy");
       });
       await this.#finishDestroy(row.id, opId);
     } finally {
@@ -425,20 +536,73 @@ export class DatabaseService {
 
   async #finishDestroy(id: string, opId: string): Promise<void> {
     await this.#o.instances.destroy(id);
-    await this.#o.catalog.tx(async (q) => {
-      await q.query("DELETE FROM ccp.databases WHERE id = $1", [id]);
-      await q.query("UPDATE ccp.databases SET parent_id = NULL, updated_at = now() WHERE parent_id = $1", [id]);
-      await q.query("UPDATE ccp.operations SET state = 'done', finished_at = now() WHERE id = $1", [opId]);
+    await this.#o.catalog.tx(async (t) => {
+      await t.databases.delete(id);
+      await t.operations.finish(opId, "done");
     });
     this.#o.observer?.destroyed(id);
     await this.#o.instances.goingAway(id, "destroyed");
+  }
+
+  /**
+   * Change a database's own limits (null: back to the server's default). The driver
+   * applies what it can live; the tenant role's CONNECTION LIMIT and the storage
+   * quota are live whenever the database runs; the rest (Postgres settings such as
+   * shared_buffers and max_connections) at the next start, or now with `restart`.
+   * Nothing changes on a bad input.
+   */
+  async setLimits(ref: string, input: unknown, options: { restart?: boolean } = {}): Promise<LimitsChange> {
+    const parsed = parseLimits(input);
+    const row = this.#settled(await this.getRow(ref));
+    const own: Partial<Record<LimitName, number>> = { ...(row.limits as Partial<Record<LimitName, number>>) };
+    for (const name of LIMIT_NAMES) {
+      if (!(name in parsed)) continue;
+      const v = parsed[name];
+      if (v === null || v === undefined) delete own[name];
+      else own[name] = v;
+    }
+    const before = this.limitsOf(row);
+    const after = effectiveLimits(own, this.defaultLimits);
+    const changed = LIMIT_NAMES.filter((n) => before[LIMIT_FIELD[n]] !== after[LIMIT_FIELD[n]]);
+    const { instances } = this.#o;
+    this.#busy.add(row.id);
+    let restarted = false;
+    const live = new Set<LimitName>();
+    try {
+      await this.#o.catalog.databases.setLimits(row.id, own);
+      const applied = await instances.setLimits(row.id, after);
+      for (const n of LIMIT_NAMES) if (applied.live.includes(LIMIT_FIELD[n])) live.add(n);
+      const running = (await instances.state(row.id)) === "running";
+      if (running && options.restart && changed.length > 0) {
+        await instances.stop(row.id, "limits");
+        await instances.start(row.id);
+        restarted = true;
+      }
+      if (running && (changed.includes("connections") || restarted)) {
+        await applyConnectionLimit(instances.endpoint(row.id), row.owner_role, roleConnectionLimit(after));
+        live.add("connections");
+      }
+      // ccpd's own check, run at once below: live whenever the database runs.
+      live.add("storage");
+    } finally {
+      this.#busy.delete(row.id);
+    }
+    await this.#o.limitsChanged?.(row.id);
+    const inForce = restarted ? changed : changed.filter((n) => live.has(n));
+    return {
+      database: await this.detail(row.id),
+      changed,
+      live: inForce,
+      next_start: changed.filter((n) => !inForce.includes(n)),
+      restarted,
+    };
   }
 
   /** Change a database's suspend timeout (`ccp db update --suspend-after`); null input: back to the server's default. */
   async setSuspendAfter(ref: string, input: unknown): Promise<DatabaseView> {
     const value = input === null ? null : formatDuration(parseSuspendAfter(input));
     const row = await this.getRow(ref);
-    await this.#o.catalog.setSuspendAfter(row.id, value);
+    await this.#o.catalog.databases.setSuspendAfter(row.id, value);
     return this.view(await this.getRow(row.id));
   }
 
@@ -470,22 +634,22 @@ export class DatabaseService {
    */
   async reconcile(): Promise<void> {
     const { catalog, instances, log } = this.#o;
-    for (const op of await catalog.runningOperations()) {
+    for (const op of await catalog.operations.running()) {
       if (op.kind === "create") {
         log.warn(`reconcile: undoing interrupted create of ${op.database_id}`);
         await instances.destroy(op.database_id);
-        await catalog.tx(async (q) => {
-          await q.query("DELETE FROM ccp.databases WHERE id = $1 AND status = 'creating'", [op.database_id]);
-          await q.query("UPDATE ccp.operations SET state = 'failed', error = 'interrupted by a ccpd restart', finished_at = now() WHERE id = $1", [op.id]);
+        await catalog.tx(async (t) => {
+          await t.databases.deleteCreating(op.database_id);
+          await t.operations.finish(op.id, "failed", "interrupted by a ccpd restart");
         });
       } else if (op.kind === "destroy") {
         log.warn(`reconcile: finishing interrupted destroy of ${op.database_id}`);
         await this.#finishDestroy(op.database_id, op.id);
       } else {
-        await catalog.finishOperation(op.id, "failed", "interrupted by a ccpd restart");
+        await catalog.operations.finish(op.id, "failed", "interrupted by a ccpd restart");
       }
     }
-    const rows = await catalog.listDatabases();
+    const rows = await catalog.databases.list();
     const known = new Set(rows.map((r) => r.id));
     for (const id of await instances.list()) {
       if (!known.has(id)) {
@@ -504,10 +668,10 @@ export class DatabaseService {
         toStart.slice(i, i + 4).map(async (row) => {
           try {
             await instances.start(row.id);
-            await catalog.setStatus(row.id, "ready");
+            await catalog.databases.setStatus(row.id, "ready");
           } catch (err) {
             log.error(`reconcile: starting ${row.id} failed: ${(err as Error).message}`);
-            await catalog.setStatus(row.id, "failed", (err as Error).message);
+            await catalog.databases.setStatus(row.id, "failed", (err as Error).message);
           }
         }),
       );

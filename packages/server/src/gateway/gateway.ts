@@ -42,6 +42,25 @@ export interface TransactionOptions {
   readonly deferrable?: boolean;
 }
 
+/** What the gateway needs of a database's limits (databases/service.ts). */
+export interface GatewayLimits {
+  /** The database's connections limit (undefined: every client slot). */
+  connections(row: DatabaseRow): number | undefined;
+  /** Why a database is read-only (over its storage quota), or undefined. */
+  readOnly(row: DatabaseRow): { message: string; details: Record<string, unknown> } | undefined;
+}
+
+/** read_only_sql_transaction: a write in a read-only transaction. */
+const READ_ONLY_SQL_TRANSACTION = "25006";
+
+/**
+ * The gateway's share of a connections limit: at most a quarter (at least one),
+ * so wire clients keep the rest; the tenant role's CONNECTION LIMIT bounds the sum.
+ */
+export function gatewayPoolSize(poolSize: number, connections: number | undefined): number {
+  return connections === undefined ? poolSize : Math.max(1, Math.min(poolSize, Math.ceil(connections / 4)));
+}
+
 const CACHE_MS = 1_000;
 /** SQLSTATEs meaning the server is going away or not yet up: 503, retry. */
 const UNAVAILABLE_SQLSTATES = new Set(["57P01", "57P02", "57P03", "08006", "08001", "08003", "53300"]);
@@ -62,8 +81,11 @@ export class Gateway {
   /** Bumped by invalidate(): a lookup that began before it must not cache what it read. */
   readonly #generation = new Map<string, number>();
 
-  constructor(options: { catalog: Catalog; instances: Instances; settings?: Partial<GatewaySettings> }) {
+  readonly #limits: GatewayLimits | undefined;
+
+  constructor(options: { catalog: Catalog; instances: Instances; settings?: Partial<GatewaySettings>; limits?: GatewayLimits }) {
     this.settings = Object.freeze({ ...DEFAULT_GATEWAY_SETTINGS, ...options.settings });
+    this.#limits = options.limits;
     this.#catalog = options.catalog;
     this.#instances = options.instances;
     this.#pools = new GatewayPools({ size: this.settings.poolSize, statementTimeoutMs: this.settings.statementTimeoutMs, idleTimeoutMs: 30_000 });
@@ -73,7 +95,7 @@ export class Gateway {
     const hit = this.#rows.get(id);
     if (hit && Date.now() - hit.at < CACHE_MS) return hit.row;
     const generation = this.#generation.get(id) ?? 0;
-    const found = await this.#catalog.findDatabaseById(id); // ids only here, never names
+    const found = await this.#catalog.databases.findById(id); // ids only here, never names
     if ((this.#generation.get(id) ?? 0) === generation) this.#rows.set(id, { row: found, at: Date.now() });
     return found;
   }
@@ -142,7 +164,8 @@ export class Gateway {
   }
 
   async #onSession<T>(target: Target, endpoint: InstanceEndpoint, fn: (session: Session, budget: { used: number }) => Promise<T>, signal?: AbortSignal): Promise<T> {
-    const pool = this.#pools.get(target.row.id, endpoint, target.row.owner_role, target.database);
+    const size = gatewayPoolSize(this.settings.poolSize, this.#limits?.connections(target.row));
+    const pool = this.#pools.get(target.row.id, endpoint, target.row.owner_role, target.database, size);
     let session: Session;
     try {
       session = await pool.acquire();
@@ -176,6 +199,11 @@ export class Gateway {
       return new CcpError("not_ready", `Database ${target.row.id} has no free connection slot right now (${err.message}).`, {
         hint: "Retry shortly; close idle wire connections, or raise the database's CONNECTION LIMIT if you lowered it.",
       });
+    }
+    if (isDatabaseError(err) && err.code === READ_ONLY_SQL_TRANSACTION && target.row.read_only_since) {
+      // Over the storage quota: say which limit, how much is used and what to do, not just Postgres's "read-only transaction".
+      const why = this.#limits?.readOnly(target.row);
+      if (why) return new CcpError("storage_quota_exceeded", why.message, { hint: "See `ccp db limits " + target.row.id + "`.", details: { ...why.details, sqlstate: err.code } });
     }
     if (isDatabaseError(err) && !UNAVAILABLE_SQLSTATES.has(err.code ?? "")) return new PostgresQueryError(err, extra);
     const code = (err as NodeJS.ErrnoException).code;

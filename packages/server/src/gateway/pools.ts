@@ -36,7 +36,8 @@ function startupOptions(s: PoolSettings): string {
 class InstanceSlots {
   open = 0;
   readonly pools = new Set<SessionPool>();
-  constructor(readonly size: number) {}
+  /** Mutable: a database's connections limit may change while its pools live. */
+  constructor(public size: number) {}
 
   /** Close one idle session of another pool to make room; false when none is idle. */
   reclaimIdle(except: SessionPool): boolean {
@@ -182,12 +183,15 @@ export class GatewayPools {
     this.#timer.unref();
   }
 
-  get(id: string, endpoint: InstanceEndpoint, user: string, database: string): SessionPool {
+  /** `size`: this instance's slots when its limits allow fewer than the settings' (connections limit). */
+  get(id: string, endpoint: InstanceEndpoint, user: string, database: string, size = this.#settings.size): SessionPool {
     const key = `${id}\u0000${database}\u0000${user}`;
+    const existing = this.#slots.get(id);
+    if (existing) existing.size = size;
     let pool = this.#pools.get(key);
     if (!pool) {
       let slots = this.#slots.get(id);
-      if (!slots) this.#slots.set(id, (slots = new InstanceSlots(this.#settings.size)));
+      if (!slots) this.#slots.set(id, (slots = new InstanceSlots(size)));
       pool = new SessionPool(endpoint, { user, database, options: startupOptions(this.#settings) }, slots);
       this.#pools.set(key, pool);
     }

@@ -5,7 +5,7 @@ import { ADMIN_APPLICATION_NAME, withAdmin } from "../databases/admin-connection
 import { CcpError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { formatDuration, parseSuspendAfter } from "./suspend-after.js";
-import type { InstanceEndpoint, InstanceLimits, InstanceState, InstanceStorage, RestartEvent, RuntimeDriver, StartOptions } from "./driver.js";
+import type { InstanceEndpoint, InstanceLimits, InstanceState, InstanceStorage, InstanceUsage, IsolationFeature, LimitsApplied, RestartEvent, RuntimeDriver, StartOptions } from "./driver.js";
 
 /**
  * The one way callers (gateway, wire endpoint, databases, backups, status) reach
@@ -26,9 +26,10 @@ export interface Lease {
 /**
  * Why an instance's connections must go (listeners close pools and sessions):
  * suspend (no lease is held then), restore, destroy, destroyed (after removal:
- * its backups go), credentials (the HTTP token changed: cached rows only).
+ * its backups go), credentials (the HTTP token changed: cached rows only),
+ * limits (changed limits, or read-only for its storage quota: sessions end so new ones follow).
  */
-export type GoingAway = "suspend" | "restore" | "destroy" | "destroyed" | "credentials";
+export type GoingAway = "suspend" | "restore" | "destroy" | "destroyed" | "credentials" | "limits";
 
 /** Lifecycle events, for metrics and logs. */
 export interface InstanceEvents {
@@ -144,6 +145,16 @@ export class Instances {
   async create(id: string, limits?: InstanceLimits): Promise<InstanceEndpoint> {
     await this.#o.driver.create(id, limits);
     return this.start(id);
+  }
+  /** Record new limits with the driver; it says which took effect now and which at the next start. */
+  setLimits(id: string, limits: InstanceLimits): Promise<LimitsApplied> {
+    return this.#o.driver.setLimits(id, limits);
+  }
+  usage(id: string): Promise<InstanceUsage> {
+    return this.#o.driver.usage(id);
+  }
+  isolation(): readonly IsolationFeature[] {
+    return this.#o.driver.isolation();
   }
   async start(id: string, once?: StartOptions): Promise<InstanceEndpoint> {
     const endpoint = await this.#o.driver.start(id, once);
@@ -293,7 +304,7 @@ export class Instances {
       // a.quiet stays what the suspension recorded: a clean restart keeps the next transaction id, and
       // its shutdown checkpoint is far below the noise threshold.
       a.bookkeeping = (async () => {
-        await this.#o.catalog.setStatusIf(id, "suspended", "ready");
+        await this.#o.catalog.databases.setStatusIf(id, "suspended", "ready");
         this.events.emit("wake", { id, ms, waiters: entry.waiters });
       })().catch((err: Error) => this.#o.log.error(`recording the wake of ${id}: ${err.message}`));
     })().finally(() => this.#waking.delete(id));
@@ -411,7 +422,7 @@ export class Instances {
     }
     a.quiet = quiet;
     // The platform event ("suspended", "woken") and the metrics are the listeners' (observability).
-    await this.#o.catalog.markSuspended(id, new Date(a.lastActive), wrote);
+    await this.#o.catalog.databases.markSuspended(id, new Date(a.lastActive), wrote);
     this.events.emit("suspend", { id, reason, ms: this.#now() - t0, archivedWal });
     return true;
   }
@@ -438,7 +449,7 @@ export class Instances {
 
   /** One autosuspend pass; returns the delay until the next one. */
   async tick(): Promise<number> {
-    const rows = await this.#o.catalog.suspendTimeouts(this.#o.driver.name);
+    const rows = await this.#o.catalog.databases.suspendTimeouts(this.#o.driver.name);
     let shortest = Math.min(60_000, this.#o.suspendAfterMs ?? 60_000);
     for (const row of rows) {
       if (this.#closed) break;

@@ -59,12 +59,21 @@ export interface ErrorFields {
   readonly hint?: string;
 }
 
-export function errorResponse(e: ErrorFields): Buffer {
-  const parts = [Buffer.from("S"), cstr(e.severity), Buffer.from("V"), cstr(e.severity), Buffer.from("C"), cstr(e.code), Buffer.from("M"), cstr(e.message)];
+function fields(severity: string, e: Omit<ErrorFields, "severity">): Buffer {
+  const parts = [Buffer.from("S"), cstr(severity), Buffer.from("V"), cstr(severity), Buffer.from("C"), cstr(e.code), Buffer.from("M"), cstr(e.message)];
   if (e.detail) parts.push(Buffer.from("D"), cstr(e.detail));
   if (e.hint) parts.push(Buffer.from("H"), cstr(e.hint));
   parts.push(Buffer.from([0]));
-  return message("E", Buffer.concat(parts));
+  return Buffer.concat(parts);
+}
+
+export function errorResponse(e: ErrorFields): Buffer {
+  return message("E", fields(e.severity, e));
+}
+
+/** A NoticeResponse (severity WARNING): clients show it and carry on. */
+export function noticeResponse(e: Omit<ErrorFields, "severity">): Buffer {
+  return message("N", fields("WARNING", e));
 }
 
 /** A start-up packet: StartupMessage, SSLRequest, GSSENCRequest or CancelRequest. */

@@ -1,7 +1,7 @@
 import net, { type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import tls from "node:tls";
-import type { Catalog } from "../catalog/catalog.js";
+import type { Catalog, DatabaseRow } from "../catalog/catalog.js";
 import type { Logger } from "../logger.js";
 import { backendSocketPath } from "../runtime/backend-socket.js";
 import type { Instances, Lease } from "../runtime/instances.js";
@@ -9,8 +9,9 @@ import { authenticate } from "./authenticate.js";
 import { BackendRefused, CancelKeys, connectBackend, type BackendSession } from "./backend.js";
 import { forwardNatively, type NativeSession } from "./forwarder.js";
 import { AlreadyTold, startTls, type ClientChannel } from "./handshake.js";
-import { ClientError, errorResponse, MessageReader, negotiateProtocolVersion, parseStartupPacket, ProtocolError } from "./messages.js";
+import { ClientError, errorResponse, MessageReader, negotiateProtocolVersion, noticeResponse, parseStartupPacket, ProtocolError } from "./messages.js";
 import { decoyVerifier, parseVerifier, type ScramVerifier } from "./scram.js";
+import { databaseUrl } from "./url.js";
 
 export interface WireProxyOptions {
   readonly listen: string;
@@ -27,6 +28,11 @@ export interface WireProxyOptions {
   readonly startupTimeoutMs?: number;
   /** How long an authenticated client is held while its suspended database wakes (then 57P03). */
   readonly wakeTimeoutMs?: number;
+  /** A database's connections limit and why it is read-only (databases/service.ts); absent: no limits. */
+  readonly limits?: {
+    connections(row: DatabaseRow): number | undefined;
+    readOnly(row: DatabaseRow): { message: string } | undefined;
+  };
 }
 
 const ID = /^db-[0-9a-f]{12}$/;
@@ -70,9 +76,12 @@ export class WireProxy {
   readonly #clients = new Map<Duplex, string | undefined>();
   /** Sessions carried by the native forwarder, by instance id. */
   readonly #native = new Map<string, Set<NativeSession>>();
+  /** The configured port, then the one bound (the kernel's pick for 0). */
+  #port: number;
 
   constructor(options: WireProxyOptions) {
     this.#o = Object.freeze({ ...options });
+    this.#port = options.port;
     this.#secure = tls.createSecureContext({ key: options.tls.key, cert: options.tls.cert });
     this.#server = net.createServer((socket) => {
       socket.setNoDelay(true);
@@ -86,7 +95,13 @@ export class WireProxy {
       this.#server.listen(this.#o.port, this.#o.listen, () => resolve());
     });
     const address = this.#server.address();
-    return typeof address === "object" && address ? address.port : this.#o.port;
+    if (typeof address === "object" && address) this.#port = address.port;
+    return this.#port;
+  }
+
+  /** The DATABASE_URL of a database's role through this endpoint (url.ts). */
+  databaseUrl(o: { id: string; role: string; password: string; database: string }): string {
+    return databaseUrl({ ...o, domain: this.#o.domain, listen: this.#o.listen, wirePort: this.#port });
   }
 
   /** Open sessions of every instance (metrics). */
@@ -216,19 +231,19 @@ export class WireProxy {
   }
 
   async #verifier(id: string, role: string, user: string): Promise<{ verifier: ScramVerifier; known: boolean }> {
-    const cred = await this.#o.catalog.findCredential(id, role);
+    const cred = await this.#o.catalog.credentials.scramVerifier(id, role);
     if (cred) return { verifier: parseVerifier(cred), known: true };
     return { verifier: decoyVerifier(this.#o.secret, `${id}/${user}`), known: false };
   }
 
   /** A connection slot on the instance, or a ClientError; the returned function gives it back (idempotent). */
-  #reserve(id: string): () => void {
+  #reserve(id: string, max = this.#o.maxConnectionsPerInstance): () => void {
     const open = this.#connections.get(id) ?? 0;
-    if (open >= this.#o.maxConnectionsPerInstance) {
+    if (open >= max) {
       throw new ClientError({
         severity: "FATAL",
         code: "53300",
-        message: `too many connections to database ${id}: the limit is ${this.#o.maxConnectionsPerInstance}`,
+        message: `too many connections to database ${id}: the limit is ${max}`,
         hint: "Close idle connections, or use a client-side pool with fewer connections.",
       });
     }
@@ -266,7 +281,7 @@ export class WireProxy {
     const authenticated = await authenticate(channel, reader, verifier, user);
     if (!known) throw new ClientError({ severity: "FATAL", code: "28P01", message: `password authentication failed for user "${user}"` });
 
-    const row = await this.#o.catalog.findDatabaseById(id);
+    const row = await this.#o.catalog.databases.findById(id);
     if (!row || (row.status !== "ready" && row.status !== "suspended")) {
       throw new ClientError({ severity: "FATAL", code: "57P03", message: `database ${id} is not ready`, hint: "Retry shortly." });
     }
@@ -274,7 +289,7 @@ export class WireProxy {
     const lease = await this.#lease(id, timer);
     let reserved: () => void;
     try {
-      reserved = this.#reserve(id);
+      reserved = this.#reserve(id, Math.min(this.#o.maxConnectionsPerInstance, this.#o.limits?.connections(row) ?? Infinity));
     } catch (err) {
       lease.release();
       throw err;
@@ -302,7 +317,12 @@ export class WireProxy {
       return;
     }
     clearTimeout(timer);
-    this.#handOff(channel, reader, id, backend, Buffer.concat([...authenticated, ...backend.toClient, backend.rest]), release);
+    // Over its storage quota: the session starts read-only; a notice before ReadyForQuery says why and what to do.
+    const readOnly = row.read_only_since ? this.#o.limits?.readOnly(row) : undefined;
+    const toClient = readOnly
+      ? [...backend.toClient.slice(0, -1), noticeResponse({ code: "53100", message: readOnly.message }), ...backend.toClient.slice(-1)]
+      : backend.toClient;
+    this.#handOff(channel, reader, id, backend, Buffer.concat([...authenticated, ...toClient, backend.rest]), release);
   }
 
   /** The hand-off stage: from here on bytes go through untouched. */

@@ -10,15 +10,8 @@ import type { RunAs } from "./system-user.js";
 export const ADMIN_ROLE = "ccp_admin";
 export const TENANT_ROLE = "clusterbase";
 export const TENANT_DATABASE = "default";
-/** max_connections of every instance (POSTGRESQL_CONF below). */
-export const INSTANCE_MAX_CONNECTIONS = 100;
-/**
- * Connections an instance takes from clients: the wire endpoint's sessions and
- * the gateway's pool together. The rest is ccp's: superuser_reserved_connections
- * (3, Postgres' default) and headroom for ccp's own admin sessions (status,
- * backups, roles), so a full instance never locks ccp out.
- */
-export const TENANT_CONNECTION_SLOTS = INSTANCE_MAX_CONNECTIONS - 3 - 7;
+export { INSTANCE_MAX_CONNECTIONS, TENANT_CONNECTION_SLOTS } from "../connection-slots.js";
+import { INSTANCE_MAX_CONNECTIONS } from "../connection-slots.js";
 const READY_MARKER = ".ccp-template-ready";
 
 /**
