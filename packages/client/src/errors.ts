@@ -45,6 +45,29 @@ export class CcpError extends Error {
 }
 
 /**
+ * The fields of a Postgres error besides its code and message, as node-postgres
+ * names them: what ccpd passes through in an error body and what a
+ * {@link PostgresError} carries.
+ */
+export const POSTGRES_ERROR_FIELDS = [
+  "severity",
+  "detail",
+  "hint",
+  "position",
+  "internalPosition",
+  "internalQuery",
+  "where",
+  "schema",
+  "table",
+  "column",
+  "dataType",
+  "constraint",
+  "file",
+  "line",
+  "routine",
+] as const;
+
+/**
  * An error raised by Postgres, with every field Postgres sent (as node-postgres'
  * `DatabaseError` keeps them). `code` is the SQLSTATE, e.g. `23505` for a unique
  * violation or `42601` for a syntax error; `position` is the 1-based character
@@ -77,6 +100,10 @@ export class PostgresError extends CcpError {
   readonly column: string | undefined;
   readonly dataType: string | undefined;
   readonly constraint: string | undefined;
+  /** Where in Postgres' source the error was raised (file, line, function). */
+  readonly file: string | undefined;
+  readonly line: string | undefined;
+  readonly routine: string | undefined;
   /** Index of the failing statement in a transaction (0-based). */
   readonly statementIndex: number | undefined;
 
@@ -95,6 +122,9 @@ export class PostgresError extends CcpError {
     this.column = text(body["column"]);
     this.dataType = text(body["dataType"]);
     this.constraint = text(body["constraint"]);
+    this.file = text(body["file"]);
+    this.line = text(body["line"]);
+    this.routine = text(body["routine"]);
     this.statementIndex = num(body["statement_index"]);
   }
 }

@@ -3,5 +3,5 @@
  * See README.md for usage.
  */
 export { Client, createClient, type ClientOptions, type ExecuteResult, type Fetch, type Field, type JsonValue, type QueryResult, type Row, type TransactionInput, type TransactionOptions } from "./client.js";
-export { CcpError, ConnectionError, PostgresError } from "./errors.js";
+export { CcpError, ConnectionError, POSTGRES_ERROR_FIELDS, PostgresError } from "./errors.js";
 export { sql, SqlStatement, type Statement } from "./sql.js";

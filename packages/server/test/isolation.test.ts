@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -10,38 +10,10 @@ import { resolvePgBinaries } from "../src/runtime/process/binaries.js";
 import { Cgroups } from "../src/runtime/process/cgroups.js";
 import { ProcessDriver } from "../src/runtime/process/process-driver.js";
 import { readOnlyPaths } from "../src/runtime/process/jail.js";
+import { postmastersOf } from "./support/drivers.js";
+import { poll } from "./support/poll.js";
 
-/** Poll until `check` holds (bounded, never a timing assertion). */
-async function waitFor(what: string, check: () => Promise<boolean> | boolean, boundMs = 60_000): Promise<void> {
-  const until = Date.now() + boundMs;
-  while (!(await check())) {
-    if (Date.now() > until) assert.fail(`gave up waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/** Host pids of the postmasters working in `dataDir` (their parent, the sandbox's init or ccpd, works elsewhere). */
-function postmastersOf(dataDir: string): number[] {
-  const cwd = (pid: number | string) => {
-    try {
-      return readlinkSync(`/proc/${pid}/cwd`);
-    } catch {
-      return "";
-    }
-  };
-  const pids: number[] = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name) || cwd(name) !== dataDir) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
-      const ppid = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1] as string;
-      if (cwd(ppid) !== dataDir) pids.push(Number(name));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return pids;
-}
+const waitFor = (what: string, check: () => boolean | Promise<boolean>, deadlineMs = 60_000) => poll(what, check, { deadlineMs });
 
 /**
  * #15 isolation, the kernel side: each database's Postgres as its own uid, in

@@ -1,33 +1,23 @@
+import { POSTGRES_ERROR_FIELDS } from "@ccp/client";
 import { DatabaseError } from "pg-protocol";
 import { CcpError } from "../errors.js";
 import { mapperFor, mapRow, type JsonValue } from "./json-types.js";
 import type { ColumnDescription, RowSink, Session } from "./session.js";
 
-export interface Field {
-  readonly name: string;
-  readonly type_oid: number;
-}
-
-export interface OutputOptions {
-  /** Keep values as Postgres text (null for NULL), for clients that parse types themselves (Neon's driver). */
-  readonly rawText?: boolean;
-}
-
-/** One statement's outcome, in the gateway's JSON shapes. */
+/**
+ * One statement's outcome as Postgres gave it: the column descriptions and the
+ * rows as text values (null for NULL). Each endpoint renders it in its own
+ * shape (routes.ts, neon.ts, api/routes/database-sql.ts).
+ */
 export interface StatementResult {
   readonly command: string;
   readonly rowCount: number | null;
-  readonly fields: Field[];
-  /** The full column descriptions, for protocols that pass them through (gateway/neon.ts). */
-  readonly columns: ColumnDescription[];
-  /** Rows as arrays in field order (objects are made at the edge, per endpoint). */
-  readonly rows: JsonValue[][];
-  /** True when the statement described rows (SELECT, RETURNING, SHOW…). */
-  readonly hasRows: boolean;
+  /** Empty unless the statement described rows (SELECT, RETURNING, SHOW…). */
+  readonly columns: readonly ColumnDescription[];
+  /** Rows as arrays in column order. */
+  readonly rows: (string | null)[][];
 }
 
-/** Postgres error fields passed through to clients, as node-postgres names them. */
-const PG_ERROR_FIELDS = ["severity", "detail", "hint", "position", "internalPosition", "internalQuery", "where", "schema", "table", "column", "dataType", "constraint"] as const;
 /** Fields that are 1-based character offsets: numbers in our JSON. */
 const NUMERIC_FIELDS = new Set(["position", "internalPosition"]);
 
@@ -36,7 +26,7 @@ export class PostgresQueryError extends CcpError {
   readonly pg: DatabaseError;
   constructor(err: DatabaseError, extra: Record<string, unknown> = {}) {
     const details: Record<string, unknown> = {};
-    for (const k of PG_ERROR_FIELDS) if (err[k] !== undefined) details[k] = NUMERIC_FIELDS.has(k) ? Number(err[k]) : err[k];
+    for (const k of POSTGRES_ERROR_FIELDS) if (err[k] !== undefined) details[k] = NUMERIC_FIELDS.has(k) ? Number(err[k]) : err[k];
     super("invalid_request", err.message, { details: { ...details, ...extra } });
     this.pg = err;
   }
@@ -72,39 +62,40 @@ export async function runStatement(
   params: readonly unknown[] | undefined,
   maxBytes: number,
   budget: { used: number },
-  output: OutputOptions = {},
   reset = false,
 ): Promise<StatementResult[]> {
-  let mappers: ((t: string) => JsonValue)[] = [];
-  let mappersFor: readonly ColumnDescription[] | undefined;
-  const sink: RowSink = (row, columns) => {
+  const sink: RowSink = (row) => {
     for (const v of row) budget.used += v === null ? 4 : v.length + 4;
     if (budget.used > maxBytes) throw new ResponseTooLargeError(maxBytes);
-    if (output.rawText) return row;
-    if (mappersFor !== columns) {
-      mappersFor = columns;
-      mappers = columns.map((f) => mapperFor(f.dataTypeID));
-    }
-    return mapRow(row, mappers);
+    return row;
   };
   const results = await session.run(sql, params, { reset, sink });
   return results.map((r) => ({
     // node-postgres gave null for an empty query; kept so answers do not change.
     command: r.command as string,
     rowCount: r.rowCount,
-    fields: r.columns.map((f) => ({ name: f.name, type_oid: f.dataTypeID })),
     columns: r.columns,
-    rows: r.rows as JsonValue[][],
-    hasRows: r.columns.length > 0,
+    rows: r.rows as (string | null)[][],
   }));
 }
 
-/** Rows as objects keyed by field name (a later duplicate name wins, as in node-postgres). */
-export function rowsAsObjects(result: StatementResult): Record<string, JsonValue>[] {
-  const names = result.fields.map((f) => f.name);
-  return result.rows.map((row) => {
-    const o: Record<string, JsonValue> = {};
-    for (let i = 0; i < names.length; i++) o[names[i] as string] = row[i] as JsonValue;
+/** ccp's `fields`: each column's name and type OID. */
+export function fieldsOf(result: StatementResult): { name: string; type_oid: number }[] {
+  return result.columns.map((c) => ({ name: c.name, type_oid: c.dataTypeID }));
+}
+
+/** The rows with values mapped to JSON by column type (json-types.ts), as ccp's endpoints answer. */
+export function jsonRows(result: StatementResult): JsonValue[][] {
+  const mappers = result.columns.map((c) => mapperFor(c.dataTypeID));
+  return result.rows.map((row) => mapRow(row, mappers));
+}
+
+/** Rows as objects keyed by column name (a later duplicate name wins, as in node-postgres). */
+export function rowsAsObjects<V>(columns: readonly ColumnDescription[], rows: readonly V[][]): Record<string, V>[] {
+  const names = columns.map((c) => c.name);
+  return rows.map((row) => {
+    const o: Record<string, V> = {};
+    for (let i = 0; i < names.length; i++) o[names[i] as string] = row[i] as V;
     return o;
   });
 }

@@ -3,9 +3,9 @@ import type { InstanceEndpoint } from "../runtime/driver.js";
 import { CcpError } from "../errors.js";
 import { secretMatches } from "../ids.js";
 import type { Instances } from "../runtime/instances.js";
-import { isDatabaseError, PostgresQueryError, ResponseTooLargeError, runStatement, type OutputOptions, type StatementResult } from "./execute.js";
+import { isDatabaseError, PostgresQueryError, ResponseTooLargeError, runStatement, type StatementResult } from "./execute.js";
 import { GatewayPools } from "./pools.js";
-import type { Session } from "./session.js";
+import { ConnectionLostError, type Session } from "./session.js";
 
 export interface GatewaySettings {
   /** Server connections the gateway keeps per instance (all its databases and roles together). */
@@ -36,8 +36,18 @@ export interface Target {
   readonly database: string;
 }
 
+/** BEGIN ISOLATION LEVEL …, in the words of ccp's API (`POST /transaction`). */
+export const ISOLATION_LEVELS = {
+  read_uncommitted: "READ UNCOMMITTED",
+  read_committed: "READ COMMITTED",
+  repeatable_read: "REPEATABLE READ",
+  serializable: "SERIALIZABLE",
+} as const;
+
+export type IsolationLevel = keyof typeof ISOLATION_LEVELS;
+
 export interface TransactionOptions {
-  readonly isolationLevel?: "ReadUncommitted" | "ReadCommitted" | "RepeatableRead" | "Serializable";
+  readonly isolationLevel?: IsolationLevel;
   readonly readOnly?: boolean;
   readonly deferrable?: boolean;
 }
@@ -207,20 +217,16 @@ export class Gateway {
     }
     if (isDatabaseError(err) && !UNAVAILABLE_SQLSTATES.has(err.code ?? "")) return new PostgresQueryError(err, extra);
     const code = (err as NodeJS.ErrnoException).code;
-    if (isDatabaseError(err) || code === "ECONNREFUSED" || code === "ENOENT" || code === "ECONNRESET" || /Connection terminated/i.test((err as Error).message)) {
+    if (isDatabaseError(err) || err instanceof ConnectionLostError || code === "ECONNREFUSED" || code === "ENOENT" || code === "ECONNRESET") {
       return new CcpError("not_ready", `Database ${target.row.id} is not accepting connections right now.`, { hint: "Retry shortly." });
     }
     return err as Error;
   }
 
   /** One SQL text; several statements are allowed when there are no parameters. */
-  async run(target: Target, stmt: Statement, output: OutputOptions = {}, signal?: AbortSignal): Promise<StatementResult[]> {
+  async run(target: Target, stmt: Statement, signal?: AbortSignal): Promise<StatementResult[]> {
     checkStatement(stmt);
-    return this.#withSession(
-      target,
-      (session, budget) => runStatement(session, stmt.sql, stmt.params, this.settings.maxResponseBytes, budget, output, true),
-      signal,
-    );
+    return this.#withSession(target, (session, budget) => runStatement(session, stmt.sql, stmt.params, this.settings.maxResponseBytes, budget, true), signal);
   }
 
   /** All statements in one transaction: every one commits, or none does. */
@@ -228,7 +234,6 @@ export class Gateway {
     target: Target,
     statements: readonly Statement[],
     options: TransactionOptions = {},
-    output: OutputOptions = {},
     signal?: AbortSignal,
   ): Promise<StatementResult[][]> {
     statements.forEach(checkStatement);
@@ -238,7 +243,7 @@ export class Gateway {
       for (let i = 0; i < statements.length; i++) {
         const s = statements[i] as Statement;
         try {
-          results.push(await runStatement(session, s.sql, s.params, this.settings.maxResponseBytes, budget, output));
+          results.push(await runStatement(session, s.sql, s.params, this.settings.maxResponseBytes, budget));
         } catch (err) {
           // release() rolls the transaction back (session.settle()).
           throw this.#mapError(err, target, { statement_index: i });
@@ -295,8 +300,7 @@ export function nestingDepth(value: unknown, limit: number): number {
 
 function beginStatement(o: TransactionOptions): string {
   const parts = ["BEGIN"];
-  const level = { ReadUncommitted: "READ UNCOMMITTED", ReadCommitted: "READ COMMITTED", RepeatableRead: "REPEATABLE READ", Serializable: "SERIALIZABLE" }[o.isolationLevel ?? "ReadCommitted"];
-  if (o.isolationLevel) parts.push(`ISOLATION LEVEL ${level}`);
+  if (o.isolationLevel) parts.push(`ISOLATION LEVEL ${ISOLATION_LEVELS[o.isolationLevel]}`);
   if (o.readOnly !== undefined) parts.push(o.readOnly ? "READ ONLY" : "READ WRITE");
   if (o.deferrable !== undefined) parts.push(o.deferrable ? "DEFERRABLE" : "NOT DEFERRABLE");
   return parts.join(" ");

@@ -1,8 +1,9 @@
 import type { FastifyError, FastifyInstance, FastifyRequest } from "fastify";
 import { CcpError, isCcpError } from "../errors.js";
 import { DATABASE_ID_PATTERN } from "../ids.js";
-import { PostgresQueryError, rowsAsObjects, type StatementResult } from "./execute.js";
-import type { Gateway, Target, TransactionOptions } from "./gateway.js";
+import { POSTGRES_ERROR_FIELDS } from "@ccp/client";
+import { jsonRows, PostgresQueryError, rowsAsObjects, type StatementResult } from "./execute.js";
+import type { Gateway, IsolationLevel, Target, TransactionOptions } from "./gateway.js";
 import { bearer, clientGone } from "./routes.js";
 
 /**
@@ -55,27 +56,13 @@ const bodySchema = {
   },
 } as const;
 
-const ISOLATION_LEVELS = new Set(["Serializable", "ReadUncommitted", "ReadCommitted", "RepeatableRead"]);
-
-/** Postgres error fields Neon's proxy returns, as its driver copies them onto a NeonDbError. */
-const PG_ERROR_FIELDS = [
-  "severity",
-  "code",
-  "detail",
-  "hint",
-  "position",
-  "internalPosition",
-  "internalQuery",
-  "where",
-  "schema",
-  "table",
-  "column",
-  "dataType",
-  "constraint",
-  "file",
-  "line",
-  "routine",
-] as const;
+/** Neon-Batch-Isolation-Level's values (the driver's names), in ccp's words. */
+const NEON_ISOLATION_LEVELS: Readonly<Record<string, IsolationLevel>> = {
+  Serializable: "serializable",
+  ReadUncommitted: "read_uncommitted",
+  ReadCommitted: "read_committed",
+  RepeatableRead: "repeatable_read",
+};
 
 const header = (req: FastifyRequest, name: string): string | undefined => {
   const v = req.headers[name];
@@ -133,21 +120,24 @@ async function authorize(req: FastifyRequest, gateway: Gateway, domain: string):
 
 function batchOptions(req: FastifyRequest): TransactionOptions {
   const level = header(req, "neon-batch-isolation-level");
-  if (level !== undefined && !ISOLATION_LEVELS.has(level)) {
-    throw new CcpError("invalid_request", `Invalid isolation level "${level}".`, { hint: `Use one of ${[...ISOLATION_LEVELS].join(", ")}.` });
+  const isolationLevel = level === undefined ? undefined : Object.hasOwn(NEON_ISOLATION_LEVELS, level) ? NEON_ISOLATION_LEVELS[level] : undefined;
+  if (level !== undefined && isolationLevel === undefined) {
+    throw new CcpError("invalid_request", `Invalid isolation level "${level}".`, { hint: `Use one of ${Object.keys(NEON_ISOLATION_LEVELS).join(", ")}.` });
   }
   return {
-    ...(level === undefined ? {} : { isolationLevel: level as TransactionOptions["isolationLevel"] }),
+    ...(isolationLevel === undefined ? {} : { isolationLevel }),
     ...(flag(req, "neon-batch-read-only") ? { readOnly: true } : {}),
     ...(flag(req, "neon-batch-deferrable") ? { deferrable: true } : {}),
   };
 }
 
-function neonResult(results: StatementResult[], arrayMode: boolean) {
+/** The driver asks for raw text (Neon-Raw-Text-Output) and parses types itself; others get ccp's JSON values. */
+function neonResult(results: StatementResult[], arrayMode: boolean, rawText: boolean) {
   const r = results[results.length - 1] as StatementResult;
+  const rows = rawText ? r.rows : jsonRows(r);
   return {
     fields: r.columns,
-    rows: arrayMode ? r.rows : rowsAsObjects(r),
+    rows: arrayMode ? rows : rowsAsObjects(r.columns, rows),
     command: r.command,
     rowCount: r.rowCount,
     rowAsArray: arrayMode,
@@ -165,8 +155,8 @@ function neonResult(results: StatementResult[], arrayMode: boolean) {
  */
 function neonErrorBody(err: FastifyError | Error): Record<string, unknown> | undefined {
   if (err instanceof PostgresQueryError) {
-    const body: Record<string, unknown> = { message: err.pg.message };
-    for (const k of PG_ERROR_FIELDS) body[k] = err.pg[k] ?? null;
+    const body: Record<string, unknown> = { message: err.pg.message, code: err.pg.code ?? null };
+    for (const k of POSTGRES_ERROR_FIELDS) body[k] = err.pg[k] ?? null;
     return body;
   }
   if (isCcpError(err)) {
@@ -205,26 +195,25 @@ export function neonRoutes(app: FastifyInstance, gateway: Gateway, domain: strin
         }
         const options = batchOptions(req);
         const target = await authorize(req, gateway, domain);
-        const output = { rawText: flag(req, "neon-raw-text-output") };
+        const rawText = flag(req, "neon-raw-text-output");
         const arrayMode = flag(req, "neon-array-mode");
         const gone = clientGone(reply);
 
         if (body.queries === undefined) {
-          const results = await gateway.run(target, { sql: body.query as string, params: body.params }, output, gone);
-          return neonResult(results, body.arrayMode ?? arrayMode);
+          const results = await gateway.run(target, { sql: body.query as string, params: body.params }, gone);
+          return neonResult(results, body.arrayMode ?? arrayMode, rawText);
         }
         const results = await gateway.transaction(
           target,
           body.queries.map((q) => ({ sql: q.query, params: q.params })),
           options,
-          output,
           gone,
         );
         // Neon's proxy echoes the transaction settings it applied.
-        if (options.isolationLevel) void reply.header("neon-batch-isolation-level", options.isolationLevel);
+        if (options.isolationLevel) void reply.header("neon-batch-isolation-level", header(req, "neon-batch-isolation-level"));
         if (options.readOnly) void reply.header("neon-batch-read-only", "true");
         if (options.deferrable) void reply.header("neon-batch-deferrable", "true");
-        return { results: results.map((r, i) => neonResult(r, body.queries?.[i]?.arrayMode ?? arrayMode)) };
+        return { results: results.map((r, i) => neonResult(r, body.queries?.[i]?.arrayMode ?? arrayMode, rawText)) };
       },
     );
   });
