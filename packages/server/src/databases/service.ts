@@ -568,10 +568,15 @@ export class DatabaseService {
     this.#busy.add(row.id);
     let restarted = false;
     const live = new Set<LimitName>();
+    /** Limits whose Postgres settings (shared_buffers, max_connections …) wait for the next start, even where the kernel part is live. */
+    const settingsWait = new Set<LimitName>();
     try {
       await this.#o.catalog.databases.setLimits(row.id, own);
       const applied = await instances.setLimits(row.id, after);
-      for (const n of LIMIT_NAMES) if (applied.live.includes(LIMIT_FIELD[n])) live.add(n);
+      for (const n of LIMIT_NAMES) {
+        if (applied.live.includes(LIMIT_FIELD[n])) live.add(n);
+        if (applied.live.includes(LIMIT_FIELD[n]) && applied.nextStart.includes(LIMIT_FIELD[n])) settingsWait.add(n);
+      }
       const running = (await instances.state(row.id)) === "running";
       if (running && options.restart && changed.length > 0) {
         await instances.stop(row.id, "limits");
@@ -593,7 +598,7 @@ export class DatabaseService {
       database: await this.detail(row.id),
       changed,
       live: inForce,
-      next_start: changed.filter((n) => !inForce.includes(n)),
+      next_start: changed.filter((n) => !inForce.includes(n) || (!restarted && settingsWait.has(n))),
       restarted,
     };
   }
