@@ -5,6 +5,13 @@
       "sources": ["forwarder.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"],
       "conditions": [["OS != 'linux'", { "type": "none" }]]
+    },
+    {
+      "target_name": "ccp-jail",
+      "type": "executable",
+      "sources": ["jail.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"],
+      "conditions": [["OS != 'linux'", { "type": "none" }]]
     }
   ]
 }

@@ -39,6 +39,11 @@ export interface ServerOptions {
   /** Postgres servers kept pre-started for creates (default 2; 0: none). */
   warmPool?: number;
   /**
+   * "auto" (default): each database's Postgres runs as its own uid, in the sandbox, with its
+   * limits in a cgroup, as far as the host allows; "off": none of it (env CCP_ISOLATION=off).
+   */
+  isolation?: "auto" | "off";
+  /**
    * Limits of databases created without their own ("512MiB", 0.5, 50; null: unlimited).
    * Unset fields come from `CCP_DEFAULT_<NAME>` (e.g. CCP_DEFAULT_MEMORY=2GiB), else DEFAULT_LIMITS.
    */
@@ -110,6 +115,9 @@ export interface ServerConfig {
   /** Limits of databases without their own (the driver's defaultLimits). */
   readonly defaultLimits: InstanceLimits;
   readonly storageCheckMs: number;
+  readonly isolation: "auto" | "off";
+  /** uids given to databases (CCP_UID_RANGE="first-last"). */
+  readonly uidRange: { readonly first: number; readonly count: number } | undefined;
   readonly backups: { readonly dailyAt: string | undefined; readonly retentionDays: number; readonly archiveTimeoutS: number };
   /**
    * /metrics on or off; per-database readings reused for cacheMs; background
@@ -154,6 +162,8 @@ export function resolveServerConfig(options: ServerOptions = {}, env: NodeJS.Pro
     warmPool: options.warmPool ?? 2,
     defaultLimits: Object.freeze(resolveDefaultLimits(options.defaultLimits, env)),
     storageCheckMs: options.storageCheckMs ?? 10_000,
+    isolation: parseIsolation(options.isolation ?? env["CCP_ISOLATION"]),
+    uidRange: parseUidRange(env["CCP_UID_RANGE"]),
     backups: Object.freeze({
       dailyAt: options.backupAt === "off" ? undefined : (options.backupAt ?? "00:00"),
       retentionDays: options.backupRetentionDays ?? 7,
@@ -162,4 +172,21 @@ export function resolveServerConfig(options: ServerOptions = {}, env: NodeJS.Pro
     metrics: Object.freeze({ enabled: options.metrics ?? true, cacheMs: 5_000, sampleEveryMs: 15_000 }),
     env,
   });
+}
+
+function parseIsolation(value: string | undefined): "auto" | "off" {
+  if (value === undefined || value === "" || value === "auto") return "auto";
+  if (value === "off") return "off";
+  throw new CcpError("invalid_request", `Isolation "${value}" is not known.`, { hint: 'Use "auto" (the default) or "off" (CCP_ISOLATION=off).' });
+}
+
+function parseUidRange(value: string | undefined): { first: number; count: number } | undefined {
+  if (value === undefined || value === "") return undefined;
+  const m = /^(\d+)-(\d+)$/.exec(value.trim());
+  const first = Number(m?.[1]);
+  const last = Number(m?.[2]);
+  if (!m || first < 1000 || last < first || last > 4_294_967_294) {
+    throw new CcpError("invalid_request", `CCP_UID_RANGE="${value}" is not a range of uids.`, { hint: 'Give "first-last" above the system\'s own uids, e.g. CCP_UID_RANGE=900000-999999.' });
+  }
+  return { first, count: last - first + 1 };
 }

@@ -136,7 +136,10 @@ export async function startServer(config: ServerConfig, options: { logger?: Pino
       archiveTimeoutS: config.backups.archiveTimeoutS,
       warmPool: config.warmPool,
       defaultLimits: config.defaultLimits,
+      isolation: config.isolation,
+      ...(config.uidRange ? { uidRange: config.uidRange } : {}),
     });
+    for (const f of driver.isolation()) if (!f.enforced) log.warn(`isolation: ${f.name} not enforced: ${f.detail}`);
     cleanups.push(() => driver.shutdown());
     const instances = new Instances({ driver, catalog, log, suspendAfterMs: config.suspendAfterMs, wakeTimeoutMs: config.wakeTimeoutMs });
     cleanups.push(() => instances.close());

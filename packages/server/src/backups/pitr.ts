@@ -84,9 +84,9 @@ export function backupSource(o: Pick<PitrDeps, "backups" | "instances">, source:
     from: source.id,
     populate: async (id) => {
       o.instances.storage.prepareEmpty(id);
-      await o.backups.unpack(source.id, backupId, o.instances.storage.dataDir(id));
+      await o.backups.unpack(source.id, backupId, o.instances.storage.dataDir(id), id);
     },
-    startOnce: { settings: o.backups.recoverySettings(source.id, target), timeoutMs: RECOVERY_TIMEOUT_MS },
+    startOnce: { ...o.backups.recoveryStart(source.id, target), timeoutMs: RECOVERY_TIMEOUT_MS },
   };
 }
 

@@ -84,9 +84,6 @@ function view(r: BackupRow): BackupView {
   };
 }
 
-/** Single quotes for a value inside a shell command Postgres runs (restore_command). */
-const shellQuote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
-
 /**
  * Base backups with Postgres's low-level API (pg_backup_start / pg_backup_stop)
  * and a file copy, since the embedded binaries have no pg_basebackup; restores
@@ -240,10 +237,10 @@ export class BackupService {
    * the manifest first-to-last; on any mismatch, nothing is left and a
    * CcpError says which file.
    */
-  async #unpack(databaseId: string, backupId: string, target: string): Promise<Manifest> {
+  async #unpack(databaseId: string, backupId: string, target: string, ownerId: string): Promise<Manifest> {
     const manifest = this.#manifest(databaseId, backupId);
     const src = path.join(this.#o.store.backupDir(databaseId, backupId), "files");
-    const runAs = this.#o.instances.storage.owner;
+    const runAs = this.#o.instances.storage.ownerOf(ownerId);
     rmSync(target, { recursive: true, force: true });
     mkdirSync(target, { recursive: true, mode: 0o700 });
     if (runAs) chownSync(target, runAs.uid, runAs.gid);
@@ -268,11 +265,13 @@ export class BackupService {
     return manifest;
   }
 
-  /** Settings for the first start of a restored data dir. */
-  #recoverySettings(walSourceId: string, target: { time?: Date; lsn?: string }): Record<string, string> {
-    const wal = this.#o.store.walDir(walSourceId);
+  /** The first start of a restored data dir: its settings, and the archived WAL it replays (the driver sets restore_command). */
+  #recoveryStart(walSourceId: string, target: { time?: Date; lsn?: string }): { settings: Record<string, string>; restoreWalFrom: string } {
+    return { settings: this.#recoverySettings(target), restoreWalFrom: this.#o.store.walDir(walSourceId) };
+  }
+
+  #recoverySettings(target: { time?: Date; lsn?: string }): Record<string, string> {
     return {
-      restore_command: `cp ${shellQuote(wal)}/%f %p`,
       recovery_target_action: "promote",
       // No read-only connections during replay: postmaster.pid says "ready" (what start() waits
       // for) only once recovery has reached its target and promoted, not at the consistent point.
@@ -297,9 +296,10 @@ export class BackupService {
     const { storage } = this.#o.instances;
     storage.prepareEmpty(scratchId);
     try {
-      const manifest = await this.#unpack(db.id, row.id, storage.dataDir(scratchId));
+      const manifest = await this.#unpack(db.id, row.id, storage.dataDir(scratchId), scratchId);
       // Archiving from a scratch server would mix its WAL into nobody's archive: keep it off.
-      const endpoint = await this.#o.instances.start(scratchId, { settings: { ...this.#recoverySettings(db.id, {}), archive_mode: "off" }, timeoutMs: RECOVERY_TIMEOUT_MS });
+      const recovery = this.#recoveryStart(db.id, {});
+      const endpoint = await this.#o.instances.start(scratchId, { ...recovery, settings: { ...recovery.settings, archive_mode: "off" }, timeoutMs: RECOVERY_TIMEOUT_MS });
       await withAdmin(endpoint, "postgres", (admin) => admin.query("SELECT count(*) FROM pg_database"));
       return { backup: view(row), files: manifest.files.length, bytes: manifest.files.reduce((n, f) => n + f.size, 0) };
     } finally {
@@ -327,7 +327,7 @@ export class BackupService {
       return (rows[0] as { id: string }).id;
     });
     try {
-      await this.#unpack(db.id, row.id, staged);
+      await this.#unpack(db.id, row.id, staged, db.id);
     } catch (err) {
       await this.#o.catalog.finishOperation(opId, "failed", (err as Error).message);
       this.#busy.delete(db.id);
@@ -340,7 +340,7 @@ export class BackupService {
       renameSync(dataDir, old);
       renameSync(staged, dataDir);
       try {
-        await this.#o.instances.start(db.id, { settings: this.#recoverySettings(db.id, {}), timeoutMs: RECOVERY_TIMEOUT_MS });
+        await this.#o.instances.start(db.id, { ...this.#recoveryStart(db.id, {}), timeoutMs: RECOVERY_TIMEOUT_MS });
       } catch (err) {
         this.#o.log.error(`restore of ${db.id} from ${row.id} failed, bringing the previous data back: ${(err as Error).message}`);
         await this.#o.instances.stop(db.id);
@@ -447,11 +447,12 @@ export class BackupService {
   }
 
   // exposed for PITR (pitr.ts)
-  unpack(databaseId: string, backupId: string, target: string): Promise<Manifest> {
-    return this.#unpack(databaseId, backupId, target);
+  /** Unpack into `target`, owned by instance `ownerId`'s identity. */
+  unpack(databaseId: string, backupId: string, target: string, ownerId: string): Promise<Manifest> {
+    return this.#unpack(databaseId, backupId, target, ownerId);
   }
-  recoverySettings(walSourceId: string, target: { time?: Date; lsn?: string }): Record<string, string> {
-    return this.#recoverySettings(walSourceId, target);
+  recoveryStart(walSourceId: string, target: { time?: Date; lsn?: string }): { settings: Record<string, string>; restoreWalFrom: string } {
+    return this.#recoveryStart(walSourceId, target);
   }
   async backupBefore(databaseId: string, time: Date): Promise<BackupView | undefined> {
     const { rows } = await this.#o.catalog.tx((q) =>

@@ -112,7 +112,8 @@ export class BranchService {
   }
 
   /** Copy the parent's current state into `target` (a data dir that does not exist yet). */
-  async #copyParent(parent: DatabaseRow, target: string, label: string): Promise<{ point: CopyPoint; how: "running" | "at-rest" }> {
+  /** `ownerId`: the instance the copy is for (its identity owns the files). */
+  async #copyParent(parent: DatabaseRow, target: string, label: string, ownerId: string): Promise<{ point: CopyPoint; how: "running" | "at-rest" }> {
     const { instances } = this.#o;
     const { storage } = instances;
     if ((await this.#copyable(parent)) === "at-rest") {
@@ -121,7 +122,7 @@ export class BranchService {
       const onWake = (e: { id: string }) => void (e.id === parent.id && (woke = true));
       instances.events.on("wake", onWake);
       try {
-        await copyAtRest(storage.dataDir(parent.id), target, storage.owner);
+        await copyAtRest(storage.dataDir(parent.id), target, storage.ownerOf(ownerId));
       } finally {
         instances.events.off("wake", onWake);
       }
@@ -132,7 +133,7 @@ export class BranchService {
     // The lease keeps it from being suspended under the copy.
     const lease = await instances.use(parent.id);
     try {
-      return { point: await copyRunning(lease.endpoint, storage.dataDir(parent.id), target, storage.owner, label), how: "running" };
+      return { point: await copyRunning(lease.endpoint, storage.dataDir(parent.id), target, storage.ownerOf(ownerId), label), how: "running" };
     } finally {
       lease.release();
     }
@@ -140,7 +141,7 @@ export class BranchService {
 
   /** Settings of a copy's first start: replay to the copy's consistent point from the parent's WAL (none when copied at rest). */
   #firstStart(parent: DatabaseRow, how: "running" | "at-rest"): RestoreSource["startOnce"] {
-    return { settings: how === "running" ? this.#o.backups.recoverySettings(parent.id, {}) : {}, timeoutMs: RECOVERY_TIMEOUT_MS };
+    return how === "running" ? { ...this.#o.backups.recoveryStart(parent.id, {}), timeoutMs: RECOVERY_TIMEOUT_MS } : { settings: {}, timeoutMs: RECOVERY_TIMEOUT_MS };
   }
 
   async #recordOrigin(id: string, at: Date | null, lsn: string | null): Promise<void> {
@@ -163,16 +164,16 @@ export class BranchService {
     let source: RestoreSource;
     if (at === "now") {
       await this.#copyable(parent); // a clear error before anything is recorded
-      const startOnce = { settings: {}, timeoutMs: RECOVERY_TIMEOUT_MS };
+      const startOnce: RestoreSource["startOnce"] = { settings: {}, timeoutMs: RECOVERY_TIMEOUT_MS };
       source = {
         owner: parent.owner_role,
         from: parent.id,
         branch: { parentId: parent.id, expiresAt },
         populate: async (id) => {
           instances.storage.prepareEmpty(id);
-          const { point, how } = await this.#copyParent(parent, instances.storage.dataDir(id), `branch ${id}`);
+          const { point, how } = await this.#copyParent(parent, instances.storage.dataDir(id), `branch ${id}`, id);
           // How the first start recovers depends on how the copy was made (live or at rest).
-          startOnce.settings = this.#firstStart(parent, how).settings;
+          Object.assign(startOnce, this.#firstStart(parent, how));
           await this.#recordOrigin(id, point.at, point.lsn);
         },
         startOnce,
@@ -257,7 +258,7 @@ export class BranchService {
     try {
       let copied: { point: CopyPoint; how: "running" | "at-rest" };
       try {
-        copied = await this.#copyParent(parent, staged, `reset ${row.id}`);
+        copied = await this.#copyParent(parent, staged, `reset ${row.id}`, row.id);
       } catch (err) {
         rmSync(staged, { recursive: true, force: true });
         throw err;

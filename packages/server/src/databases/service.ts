@@ -64,6 +64,8 @@ export interface LimitsChange {
   readonly next_start: LimitName[];
   /** The database was restarted to apply everything now (`restart: true`). */
   readonly restarted: boolean;
+  /** Postgres settings that follow the limits (shared_buffers, max_connections, max_wal_size…) wait for the next start. */
+  readonly settings_next_start: boolean;
 }
 
 /** `GET /v1/databases/:ref/status`: live figures are null while the instance is not running. */
@@ -104,7 +106,7 @@ export interface RestoreSource {
   /** The source database's id (recorded in the new database's `created` event). */
   readonly from?: string;
   populate(id: string): Promise<void>;
-  readonly startOnce: { settings: Record<string, string>; timeoutMs: number };
+  readonly startOnce: { settings: Record<string, string>; timeoutMs: number; restoreWalFrom?: string };
   /** Set for a branch: recorded with the intent, so the row says what it is from the start. */
   readonly branch?: { readonly parentId: string; readonly expiresAt: Date | null; readonly branchedAt?: Date; readonly lsn?: string };
 }
@@ -573,6 +575,13 @@ export class DatabaseService {
     const after = effectiveLimits(own, this.defaultLimits);
     const changed = LIMIT_NAMES.filter((n) => before[LIMIT_FIELD[n]] !== after[LIMIT_FIELD[n]]);
     const { instances } = this.#o;
+    const lowered = after.memoryBytes !== undefined && (before.memoryBytes === undefined || after.memoryBytes < before.memoryBytes);
+    if (lowered && !options.restart && (await instances.state(row.id)) === "running") {
+      // The running server's shared_buffers were sized for the old limit: a live kernel limit below them would thrash or kill it.
+      throw new CcpError("conflict", `Lowering memory of ${row.id} to ${formatSize(after.memoryBytes as number)} needs a restart: the running Postgres sized its shared buffers for ${before.memoryBytes === undefined ? "no limit" : formatSize(before.memoryBytes)}.`, {
+        hint: "Apply it with a restart (`ccp db limits ... --restart`, API: restart=true), or suspend the database first: it then takes effect at the next wake.",
+      });
+    }
     this.#busy.add(row.id);
     let restarted = false;
     const live = new Set<LimitName>();
@@ -603,6 +612,7 @@ export class DatabaseService {
       live: inForce,
       next_start: changed.filter((n) => !inForce.includes(n)),
       restarted,
+      settings_next_start: !restarted && (await instances.state(row.id)) === "running" && changed.some((n) => n !== "pids" && n !== "io"),
     };
   }
 

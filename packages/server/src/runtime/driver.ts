@@ -64,8 +64,8 @@ export interface InstanceStorage {
   dataDir(id: string): string;
   /** Make storage for an instance a restore fills (no server, no data yet). */
   prepareEmpty(id: string): void;
-  /** Who must own files written into a data dir (undefined: whoever ccpd runs as). */
-  readonly owner: FileOwner | undefined;
+  /** Who must own files written into an instance's data dir (undefined: whoever ccpd runs as); each instance may have its own. */
+  ownerOf(id: string): FileOwner | undefined;
 }
 
 /**
@@ -113,6 +113,12 @@ export interface StartOptions {
   /** Settings for this start only (recovery from a backup). */
   readonly settings?: Record<string, string>;
   readonly timeoutMs?: number;
+  /**
+   * A recovery start: the directory of archived WAL to replay from. The driver
+   * sets restore_command itself (a sandboxed server has no shell, and may not
+   * read another database's archive).
+   */
+  readonly restoreWalFrom?: string;
 }
 
 export interface RuntimeDriver {

@@ -244,13 +244,14 @@ export function databaseRoutes(app: FastifyInstance, databases: DatabaseService)
         response: {
           200: {
             type: "object",
-            required: ["database", "changed", "live", "next_start", "restarted"],
+            required: ["database", "changed", "live", "next_start", "restarted", "settings_next_start"],
             properties: {
               database: databaseSchema,
               changed: { type: "array", items: { type: "string" }, description: "Limits whose value changed" },
               live: { type: "array", items: { type: "string" }, description: "Changes in force now" },
               next_start: { type: "array", items: { type: "string" }, description: "Changes that take effect at the next start (restart=true, a suspend and wake, or a ccpd restart)" },
               restarted: { type: "boolean" },
+              settings_next_start: { type: "boolean", description: "Postgres settings that follow the limits (shared_buffers, max_connections, max_wal_size…) take effect at the next start" },
             },
           },
           "4xx": errorSchema,

@@ -20,3 +20,13 @@ export function makeDir(dir: string, mode: number, runAs: Pick<RunAs, "uid" | "g
 export async function copyTree(src: string, dst: string): Promise<void> {
   await execFileAsync("cp", ["-a", "--reflink=auto", src, dst]);
 }
+
+/** chown -R (symlinks themselves, not what they point at): a copy of the template becomes an instance's own. */
+export async function chownTree(dir: string, owner: { readonly uid: number; readonly gid: number }): Promise<void> {
+  await execFileAsync("chown", ["-R", "-h", `${owner.uid}:${owner.gid}`, dir]);
+}
+
+/** Single quotes for a value inside a shell command Postgres runs (restore_command). */
+export function shellQuote(value: string): string {
+  return `'${value.replaceAll("'", `'\\''`)}'`;
+}

@@ -1,7 +1,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, openSync, readFileSync, readlinkSync, realpathSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { PgBinaries } from "./binaries.js";
+import { findSandboxedPostmaster, jailCommand, sandboxedPostmaster, type JailSpec } from "./jail.js";
 import { isProcessAlive } from "./proc.js";
 import type { RunAs } from "./system-user.js";
 
@@ -16,6 +17,18 @@ export interface PostgresServerOptions {
   /** Extra `-c name=value` settings. */
   readonly settings?: Readonly<Record<string, string>>;
   readonly startTimeoutMs?: number;
+  /**
+   * Run in the sandbox (jail.ts): the spec for each start (cgroups made and
+   * limits written by then). Requires runAs. Absent: spawned directly.
+   */
+  readonly jail?: (once: StartOnce) => JailSpec;
+}
+
+export interface StartOnce {
+  readonly settings?: Readonly<Record<string, string>>;
+  readonly timeoutMs?: number;
+  /** A recovery start: archived WAL the sandboxed server reads through its restore_command. */
+  readonly restoreDir?: string;
 }
 
 export interface ExitInfo {
@@ -55,6 +68,8 @@ function tail(file: string, lines = 15): string {
 export class PostgresServer {
   #o: PostgresServerOptions;
   #child: ChildProcess | undefined;
+  /** The postmaster's pid on the host: the child itself, or (sandboxed) its grandchild, known once it is ready. */
+  #postmaster: number | undefined;
   #exited: Promise<ExitInfo> | undefined;
   #stopping = false;
   /** Set once the current child accepted connections: only then is its exit "unexpected" (a failed start is the caller's error). */
@@ -69,12 +84,18 @@ export class PostgresServer {
     return this.#child !== undefined;
   }
 
+  /** The postmaster's pid as the host sees it (signals sent to it reach Postgres directly). */
   get pid(): number | undefined {
-    return this.#child?.pid;
+    return this.#child ? (this.#postmaster ?? (this.#o.jail ? undefined : this.#child.pid)) : undefined;
+  }
+
+  /** Whether this server runs in the sandbox. */
+  get sandboxed(): boolean {
+    return this.#o.jail !== undefined;
   }
 
   /** Settings for later starts (a pre-started server claimed by a database gets its own). */
-  relocate(options: Pick<PostgresServerOptions, "settings">): void {
+  relocate(options: Partial<Pick<PostgresServerOptions, "settings" | "jail">>): void {
     this.#o = Object.freeze({ ...this.#o, ...options });
   }
 
@@ -89,28 +110,39 @@ export class PostgresServer {
    */
   async stopStale(): Promise<void> {
     const info = readPidFile(this.#o.dataDir);
-    if (!info || !isProcessAlive(info.pid)) return;
+    if (!info) return;
     // Its working directory is its data dir, wherever it was started (a pre-started
-    // server is renamed into place); anything else is a reused pid.
-    let cwd = "";
+    // server is renamed into place; a sandboxed one sees it at the path it was given);
+    // anything else is a reused pid.
+    const dataDirs = [this.#o.dataDir];
     try {
-      cwd = readlinkSync(`/proc/${info.pid}/cwd`);
-    } catch {
-      return;
-    }
-    let dataDir = this.#o.dataDir;
-    try {
-      dataDir = realpathSync(dataDir);
+      dataDirs.push(realpathSync(this.#o.dataDir));
     } catch {
       // gone: compare as given
     }
-    if (cwd !== dataDir) return;
-    process.kill(info.pid, "SIGINT");
+    let pid: number | undefined;
+    if (isProcessAlive(info.pid)) {
+      try {
+        if (dataDirs.includes(readlinkSync(`/proc/${info.pid}/cwd`))) pid = info.pid;
+      } catch {
+        // gone meanwhile
+      }
+    }
+    // A sandboxed postmaster wrote its pid inside its own pid namespace.
+    pid ??= findSandboxedPostmaster(dataDirs, info.pid);
+    if (pid === undefined) {
+      // Nothing runs on it: the file is stale. A sandboxed start must not mistake it for its own
+      // (each sandboxed postmaster has the same pid in its namespace); Postgres itself would remove it.
+      if (this.#o.jail) rmSync(`${this.#o.dataDir}/postmaster.pid`, { force: true });
+      return;
+    }
+    process.kill(pid, "SIGINT");
     const deadline = Date.now() + 15_000;
-    while (isProcessAlive(info.pid)) {
-      if (Date.now() > deadline) process.kill(info.pid, "SIGKILL");
+    while (isProcessAlive(pid)) {
+      if (Date.now() > deadline) process.kill(pid, "SIGKILL");
       await sleep(10);
     }
+    if (this.#o.jail) rmSync(`${this.#o.dataDir}/postmaster.pid`, { force: true });
   }
 
   writeIdentMap(): void {
@@ -123,30 +155,37 @@ export class PostgresServer {
    * a start-up timeout for this start only (recovery from a backup: recovery
    * targets, restore_command, and time to replay WAL).
    */
-  async start(once: { settings?: Readonly<Record<string, string>>; timeoutMs?: number } = {}): Promise<void> {
+  async start(once: StartOnce = {}): Promise<void> {
     if (this.#child) return;
     await this.stopStale();
     this.writeIdentMap();
     const args = ["-D", this.#o.dataDir, "-k", this.#o.socketDir, "-c", "listen_addresses="];
     for (const [k, v] of Object.entries({ ...this.#o.settings, ...once.settings })) args.push("-c", `${k}=${v}`);
+    const runAs = this.#o.runAs;
+    if (this.#o.jail && !runAs) throw new Error("a sandboxed server needs an identity to run as");
+    const spec = this.#o.jail?.(once);
     const logFd = openSync(this.#o.logFile, "a", 0o600);
     let child: ChildProcess;
     try {
-      child = spawn(this.#o.bin.postgres, args, {
-        stdio: ["ignore", logFd, logFd],
-        detached: true,
-        ...(this.#o.runAs ? { uid: this.#o.runAs.uid, gid: this.#o.runAs.gid } : {}),
-        env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", LC_ALL: "C" },
-      });
+      const env = { PATH: process.env["PATH"] ?? "/usr/bin:/bin", LC_ALL: "C" };
+      // The launcher starts as root (it makes the sandbox) and drops to runAs itself.
+      child =
+        spec && runAs
+          ? spawn(spec.launcher, jailCommand(spec, runAs.uid, runAs.gid, this.#o.bin.postgres, args), { stdio: ["ignore", logFd, logFd], detached: true, env })
+          : spawn(this.#o.bin.postgres, args, { stdio: ["ignore", logFd, logFd], detached: true, ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}), env });
     } finally {
       closeSync(logFd);
     }
     this.#child = child;
+    this.#postmaster = undefined;
     this.#stopping = false;
     this.#ready = false;
     this.#exited = new Promise<ExitInfo>((resolve) => {
       child.once("exit", (code, signal) => {
-        if (this.#child === child) this.#child = undefined;
+        if (this.#child === child) {
+          this.#child = undefined;
+          this.#postmaster = undefined;
+        }
         const info = { code, signal };
         if (!this.#stopping && this.#ready) this.#onUnexpectedExit?.(info);
         resolve(info);
@@ -170,7 +209,14 @@ export class PostgresServer {
         throw new Error(`Postgres exited during start-up. Log (${this.#o.logFile}):\n${tail(this.#o.logFile)}`);
       }
       const info = readPidFile(this.#o.dataDir);
-      if (info && info.pid === child.pid && info.status === "ready") return;
+      if (info && info.status === "ready") {
+        // Sandboxed, the file holds the postmaster's pid inside its namespace: ours if it is the launcher's grandchild.
+        const postmaster = this.#o.jail ? child.pid && sandboxedPostmaster(child.pid, info.pid) : info.pid === child.pid ? info.pid : undefined;
+        if (postmaster) {
+          this.#postmaster = postmaster;
+          return;
+        }
+      }
       if (Date.now() > deadline) {
         this.#stopping = true;
         child.kill("SIGKILL");

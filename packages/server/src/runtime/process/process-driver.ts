@@ -1,13 +1,15 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { appendFileSync, chownSync, existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { appendFileSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { DriverEvents, InstanceEndpoint, InstanceLimits, InstanceState, InstanceStorage, InstanceUsage, IsolationFeature, LimitsApplied, RuntimeDriver, StartOptions } from "../driver.js";
+import type { DriverEvents, FileOwner, InstanceEndpoint, InstanceLimits, InstanceState, InstanceStorage, InstanceUsage, IsolationFeature, LimitsApplied, RuntimeDriver, StartOptions } from "../driver.js";
 import { postgresSettingsFor } from "../limits.js";
 import type { PgBinaries } from "./binaries.js";
-import { copyTree, makeDir } from "./fs-util.js";
-import { PostgresServer, SOCKET_PORT } from "./postgres-server.js";
+import { Cgroups } from "./cgroups.js";
+import { chownTree, copyTree, makeDir, shellQuote } from "./fs-util.js";
+import { findLauncher, JAIL_RESTORE_COMMAND, probeLauncher, readOnlyPaths, type JailSpec } from "./jail.js";
+import { PostgresServer, SOCKET_PORT, type PostgresServerOptions, type StartOnce } from "./postgres-server.js";
 import type { RunAs } from "./system-user.js";
 import { ADMIN_ROLE } from "./template.js";
 
@@ -45,7 +47,26 @@ export interface ProcessDriverOptions {
   readonly warmPool?: number;
   /** Limits of a database created without its own (server defaults): pre-started servers run with their settings. */
   readonly defaultLimits?: InstanceLimits;
+  /**
+   * "auto" (default): when ccpd is root, each instance runs as its own uid, in
+   * the sandbox (native/jail.c) with its limits in its own cgroup, as far as
+   * this host allows (see isolation()). "off": the plain process driver, every
+   * instance as runAs in the host's namespaces, no limit enforced.
+   */
+  readonly isolation?: "auto" | "off";
+  /** uids given to instances (the gid is the same number), one each; default DEFAULT_UID_RANGE. */
+  readonly uidRange?: UidRange;
+  /** Where cgroupfs is mounted (default /sys/fs/cgroup). */
+  readonly cgroupRoot?: string;
 }
+
+export interface UidRange {
+  readonly first: number;
+  readonly count: number;
+}
+
+/** Far above the uids of people and system users; one ccpd per host should own a range (CCP_UID_RANGE). */
+export const DEFAULT_UID_RANGE: UidRange = Object.freeze({ first: 900_000, count: 100_000 });
 
 const ID_DIR = /^db-[0-9a-f]{12}$/;
 /** Present in an instance's folder while it is suspended (asleep; woken on demand). */
@@ -59,6 +80,18 @@ interface PooledServer {
   readonly root: string;
   readonly server: PostgresServer;
 }
+
+/** The sandbox as the probe found it at start-up (undefined: not in use, see #jailWhy). */
+interface JailHost {
+  readonly launcher: string;
+  readonly readOnly: readonly string[];
+  readonly oomShield: boolean;
+}
+
+/** A pre-started server's WAL archive folder: renamed into the database's archive at a claim (it is bound into the running sandbox). */
+const POOL_ARCHIVE = "archive";
+/** Archived WAL staged for a sandboxed recovery start (readable by the instance's own uid). */
+const RESTORE_WAL = "restore-wal";
 
 /**
  * Settings every instance starts with (on the command line, so existing data dirs get them too).
@@ -127,9 +160,140 @@ export class ProcessDriver implements RuntimeDriver {
     this.storage = Object.freeze({
       dataDir: (id: string) => this.#paths(id).data,
       prepareEmpty: (id: string) => void this.prepareEmpty(id),
-      owner: options.runAs ? { uid: options.runAs.uid, gid: options.runAs.gid } : undefined,
+      ownerOf: (id: string) => this.ownerOf(id),
     });
+    this.#scope = createHash("sha256").update(path.resolve(options.instancesDir)).digest("hex").slice(0, 12);
+    this.#setUpIsolation();
     this.#refill();
+  }
+
+  /** One per data dir: names this ccpd's cgroups and spreads its uids over the range. */
+  readonly #scope: string;
+  /** Each instance its own uid (ccpd is root and isolation is not off). */
+  #ownIdentity = false;
+  #identityWhy = "";
+  #jail: JailHost | undefined;
+  #jailWhy = "";
+  #cgroups: Cgroups | undefined;
+  #cgroupsWhy = "";
+
+  /** Decide, by trying rather than assuming, which isolation this host gives (isolation() reports it). */
+  #setUpIsolation(): void {
+    if (this.#o.isolation === "off") {
+      this.#identityWhy = this.#jailWhy = this.#cgroupsWhy = "isolation is off (CCP_ISOLATION=off)";
+      return;
+    }
+    if (!this.#o.runAs) {
+      this.#identityWhy = this.#jailWhy = this.#cgroupsWhy = "ccpd does not run as root: every instance runs as ccpd's own user, in the host's namespaces, without limits";
+      return;
+    }
+    this.#ownIdentity = true;
+    const launcher = findLauncher();
+    if (!launcher) {
+      this.#jailWhy = "the native launcher (native/jail.c) was not built: install a C toolchain (python3, make, gcc) and run `npm run build`";
+      this.#cgroupsWhy = `limits need the sandbox: ${this.#jailWhy}`;
+      return;
+    }
+    const readOnly = readOnlyPaths(this.#o.bin);
+    const probe = probeLauncher(launcher, path.join(this.#jailDirs(), "probe"), this.#uidRange().first, readOnly);
+    if (!probe.ok) {
+      this.#jailWhy = `the sandbox cannot be made on this host: ${probe.why}`;
+      this.#cgroupsWhy = `limits need the sandbox: ${this.#jailWhy}`;
+      return;
+    }
+    this.#jail = { launcher, readOnly, oomShield: probe.oomShield };
+    const cgroups = Cgroups.detect({ scope: this.#scope, ...(this.#o.cgroupRoot ? { root: this.#o.cgroupRoot } : {}) });
+    if (typeof cgroups === "string") this.#cgroupsWhy = cgroups;
+    else this.#cgroups = cgroups;
+  }
+
+  /** Root-owned: each sandbox's mount point and lock (outside the instance's own folder, which its uid may change). */
+  #jailDirs(): string {
+    const dir = path.join(this.#o.instancesDir, ".jail");
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    return dir;
+  }
+
+  #uidRange(): UidRange {
+    return this.#o.uidRange ?? DEFAULT_UID_RANGE;
+  }
+
+  /**
+   * A uid (and gid) no instance folder of this ccpd is owned by: the owner of
+   * an instance's folder is its identity, so nothing else needs to be kept and a
+   * destroyed instance's uid is free again. The search starts at a point of the
+   * range derived from the data dir, so two ccpd on one host rarely meet.
+   */
+  #allocateIdentity(): RunAs {
+    const taken = new Set<number>();
+    for (const name of readdirSync(this.#o.instancesDir)) {
+      try {
+        taken.add(statSync(path.join(this.#o.instancesDir, name)).uid);
+      } catch {
+        // removed meanwhile
+      }
+    }
+    const { first, count } = this.#uidRange();
+    const start = Number.parseInt(this.#scope.slice(0, 8), 16) % count;
+    for (let i = 0; i < count; i++) {
+      const uid = first + ((start + i) % count);
+      if (!taken.has(uid)) return { uid, gid: uid, name: `ccp-${uid}` };
+    }
+    throw new Error(`Every uid of the range ${first}-${first + count - 1} is in use by an instance: destroy some, or widen CCP_UID_RANGE.`);
+  }
+
+  /** Make an instance's (or pool slot's) folder owned by a fresh identity; the shared user when instances have no identity of their own. */
+  #makeOwnedRoot(root: string): RunAs | undefined {
+    const identity = this.#ownIdentity ? this.#allocateIdentity() : this.#o.runAs;
+    makeDir(root, 0o700, identity);
+    return identity;
+  }
+
+  /** The identity an instance's Postgres runs as: its folder's owner (so it survives ccpd restarts). */
+  #identityOf(root: string): RunAs | undefined {
+    if (!this.#ownIdentity) return this.#o.runAs;
+    const st = statSync(root);
+    return { uid: st.uid, gid: st.gid, name: `ccp-${st.uid}` };
+  }
+
+  /** Who must own files written into an instance's data dir (restores, branches). */
+  ownerOf(id: string): FileOwner | undefined {
+    const identity = this.#ownIdentity ? this.#identityOf(this.#paths(id).root) : this.#o.runAs;
+    return identity ? { uid: identity.uid, gid: identity.gid } : undefined;
+  }
+
+  /** A server's cgroup and sandbox folder name: its folder's real name (a claimed pre-started server keeps the pool slot's). */
+  #groupName(root: string): string {
+    return path.basename(realpathSync(root)).replace(/^\./, "");
+  }
+
+  /**
+   * The sandbox of one server, made anew at each start: its cgroup (limits
+   * written before the launcher joins it), its mount point and lock, and the
+   * only host paths it sees besides the binaries. `limits` is read at each start.
+   */
+  #jailFor(root: string, dataDir: string, readWrite: () => string[], identity: RunAs | undefined, limits: () => InstanceLimits): ((once: StartOnce) => JailSpec) | undefined {
+    const jail = this.#jail;
+    if (!jail || !identity) return undefined;
+    const name = this.#groupName(root);
+    return (once) => {
+      const cgroups = this.#cgroups?.create(name) ?? [];
+      this.#cgroups?.apply(name, limits(), dataDir);
+      const dir = path.join(this.#jailDirs(), name);
+      mkdirSync(path.join(dir, "root"), { recursive: true, mode: 0o700 });
+      const ccpd = process.getuid?.() ?? 0;
+      return {
+        launcher: jail.launcher,
+        rootDir: path.join(dir, "root"),
+        lockFile: path.join(dir, "lock"),
+        cgroups,
+        readOnly: jail.readOnly,
+        readWrite: readWrite(),
+        // Peer authentication looks the client (ccpd) up by uid: pg_ident.conf maps its name.
+        users: [`${this.#o.ccpdOsUser}:${ccpd}:${process.getgid?.() ?? 0}`, `postgres:${identity.uid}:${identity.gid}`],
+        ...(once.restoreDir ? { restoreDir: once.restoreDir } : {}),
+      };
+    };
   }
 
   /** Pool servers (and partial copies) left by an earlier ccpd: stopped (if one still runs) and removed. */
@@ -140,9 +304,10 @@ export class ProcessDriver implements RuntimeDriver {
     if (this.#refilling || this.#closed) return;
     this.#refilling = (async () => {
       for (let dir = this.#staleDirs.pop(); dir; dir = this.#staleDirs.pop()) {
-        await new PostgresServer(this.#serverOptions(path.join(dir, "data"), path.join(dir, "run"), path.join(dir, "postgres.log"), {}))
+        await new PostgresServer({ ...this.#serverOptions(path.join(dir, "data"), path.join(dir, "run"), path.join(dir, "postgres.log"), {}, undefined), jail: () => ({}) as JailSpec })
           .stopStale()
           .catch(() => undefined);
+        await this.#forgetSandbox(dir);
         rmSync(dir, { recursive: true, force: true });
       }
       while (!this.#closed) {
@@ -179,21 +344,31 @@ export class ProcessDriver implements RuntimeDriver {
     const root = path.join(this.#o.instancesDir, `.pool-${randomBytes(6).toString("hex")}`);
     const data = path.join(root, "data");
     const run = path.join(root, "run");
-    // Its log directory is the one its database's folder (a link to this one) will name.
-    const server = new PostgresServer(
-      this.#serverOptions(data, run, path.join(root, "postgres.log"), {
-        log_directory: path.join(root, "log"),
-        ...this.#archiveModeSettings(),
-        ...postgresSettingsFor(this.#o.defaultLimits ?? {}),
-      }),
-    );
+    const log = path.join(root, "log");
+    const archive = path.join(root, POOL_ARCHIVE);
+    let server: PostgresServer | undefined;
     try {
-      makeDir(root, 0o700, this.#o.runAs);
-      makeDir(run, 0o700, this.#o.runAs);
-      makeDir(path.join(root, "log"), 0o700, this.#o.runAs);
+      // Its own uid from the start, so a claim needs no chown.
+      const identity = this.#makeOwnedRoot(root);
+      makeDir(run, 0o700, identity);
+      makeDir(log, 0o700, identity);
+      makeDir(archive, 0o700, identity);
+      // Its log directory is the one its database's folder (a link to this one) will name.
+      server = new PostgresServer(
+        this.#serverOptions(
+          data,
+          run,
+          path.join(root, "postgres.log"),
+          { log_directory: log, ...this.#archiveModeSettings(), ...postgresSettingsFor(this.#o.defaultLimits ?? {}) },
+          identity,
+          // Its database's log and archive folders are links to these (see #claim).
+          this.#jailFor(root, data, () => [data, run, log, archive], identity, () => this.#readLimits(root) ?? this.#o.defaultLimits ?? {}),
+        ),
+      );
       const spare = this.#spares.shift();
       if (spare) renameSync(spare, data);
       else await copyTree(this.#o.templateDir, data);
+      if (this.#ownIdentity && identity) await chownTree(data, identity);
       // The claim writes the database's own settings here and signals a reload: no connection, no restart.
       appendFileSync(path.join(data, "postgresql.conf"), `include_if_exists = '${INSTANCE_CONF}'\n`);
       if (this.#closed) throw new Error("driver closed");
@@ -202,7 +377,8 @@ export class ProcessDriver implements RuntimeDriver {
       this.#pool.push({ root, server });
       return true;
     } catch {
-      await server.stop().catch(() => undefined);
+      await server?.stop().catch(() => undefined);
+      await this.#forgetSandbox(root).catch(() => undefined);
       rmSync(root, { recursive: true, force: true });
       return false;
     }
@@ -213,15 +389,16 @@ export class ProcessDriver implements RuntimeDriver {
     return this.#pool.length;
   }
 
-  #serverOptions(dataDir: string, socketDir: string, logFile: string, settings: Record<string, string>) {
+  #serverOptions(dataDir: string, socketDir: string, logFile: string, settings: Record<string, string>, runAs: RunAs | undefined, jail?: PostgresServerOptions["jail"]): PostgresServerOptions {
     return {
       bin: this.#o.bin,
       dataDir,
       socketDir,
       logFile,
-      runAs: this.#o.runAs,
+      runAs,
       ccpdOsUser: this.#o.ccpdOsUser,
       settings: { ...INSTANCE_SETTINGS, ...settings },
+      ...(jail ? { jail } : {}),
     };
   }
 
@@ -239,7 +416,9 @@ export class ProcessDriver implements RuntimeDriver {
     let server = this.#servers.get(id);
     if (!server) {
       const p = this.#paths(id);
-      server = new PostgresServer(this.#serverOptions(p.data, p.run, p.log, { log_directory: p.logDir, ...this.#archiveSettings(id), ...postgresSettingsFor(this.limits(id)) }));
+      const identity = existsSync(p.root) ? this.#identityOf(p.root) : this.#o.runAs;
+      const jail = existsSync(p.root) ? this.#jailFor(p.root, p.data, () => this.#readWrite(id), identity, () => this.limits(id)) : undefined;
+      server = new PostgresServer(this.#serverOptions(p.data, p.run, p.log, { log_directory: p.logDir, ...this.#archiveSettings(id), ...postgresSettingsFor(this.limits(id)) }, identity, jail));
       this.#watch(id, server);
       this.#servers.set(id, server);
     }
@@ -261,8 +440,38 @@ export class ProcessDriver implements RuntimeDriver {
     if (!dir) return undefined;
     // The parent (one folder per database in the store) only needs to be traversable by the instance user.
     makeDir(path.dirname(dir), 0o711, undefined);
-    makeDir(dir, 0o700, this.#o.runAs);
+    makeDir(dir, 0o700, existsSync(this.#paths(id).root) ? this.ownerOf(id) : this.#o.runAs);
     return dir;
+  }
+
+  /** What a sandboxed instance may write: its data, socket, log and WAL archive folders. */
+  #readWrite(id: string): string[] {
+    const p = this.#paths(id);
+    const archive = this.#archiveDir(id);
+    return [p.data, p.run, p.logDir, ...(archive ? [archive] : [])];
+  }
+
+  /** Remove a server's cgroup and sandbox folder (it has stopped). */
+  async #forgetSandbox(root: string): Promise<void> {
+    let name: string;
+    try {
+      name = this.#groupName(root);
+    } catch {
+      return; // its folder is gone already
+    }
+    await this.#cgroups?.remove(name);
+    const dir = path.join(this.#o.instancesDir, ".jail", name);
+    try {
+      rmdirSync(path.join(dir, "root"));
+    } catch {
+      // absent, or still mounted in a sandbox that has not ended yet
+    }
+    rmSync(path.join(dir, "lock"), { force: true });
+    try {
+      rmdirSync(dir);
+    } catch {
+      // not empty or absent
+    }
   }
 
   #archiveSettings(id: string): Record<string, string> {
@@ -341,30 +550,48 @@ export class ProcessDriver implements RuntimeDriver {
 
   async #createFromCopy(id: string): Promise<void> {
     const p = this.#paths(id);
-    makeDir(p.root, 0o700, this.#o.runAs);
+    const identity = this.#makeOwnedRoot(p.root);
     const spare = this.#spares.shift();
     if (spare) renameSync(spare, p.data);
     else await copyTree(this.#o.templateDir, p.data);
-    makeDir(p.run, 0o700, this.#o.runAs);
+    if (this.#ownIdentity && identity) await chownTree(p.data, identity);
+    makeDir(p.run, 0o700, identity);
     this.#refill();
   }
 
   async #claim(id: string, pooled: PooledServer): Promise<void> {
     const p = this.#paths(id);
     symlinkSync(path.basename(pooled.root), p.root);
-    // Later starts (wakes) carry the archive target on the command line, as every instance's do.
-    pooled.server.relocate({ settings: { ...INSTANCE_SETTINGS, log_directory: p.logDir, ...this.#archiveSettings(id) } });
+    // Later starts (wakes) carry the archive target on the command line, as every instance's do,
+    // and (sandboxed) see the database's own folders: its archive is no longer the pool slot's.
+    const poolData = path.join(pooled.root, "data");
+    const poolRun = path.join(pooled.root, "run");
+    const jail = this.#jailFor(pooled.root, poolData, () => [poolData, poolRun, ...this.#readWrite(id).slice(2)], this.#identityOf(pooled.root), () => this.limits(id));
+    const archive = this.#o.walArchiveDir?.(id);
+    const settings = { ...INSTANCE_SETTINGS, log_directory: p.logDir, ...(archive ? { ...this.#archiveModeSettings(), "basic_archive.archive_directory": archive } : {}) };
+    pooled.server.relocate({ settings, ...(jail ? { jail } : {}) });
     this.#watch(id, pooled.server);
     this.#servers.set(id, pooled.server);
     this.#supervised.add(id);
-    const dir = this.#archiveDir(id);
     const pid = pooled.server.pid;
+    const owner = this.ownerOf(id);
+    let dir = this.#o.walArchiveDir?.(id);
     if (dir) {
       if (!pid) throw new Error("the pre-started server is gone");
+      if (pooled.server.sandboxed) {
+        // The running sandbox sees only the folders bound at its start: its pool archive folder
+        // becomes the database's (a rename keeps the directory it has bound), under its pool path.
+        makeDir(path.dirname(dir), 0o711, undefined);
+        if (existsSync(dir)) rmdirSync(dir); // made empty by an earlier attempt; anything in it stops the claim
+        renameSync(path.join(pooled.root, POOL_ARCHIVE), dir);
+        dir = path.join(pooled.root, POOL_ARCHIVE);
+      } else {
+        this.#archiveDir(id);
+      }
       // The same value the command line carries on every later start; a reload (SIGHUP, as pg_reload_conf) applies it now.
       const conf = path.join(p.data, INSTANCE_CONF);
       writeFileSync(conf, `basic_archive.archive_directory = '${dir.replaceAll("'", "''")}'\n`, { mode: 0o600 });
-      if (this.#o.runAs) chownSync(conf, this.#o.runAs.uid, this.#o.runAs.gid);
+      if (owner) chownSync(conf, owner.uid, owner.gid);
       process.kill(pid, "SIGHUP");
     }
   }
@@ -372,8 +599,9 @@ export class ProcessDriver implements RuntimeDriver {
   async start(id: string, once?: StartOptions): Promise<InstanceEndpoint> {
     const p = this.#paths(id);
     if (!existsSync(p.data)) throw new Error(`Instance ${id} has no data directory (${p.data}).`);
-    makeDir(p.run, 0o700, this.#o.runAs);
-    makeDir(p.logDir, 0o700, this.#o.runAs);
+    const owner = this.ownerOf(id);
+    makeDir(p.run, 0o700, owner);
+    makeDir(p.logDir, 0o700, owner);
     pruneLogs(p.logDir);
     this.#supervised.add(id);
     const server = this.#server(id);
@@ -382,19 +610,39 @@ export class ProcessDriver implements RuntimeDriver {
       this.#starting.add(id);
       this.#setState(id, "starting");
     }
+    const staged = path.join(p.root, RESTORE_WAL);
     try {
-      await server.start(once);
+      await server.start(already ? {} : await this.#startOnce(id, server, once, staged));
     } catch (err) {
       this.#supervised.delete(id);
       this.#setState(id, await this.state(id));
       throw err;
     } finally {
       if (!already) this.#starting.delete(id);
+      rmSync(staged, { recursive: true, force: true });
     }
     this.#failed.delete(id);
     rmSync(path.join(p.root, SUSPENDED_MARKER), { force: true });
     if (!already) this.#setState(id, "running");
     return this.endpoint(id);
+  }
+
+  /**
+   * This start's settings. A recovery start reads archived WAL: a sandboxed
+   * server through the launcher's restricted restore command, from a copy
+   * its own uid can read (the archive is another database's, or the store's);
+   * a plain one with `cp` from the archive itself.
+   */
+  async #startOnce(id: string, server: PostgresServer, once: StartOptions = {}, staged: string): Promise<StartOnce> {
+    const { restoreWalFrom, ...rest } = once;
+    if (restoreWalFrom === undefined) return rest;
+    if (!server.sandboxed) return { ...rest, settings: { ...rest.settings, restore_command: `cp ${shellQuote(restoreWalFrom)}/%f %p` } };
+    rmSync(staged, { recursive: true, force: true });
+    if (existsSync(restoreWalFrom)) await copyTree(restoreWalFrom, staged);
+    else makeDir(staged, 0o700, undefined);
+    const owner = this.ownerOf(id);
+    if (owner) await chownTree(staged, owner);
+    return { ...rest, settings: { ...rest.settings, restore_command: JAIL_RESTORE_COMMAND }, restoreDir: staged };
   }
 
   async suspend(id: string): Promise<void> {
@@ -403,13 +651,17 @@ export class ProcessDriver implements RuntimeDriver {
     writeFileSync(path.join(p.root, SUSPENDED_MARKER), `${new Date().toISOString()}\n`);
     this.#supervised.delete(id);
     await this.#server(id).stop();
+    await this.#forgetSandbox(p.root);
     this.#setState(id, "suspended");
   }
 
   async stop(id: string): Promise<void> {
     this.#supervised.delete(id);
     await this.#server(id).stop();
-    if (ID_DIR.test(id) && existsSync(this.#paths(id).root)) rmSync(path.join(this.#paths(id).root, SUSPENDED_MARKER), { force: true });
+    if (ID_DIR.test(id) && existsSync(this.#paths(id).root)) {
+      rmSync(path.join(this.#paths(id).root, SUSPENDED_MARKER), { force: true });
+      await this.#forgetSandbox(this.#paths(id).root);
+    }
     this.#setState(id, await this.state(id));
   }
 
@@ -420,6 +672,7 @@ export class ProcessDriver implements RuntimeDriver {
     const { root } = this.#paths(id);
     // A claimed pre-started server: the folder the link points at goes too.
     const target = existsSync(root) && lstatSync(root).isSymbolicLink() ? path.resolve(this.#o.instancesDir, readlinkSync(root)) : undefined;
+    await this.#forgetSandbox(root);
     rmSync(root, { recursive: true, force: true });
     if (target) rmSync(target, { recursive: true, force: true });
     this.#setState(id, "absent");
@@ -427,40 +680,85 @@ export class ProcessDriver implements RuntimeDriver {
 
   /** An instance's recorded limits ({} when none were set). */
   limits(id: string): InstanceLimits {
+    return this.#readLimits(this.#paths(id).root) ?? {};
+  }
+
+  #readLimits(root: string): InstanceLimits | undefined {
     try {
-      return JSON.parse(readFileSync(path.join(this.#paths(id).root, LIMITS_FILE), "utf8")) as InstanceLimits;
+      return JSON.parse(readFileSync(path.join(root, LIMITS_FILE), "utf8")) as InstanceLimits;
     } catch {
-      return {};
+      return undefined;
     }
   }
 
-  #writeLimits(id: string, limits: InstanceLimits): void {
-    writeFileSync(path.join(this.#paths(id).root, LIMITS_FILE), `${JSON.stringify(limits)}\n`, { mode: 0o600 });
+  /** Record the limits; those the kernel enforces are applied at once to a running server's cgroup (returned). */
+  #writeLimits(id: string, limits: InstanceLimits): (keyof InstanceLimits)[] {
+    const { root, data } = this.#paths(id);
+    writeFileSync(path.join(root, LIMITS_FILE), `${JSON.stringify(limits)}\n`, { mode: 0o600 });
+    const server = this.#servers.get(id);
+    if (!this.#cgroups || !server?.running || !server.sandboxed) return [];
+    const name = this.#groupName(root);
+    return this.#cgroups.exists(name) ? this.#cgroups.apply(name, limits, data) : [];
   }
 
-  /** Postgres settings follow the limits at the next start: nothing is enforced live by this driver yet. */
+  /**
+   * Kernel limits (memory, CPU, processes, I/O where cgroup v2) apply at once to
+   * a running sandboxed server; Postgres settings that follow them (shared_buffers,
+   * max_connections) and anything this host does not enforce, at the next start.
+   */
   async setLimits(id: string, limits: InstanceLimits): Promise<LimitsApplied> {
     if (!existsSync(this.#paths(id).root)) throw new Error(`Instance ${id} does not exist.`);
-    this.#writeLimits(id, limits);
+    const live = this.#writeLimits(id, limits);
     const server = this.#servers.get(id);
     const p = this.#paths(id);
     server?.relocate({ settings: { ...INSTANCE_SETTINGS, log_directory: p.logDir, ...this.#archiveSettings(id), ...postgresSettingsFor(limits) } });
-    return { live: [], nextStart: Object.keys(limits) as (keyof InstanceLimits)[] };
+    return { live, nextStart: (Object.keys(limits) as (keyof InstanceLimits)[]).filter((k) => !live.includes(k)) };
   }
 
-  /** Storage is the data dir's size (data and WAL); the rest is not measured by this driver yet. */
+  /** Storage is the data dir's size (data and WAL); memory, CPU time and processes as the instance's cgroup counts them while it runs. */
   async usage(id: string): Promise<InstanceUsage> {
-    return { storageBytes: treeSize(this.#paths(id).data) };
+    const { root, data } = this.#paths(id);
+    const counted = this.#cgroups && this.#servers.get(id)?.running && existsSync(root) ? this.#cgroups.usage(this.#groupName(root)) : {};
+    return { ...counted, storageBytes: treeSize(data) };
   }
 
+  /** The directories of an instance's cgroup (tests read the kernel's own accounting there); undefined without cgroups. */
+  cgroupDirs(id: string): Record<string, string> | undefined {
+    return this.#cgroups?.dirs(this.#groupName(this.#paths(id).root));
+  }
+
+  /**
+   * What is in force, as found at start-up by doing it (the launcher's probe
+   * makes a whole sandbox; cgroup controllers are enabled and their groups made).
+   */
   isolation(): readonly IsolationFeature[] {
-    const user = this.#o.runAs ? `every instance runs as the one OS user "${this.#o.runAs.name}"` : "instances run as ccpd's own OS user";
+    const { first, count } = this.#uidRange();
+    const shared = this.#o.runAs ? `every instance runs as the one OS user "${this.#o.runAs.name}"` : "instances run as ccpd's own OS user";
+    const identity: IsolationFeature = this.#ownIdentity
+      ? { name: "identity", enforced: true, detail: `each database's Postgres runs as its own uid (from ${first}-${first + count - 1}), its folders 0700 owned by it; the catalog as "${this.#o.runAs?.name ?? ""}"` }
+      : { name: "identity", enforced: false, detail: `${shared}: ${this.#identityWhy}` };
+    const sandbox = (name: string, what: string): IsolationFeature =>
+      this.#jail ? { name, enforced: true, detail: `${what} (native/jail.c)` } : { name, enforced: false, detail: this.#jailWhy };
+    const limit = (name: "memory" | "cpu" | "pids" | "io"): IsolationFeature => {
+      const f = this.#cgroups?.features().find((x) => x.name === name);
+      if (!f) return { name, enforced: false, detail: this.#cgroupsWhy };
+      if (name !== "memory" || !f.enforced) return f;
+      const oom = this.#jail?.oomShield
+        ? "the postmaster is exempt from the OOM killer (oom_score_adj -1000)"
+        : "the postmaster cannot be made exempt from the OOM killer here (no CAP_SYS_RESOURCE), so its children raise their oom_score_adj to 1000 and are killed first";
+      return { ...f, detail: `${f.detail}; over the limit a backend is killed and the instance recovers by itself; ${oom}` };
+    };
     return [
-      { name: "identity", enforced: false, detail: user },
-      { name: "sandbox", enforced: false, detail: "instances run in the host's namespaces" },
-      { name: "memory", enforced: false, detail: "no memory limit is enforced by the process driver" },
-      { name: "cpu", enforced: false, detail: "no CPU quota is enforced by the process driver" },
-      { name: "pids", enforced: false, detail: "no process limit is enforced by the process driver" },
+      identity,
+      sandbox("mount-namespace", "own mount namespace: the Postgres binaries and system libraries read-only, its own data, socket, log and WAL archive folders, a private /tmp and /dev/shm; nothing else of the host"),
+      sandbox("root", "pivot_root into a private read-only root (tmpfs), no shell"),
+      sandbox("pid-namespace", "own pid namespace: it sees only its own processes"),
+      sandbox("ipc-namespace", "own IPC namespace"),
+      sandbox("net-namespace", "own network namespace without interfaces: no route out; clients reach it by its unix socket"),
+      limit("memory"),
+      limit("cpu"),
+      limit("pids"),
+      limit("io"),
       { name: "storage", enforced: false, detail: "no storage quota is enforced by the process driver" },
     ];
   }
@@ -470,13 +768,18 @@ export class ProcessDriver implements RuntimeDriver {
     return this.#paths(id).data;
   }
 
-  /** Make an empty instance directory (run dir included) for a restore to fill. */
+  /** Make an empty instance directory (run dir included, its own identity) for a restore to fill. */
   prepareEmpty(id: string): string {
     const p = this.#paths(id);
     if (existsSync(p.root)) throw new Error(`Instance directory already exists: ${p.root}`);
-    makeDir(p.root, 0o700, this.#o.runAs);
-    makeDir(p.run, 0o700, this.#o.runAs);
+    const identity = this.#makeOwnedRoot(p.root);
+    makeDir(p.run, 0o700, identity);
     return p.root;
+  }
+
+  /** The Postgres binaries instances run (tests compare the sandbox's root with what it binds). */
+  get bin(): PgBinaries {
+    return this.#o.bin;
   }
 
   get runAs(): RunAs | undefined {
@@ -527,7 +830,12 @@ export class ProcessDriver implements RuntimeDriver {
     this.#supervised.clear();
     const pooled = this.#pool.splice(0);
     await Promise.all([...this.#servers.values(), ...pooled.map((p) => p.server)].map((s) => s.stop()));
-    for (const p of pooled) rmSync(p.root, { recursive: true, force: true });
+    for (const id of this.#servers.keys()) await this.#forgetSandbox(this.#paths(id).root).catch(() => undefined);
+    for (const p of pooled) {
+      await this.#forgetSandbox(p.root).catch(() => undefined);
+      rmSync(p.root, { recursive: true, force: true });
+    }
+    this.#cgroups?.removeScope();
   }
 }
 
