@@ -1,8 +1,7 @@
 import os from "node:os";
 import path from "node:path";
-import { resolveServerConfig, startServer, type RunningServer } from "../../packages/server/dist/index.js";
 import { Metrics } from "../../packages/server/dist/observability/metrics.js";
-import { api } from "../lib/api.ts";
+import { startCcpdProcess, type CcpdProcess } from "../lib/ccpd-process.ts";
 import { ensureWrk, type HttpLoad } from "../lib/http-load.ts";
 import type { PartOptions } from "../lib/part.ts";
 import { renderGrid } from "../lib/table.ts";
@@ -27,10 +26,12 @@ const TARGET_OVERHEAD = 0.03;
 const SCRAPED = "ccp, metrics on, scraped every 5 s";
 const ON = "ccp, metrics on, not scraped";
 const OFF = "ccp, --no-metrics";
+/** A second --no-metrics ccpd: the A/A pair (OFF vs OFF, same code) shows what "cost" the method reads from noise and placement alone. */
+const CONTROL = "ccp, --no-metrics (A/A control)";
 
 interface Variant {
   readonly label: string;
-  readonly server: RunningServer;
+  readonly server: CcpdProcess;
   readonly url: string;
   readonly token: string;
   readonly key: string;
@@ -84,33 +85,38 @@ function scrapeLoop(v: Variant, ms: number): { stop(): Promise<number[]> } {
 
 /**
  * The cost of observability on the gateway's hot path: the same primary-key
- * lookups as the gateway part, against three ccpds in this process: metrics
- * on and scraped every 5 s, metrics on and not scraped (the hot path alone),
- * and --no-metrics; rounds rotate the order.
+ * lookups as the gateway part, against four ccpds, each in a process of its
+ * own (own event loop, own CPU accounting): metrics on and scraped every 5 s,
+ * metrics on and not scraped (the hot path alone), --no-metrics, and a second
+ * --no-metrics as an A/A control; rounds rotate the order.
  */
 export async function observabilityPart({ duration }: PartOptions): Promise<void> {
   const wrk = await ensureWrk();
   const work = makeTempDir("ccp-bench-obs-");
-  const servers: RunningServer[] = [];
+  const servers: CcpdProcess[] = [];
   try {
     const variants: Variant[] = [];
     for (const [label, metrics] of [
       [SCRAPED, true],
       [ON, true],
       [OFF, false],
+      [CONTROL, false],
     ] as const) {
       const dir = path.join(work, `variant-${variants.length}`);
-      const env = { ...process.env, XDG_CONFIG_HOME: path.join(dir, "config"), CCP_LOG_LEVEL: process.env["CCP_LOG_LEVEL"] ?? "warn" };
-      const server = await startServer(resolveServerConfig({ dataDir: path.join(dir, "data"), port: 0, wirePort: 0, metrics }, env));
+      const server = await startCcpdProcess(dir, { metrics, env: { CCP_LOG_LEVEL: process.env["CCP_LOG_LEVEL"] ?? "warn" } });
       servers.push(server);
-      const key = server.createdAdminKey;
-      if (!key) throw new Error("fresh ccpd created no admin key");
-      const created = (await api(server, key, "POST", "/v1/databases", { name: "bench-obs" })) as { database: { id: string }; token: string };
-      const { socketDir, port } = server.driver.endpoint(created.database.id);
-      await initPgbench(socketDir, port);
-      variants.push({ label, server, url: `${server.url}/v1/databases/${created.database.id}/query`, token: created.token, key });
+      const res = await fetch(`${server.url}/v1/databases`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${server.key}`, "content-type": "application/json" },
+        body: JSON.stringify({ name: "bench-obs" }),
+      });
+      const created = (await res.json()) as { database: { id: string }; token: string };
+      if (res.status !== 201) throw new Error(`POST /v1/databases: HTTP ${res.status} ${JSON.stringify(created)}`);
+      // The process driver's layout: the instance's socket is in its run folder.
+      await initPgbench(path.join(dir, "data", "instances", created.database.id, "run"), 5432);
+      variants.push({ label, server, url: `${server.url}/v1/databases/${created.database.id}/query`, token: created.token, key: server.key });
     }
-    const [scraped, on, off] = variants as [Variant, Variant, Variant];
+    const [scraped, on, off, control] = variants as [Variant, Variant, Variant, Variant];
     const metricsOff = await fetch(`${off.server.url}/metrics`, { headers: { authorization: `Bearer ${off.key}` } });
     if (metricsOff.status !== 404) throw new Error(`--no-metrics ccpd answered /metrics with ${metricsOff.status}, expected 404`);
 
@@ -133,22 +139,22 @@ export async function observabilityPart({ duration }: PartOptions): Promise<void
     for (const c of CONCURRENCY) {
       for (let round = 0; round < ROUNDS; round++) {
         // Rotate which goes first, so none always runs right after another.
-        const order = [scraped, on, off];
-        for (const v of [...order.slice(round % 3), ...order.slice(0, round % 3)]) {
+        const order = [scraped, on, off, control];
+        for (const v of [...order.slice(round % order.length), ...order.slice(0, round % order.length)]) {
           const scraper = v === scraped ? scrapeLoop(v, SCRAPE_EVERY_MS) : undefined;
-          const cpu0 = process.cpuUsage();
+          const cpu0 = v.server.cpuMicros();
           const r = await httpRun(wrk, v.label, load(v, c, duration));
-          const cpu = process.cpuUsage(cpu0);
+          const cpu = v.server.cpuMicros() - cpu0;
           if (scraper) scrapes.push(...(await scraper.stop()));
           const key = `${v.label}\u0000${c}`;
-          results.set(key, [...(results.get(key) ?? []), { ...r, cpuUs: (cpu.user + cpu.system) / r.n }]);
+          results.set(key, [...(results.get(key) ?? []), { ...r, cpuUs: cpu / r.n }]);
         }
       }
     }
 
-    console.log(`Postgres ${on.server.driver.pgVersion}, node ${process.version}, ${os.cpus().length} cores, load average ${os.loadavg()[0]?.toFixed(2)} at start`);
+    console.log(`node ${process.version}, ${os.cpus().length} cores, load average ${os.loadavg()[0]?.toFixed(2)} at start`);
     console.log(`POST /v1/databases/{id}/query, random aid per request: ${SELECT}`);
-    console.log(`three ccpds in this process (one database each, pgbench_accounts ${ROWS.toLocaleString("en-US")} rows); wrk, keep-alive;`);
+    console.log(`four ccpds, each in its own process (one database each, pgbench_accounts ${ROWS.toLocaleString("en-US")} rows); wrk, keep-alive; CPU: the ccpd process's own user + system time;`);
     console.log(`${ROUNDS} rounds of ${duration} s per variant and concurrency, order rotated; median round shown; cost: median of the rounds' ratios\n`);
     const lines: string[] = [];
     for (const c of CONCURRENCY) {
@@ -172,7 +178,7 @@ export async function observabilityPart({ duration }: PartOptions): Promise<void
         ),
       );
       console.log("");
-      const [withScrapes, withMetrics, without] = rows as [(typeof rows)[number], (typeof rows)[number], (typeof rows)[number]];
+      const [withScrapes, withMetrics, without, aa] = rows as [(typeof rows)[number], (typeof rows)[number], (typeof rows)[number], (typeof rows)[number]];
       const cost = (xs: number[], base: number[]) => median(xs.map((x, i) => 1 - x / (base[i] as number)));
       const cpuCost = (xs: number[]) => median(xs.map((x, i) => x / (without.cpus[i] as number) - 1));
       const overhead = cost(withMetrics.all, without.all);
@@ -180,6 +186,7 @@ export async function observabilityPart({ duration }: PartOptions): Promise<void
       lines.push(
         `  throughput cost of metrics (on, not scraped vs --no-metrics), c=${c}: ${pct(overhead)} (target ≤ ${TARGET_OVERHEAD * 100}%): ${overhead <= TARGET_OVERHEAD ? "met" : "NOT met"}`,
         `    ccpd CPU per request, same pair: ${pct(cpuCost(withMetrics.cpus))}; with a scrape every 5 s: throughput ${pct(cost(withScrapes.all, without.all))}, CPU ${pct(cpuCost(withScrapes.cpus))}`,
+        `    A/A control (a second --no-metrics ccpd vs the first, same code): throughput ${pct(cost(aa.all, without.all))}, CPU ${pct(cpuCost(aa.cpus))} — what the method reads from noise alone`,
       );
     }
     const sorted = [...scrapes].sort((a, b) => a - b);
@@ -197,11 +204,11 @@ export async function observabilityPart({ duration }: PartOptions): Promise<void
       `\nnotes: per request, metrics add one counter increment and one histogram observation (children cached per method, route, status);` +
         `\n  ${scrapes.length} scrapes of /metrics during the "scraped" runs took p50 ${(sorted[Math.floor(sorted.length / 2)] ?? NaN).toFixed(1)} ms, max ${(sorted[sorted.length - 1] ?? NaN).toFixed(1)} ms` +
         " (per-database figures are read from the running instance at most every 5 s)." +
-        "\n  Three ccpds share this process and this machine's cores with wrk and Postgres: a round's figures move with whatever else runs;" +
-        "\n  CPU per request (this process's user + system time / completed requests) moves far less with other load than req/s does.",
+        "\n  The ccpds share this machine's cores with wrk and Postgres: a round's figures move with whatever else runs;" +
+        "\n  CPU per request (the ccpd process's user + system time / completed requests, 10 ms ticks) moves far less with other load than req/s does.",
     );
   } finally {
-    for (const s of servers) await s.close();
+    for (const s of servers) await s.stop();
     removeDir(work);
   }
 }

@@ -112,12 +112,12 @@ export interface ServerConfig {
   readonly suspendAfterMs: number | null;
   readonly wakeTimeoutMs: number;
   readonly warmPool: number;
-  /** Limits of databases without their own (the driver's defaultLimits). */
-  readonly defaultLimits: InstanceLimits;
-  readonly storageCheckMs: number;
   readonly isolation: "auto" | "off";
   /** uids given to databases (CCP_UID_RANGE="first-last"). */
   readonly uidRange: { readonly first: number; readonly count: number } | undefined;
+  /** Limits of databases without their own (the driver's defaultLimits). */
+  readonly defaultLimits: InstanceLimits;
+  readonly storageCheckMs: number;
   readonly backups: { readonly dailyAt: string | undefined; readonly retentionDays: number; readonly archiveTimeoutS: number };
   /**
    * /metrics on or off; per-database readings reused for cacheMs; background
@@ -160,10 +160,10 @@ export function resolveServerConfig(options: ServerOptions = {}, env: NodeJS.Pro
     suspendAfterMs: parseSuspendAfter(options.suspendAfter ?? "5m"),
     wakeTimeoutMs: options.wakeTimeoutMs ?? 8_000,
     warmPool: options.warmPool ?? 2,
-    defaultLimits: Object.freeze(resolveDefaultLimits(options.defaultLimits, env)),
-    storageCheckMs: options.storageCheckMs ?? 10_000,
     isolation: parseIsolation(options.isolation ?? env["CCP_ISOLATION"]),
     uidRange: parseUidRange(env["CCP_UID_RANGE"]),
+    defaultLimits: Object.freeze(resolveDefaultLimits(options.defaultLimits, env)),
+    storageCheckMs: options.storageCheckMs ?? 10_000,
     backups: Object.freeze({
       dailyAt: options.backupAt === "off" ? undefined : (options.backupAt ?? "00:00"),
       retentionDays: options.backupRetentionDays ?? 7,

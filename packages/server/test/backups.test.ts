@@ -6,6 +6,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 import { gzipSync } from "node:zlib";
 import pg from "pg";
+import { catalogSql } from "./support/catalog-sql.js";
 import { BackupScheduler } from "../src/backups/scheduler.js";
 import { BackupService } from "../src/backups/service.js";
 import { restoreToPointInTime } from "../src/backups/pitr.js";
@@ -113,7 +114,7 @@ describe("backups and point-in-time restore, with real data", () => {
       await assert.rejects(restoreToPointInTime(o, db.id, time, "never-made"), (e: Error & { status?: number }) => message.test(e.message) && e.status === 400);
     }
     await assert.rejects(restoreToPointInTime(o, db.id, new Date().toISOString(), "backed-up"), /already exists/);
-    assert.equal(await server.catalog.findDatabase("never-made"), undefined);
+    assert.equal(await server.catalog.databases.find("never-made"), undefined);
   });
 
   it("keeps clients getting clean answers during a restore, then the restored data", async () => {
@@ -182,8 +183,8 @@ describe("backups and point-in-time restore, with real data", () => {
     renameSync(dataDir, `${dataDir}.old`);
     await server.driver.prepareEmpty(`db-${"f".repeat(12)}`);
     rmSync(path.join(path.dirname(dataDir), "..", `db-${"f".repeat(12)}`), { recursive: true, force: true });
-    await server.catalog.tx((q) => q.query("INSERT INTO ccp.operations (database_id, kind, state) VALUES ($1, 'restore:bkp-12345678', 'running')", [db.id]));
-    await server.catalog.setStatus(db.id, "restoring");
+    await catalogSql(server.catalog, (q) => q.query("INSERT INTO ccp.operations (database_id, kind, state) VALUES ($1, 'restore:bkp-12345678', 'running')", [db.id]));
+    await server.catalog.databases.setStatus(db.id, "restoring");
     await server.backups.reconcile();
     await server.driver.start(db.id);
     assert.deepEqual(await batches(db.id), before);
@@ -195,7 +196,7 @@ describe("backups and point-in-time restore, with real data", () => {
     await sql(id, "CREATE TABLE batches (batch int, n int)");
     let now = new Date();
     const clock = () => now;
-    const backups = new BackupService({ catalog: server.catalog, instances: server.instances, store: server.store, databases: server.databases, log: console, now: clock });
+    const backups = new BackupService({ catalog: server.catalog, instances: server.instances, store: server.store, databases: server.databases, log: console, retentionDays: 7, now: clock });
     const scheduler = new BackupScheduler({ catalog: server.catalog, backups, settings: { dailyAt: "00:00", retentionDays: 7 }, now: clock, log: console });
 
     // Day 0: the scheduler takes this database's daily backup, once.

@@ -6,7 +6,7 @@ import { mkdtempSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
-import { beginOperation } from "../src/catalog/catalog.js";
+import { catalogSql } from "./support/catalog-sql.js";
 import { parseTtl } from "../src/branches/service.js";
 import { isCcpError } from "../src/errors.js";
 import { resolveServerConfig, startServer, type RunningServer } from "../src/index.js";
@@ -200,7 +200,7 @@ describe("branches: a full copy of a database, from now or an instant, resettabl
     const copy = await server.branches.create("sleeping-parent", { name: "from-sleeper" });
     assert.deepEqual(await batches(copy.database.id), [1, 2]);
     assert.equal(await server.instances.state(sleeper), "suspended", "the parent still sleeps");
-    const { rows } = await server.catalog.tx((q) => q.query("SELECT 1 FROM ccp.instance_events WHERE database_id = $1 AND kind = 'wake'", [sleeper]));
+    const { rows } = await catalogSql(server.catalog, (q) => q.query("SELECT 1 FROM ccp.instance_events WHERE database_id = $1 AND kind = 'wake'", [sleeper]));
     assert.equal(rows.length, 0, "no wake was recorded");
     // Writes on the branch stay there; the parent, woken later, has its own data.
     await insertBatch(copy.database.id, 3);
@@ -270,15 +270,15 @@ describe("branches: a full copy of a database, from now or an instant, resettabl
     // As left by a ccpd killed right after moving the live data aside, with a half-made copy beside it.
     renameSync(dataDir, `${dataDir}.old`);
     mkdirSync(`${dataDir}.reset`);
-    const opId = await server.catalog.tx((q) => beginOperation(q, branch.id, "branch-reset"));
-    await server.catalog.setStatus(branch.id, "restoring");
+    const opId = await server.catalog.operations.begin(branch.id, "branch-reset");
+    await server.catalog.databases.setStatus(branch.id, "restoring");
     await server.branches.reconcile();
     await server.driver.start(branch.id);
     assert.deepEqual(await batches(branch.id), before);
     assert.equal((await server.databases.get(branch.id)).status, "ready");
     assert.equal(existsSync(`${dataDir}.reset`), false);
     assert.equal(existsSync(`${dataDir}.old`), false);
-    const { rows } = await server.catalog.tx((q) => q.query<{ state: string }>("SELECT state FROM ccp.operations WHERE id = $1", [opId]));
+    const { rows } = await catalogSql(server.catalog, (q) => q.query<{ state: string }>("SELECT state FROM ccp.operations WHERE id = $1", [opId]));
     assert.equal(rows[0]?.state, "failed");
   });
 
@@ -298,7 +298,7 @@ describe("branches: a full copy of a database, from now or an instant, resettabl
     assert.equal(existsSync(path.join(server.config.dataDir, "instances", id)), false);
     assert.equal(existsSync(path.join(server.config.dataDir, "backups", id)), false);
     assert.throws(() => process.kill(pid, 0), /ESRCH/);
-    const { rows } = await server.catalog.tx((q) => q.query("SELECT id FROM ccp.backups WHERE database_id = $1", [id]));
+    const { rows } = await catalogSql(server.catalog, (q) => q.query("SELECT id FROM ccp.backups WHERE database_id = $1", [id]));
     assert.equal(rows.length, 0);
   });
 });

@@ -245,7 +245,7 @@ describe("SQL over HTTP gateway", () => {
     });
 
     it("stores only a hash of the token", async () => {
-      const row = await server.catalog.findDatabase(a.id);
+      const row = await server.catalog.databases.find(a.id);
       assert.ok(row);
       assert.notEqual(row.token_hash, a.token);
       assert.ok(!row.token_hash.includes(a.token.slice(0, 16)));

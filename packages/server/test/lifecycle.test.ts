@@ -5,6 +5,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
+import { catalogSql } from "./support/catalog-sql.js";
 import { resolveServerConfig, startServer, type RunningServer } from "../src/index.js";
 import { BackupScheduler } from "../src/backups/scheduler.js";
 import { restoreToPointInTime } from "../src/backups/pitr.js";
@@ -301,7 +302,7 @@ describe("databases that sleep and wake", () => {
     const scheduler = (at: string) =>
       new BackupScheduler({ catalog: server.catalog, backups: server.backups, settings: { dailyAt: "00:00", retentionDays: 7 }, now: () => new Date(at), log: console });
     const kinds = async () =>
-      (await server.catalog.tx((q) => q.query<{ n: string }>("SELECT count(*) AS n FROM ccp.backups WHERE database_id = $1 AND status = 'ready'", [d.id]))).rows[0]?.n;
+      (await catalogSql(server.catalog, (q) => q.query<{ n: string }>("SELECT count(*) AS n FROM ccp.backups WHERE database_id = $1 AND status = 'ready'", [d.id]))).rows[0]?.n;
     const dayAfter = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
     // Written since it was created and never backed up: woken, backed up.
     const first = await scheduler(`${dayAfter}T00:01:00Z`).tick();
@@ -347,7 +348,7 @@ describe("databases that sleep and wake", () => {
       const wal = (await c.query("SELECT pg_walfile_name(pg_switch_wal()) AS w")).rows[0].w as string;
       await waitFor("b's archive", () => existsSync(path.join(dir, wal)));
     });
-    assert.deepEqual((await server.catalog.findDatabase(b.database.id))?.owner_role, "clusterbase");
+    assert.deepEqual((await server.catalog.databases.find(b.database.id))?.owner_role, "clusterbase");
     await server.databases.destroy(a.database.id);
     await server.databases.destroy(b.database.id);
   });

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
+import { catalogSql } from "./support/catalog-sql.js";
 import { resolveServerConfig, startServer, type RunningServer } from "../src/index.js";
 import { newDatabaseId } from "../src/ids.js";
 
@@ -20,10 +21,10 @@ describe("reconcile after a ccpd killed mid-operation", () => {
 
   const instanceDir = (id: string) => path.join(root, "data", "instances", id);
   const opState = async (id: string) =>
-    (await server.catalog.tx((q) => q.query<{ kind: string; state: string }>("SELECT kind, state FROM ccp.operations WHERE database_id = $1 ORDER BY id", [id]))).rows.map(
+    (await catalogSql(server.catalog, (q) => q.query<{ kind: string; state: string }>("SELECT kind, state FROM ccp.operations WHERE database_id = $1 ORDER BY id", [id]))).rows.map(
       (r) => `${r.kind}:${r.state}`,
     );
-  const rowExists = async (id: string) => (await server.catalog.findDatabase(id)) !== undefined;
+  const rowExists = async (id: string) => (await server.catalog.databases.find(id)) !== undefined;
 
   it("undoes an interrupted create, finishes an interrupted destroy, removes orphans, keeps the rest", async () => {
     const { catalog, driver, databases } = server;
@@ -32,7 +33,7 @@ describe("reconcile after a ccpd killed mid-operation", () => {
 
     // A create that got as far as a running server, then ccpd died.
     const halfCreated = newDatabaseId();
-    await catalog.tx(async (q) => {
+    await catalogSql(catalog, async (q) => {
       await q.query(
         `INSERT INTO ccp.databases (id, name, status, runtime, pg_version, owner_role, database_name, token_hash)
          VALUES ($1, 'half-created', 'creating', 'process', $2, 'clusterbase', 'default', 'x')`,
@@ -44,7 +45,7 @@ describe("reconcile after a ccpd killed mid-operation", () => {
     await driver.start(halfCreated);
 
     // A destroy recorded but not carried out.
-    await catalog.tx(async (q) => {
+    await catalogSql(catalog, async (q) => {
       await q.query("UPDATE ccp.databases SET status = 'destroying' WHERE id = $1", [doomed]);
       await q.query("INSERT INTO ccp.operations (database_id, kind, state) VALUES ($1, 'destroy', 'running')", [doomed]);
     });
@@ -85,8 +86,8 @@ describe("reconcile after a ccpd killed mid-operation", () => {
       driver.start = original;
     }
     assert.deepEqual(await driver.list(), before);
-    assert.equal(await catalog.findDatabase("fails-to-start"), undefined);
-    const ops = await catalog.tx((q) => q.query<{ state: string }>("SELECT o.state FROM ccp.operations o WHERE o.kind = 'create' ORDER BY id DESC LIMIT 1"));
+    assert.equal(await catalog.databases.find("fails-to-start"), undefined);
+    const ops = await catalogSql(catalog, (q) => q.query<{ state: string }>("SELECT o.state FROM ccp.operations o WHERE o.kind = 'create' ORDER BY id DESC LIMIT 1"));
     assert.equal(ops.rows[0]?.state, "failed");
   });
 });

@@ -1,6 +1,19 @@
 import { spawn } from "node:child_process";
+import type { Command } from "commander";
+import type { CliRun } from "../command.js";
 import { CliError, EXIT, usageError } from "../errors.js";
 import { databaseHttpUrl, PROJECT_CONFIG, readProjectConfig } from "../project-config.js";
+
+export function register(ccp: Command, run: CliRun): Command {
+  return ccp
+    .command("run")
+    .description("run a command with DATABASE_URL, DATABASE_TOKEN and DATABASE_ID from .cluster/config.json")
+    .argument("<command...>", "the command and its arguments (after --)")
+    .passThroughOptions()
+    .action(async (command: string[]) => {
+      run.code = await runWithDatabase(command);
+    });
+}
 
 /**
  * `ccp run -- <command>`: run a command with the project's database credentials

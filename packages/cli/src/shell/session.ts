@@ -1,7 +1,8 @@
 import type { ExecuteResult, Row } from "@ccp/client";
-import { execSql, type ExecTarget } from "../commands/db/exec.js";
 import { CliError, EXIT, type ExitCode } from "../errors.js";
+import { execSql } from "../execute.js";
 import type { Output } from "../output.js";
+import type { ExecTarget } from "../target.js";
 import {
   CONSTRAINT_TITLES,
   describeColumnsSql,

@@ -19,7 +19,7 @@ export class AdminAuth {
   }
 
   async load(): Promise<void> {
-    this.#hashes = await this.#catalog.adminKeyHashes();
+    this.#hashes = await this.#catalog.adminKeys.hashes();
     this.#loadedAt = Date.now();
   }
 

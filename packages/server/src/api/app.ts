@@ -29,8 +29,6 @@ export interface AppDeps {
   readonly adminAuth: AdminAuth;
   readonly backups: BackupService;
   readonly branches: BranchService;
-  /** Point-in-time restore into a new database (backups/pitr.ts). */
-  readonly pitr: (ref: string, time: string, name: string) => Promise<unknown>;
   readonly gateway: Gateway;
   /** /metrics, logs and insights (observability/); absent in apps built without them. */
   readonly observability?: Observability;
@@ -152,7 +150,7 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
     scope.addHook("onRequest", async (req) => deps.adminAuth.check(req.headers.authorization));
     databaseRoutes(scope, deps.databases);
     serverRoutes(scope, deps.databases, deps.version);
-    backupRoutes(scope, deps.backups, deps.pitr);
+    backupRoutes(scope, deps.backups);
     branchRoutes(scope, deps.branches);
     databaseAdminRoutes(scope, deps.databases);
     databaseSqlRoutes(scope, deps.databases, deps.gateway);

@@ -45,20 +45,8 @@ export class BackupScheduler {
     const due = scheduledInstant(now, this.#settings.dailyAt);
     const taken: string[] = [];
     if (now >= due) {
-      const { rows } = await this.#catalog.tx((q) =>
-        q.query<{ id: string }>(
-          // A suspended database with no writes since its last backup is already covered: it is not woken.
-          `SELECT d.id FROM ccp.databases d
-            WHERE (d.status = 'ready'
-                   OR (d.status = 'suspended'
-                       AND NOT EXISTS (SELECT 1 FROM ccp.backups b WHERE b.database_id = d.id AND b.status = 'ready'
-                                          AND b.started_at >= coalesce(d.last_write_at, '-infinity'))))
-              AND NOT EXISTS (SELECT 1 FROM ccp.backups b WHERE b.database_id = d.id AND b.kind = 'scheduled' AND b.status IN ('ready', 'running') AND b.started_at >= $1)
-            ORDER BY d.created_at`,
-          [due],
-        ),
-      );
-      for (const { id } of rows) {
+      // A suspended database with no writes since its last backup is already covered: it is not woken.
+      for (const id of await this.#catalog.backups.dueForScheduled(due)) {
         try {
           taken.push((await this.#backups.create(id, "scheduled")).id);
         } catch (err) {

@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { chownSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import type { Catalog } from "../catalog/catalog.js";
-import type { DatabaseService } from "../databases/service.js";
+import type { BackupKind, BackupRow, Catalog } from "../catalog/catalog.js";
+import type { CreatedDatabase, DatabaseService } from "../databases/service.js";
 import type { Logger } from "../logger.js";
 import { withAdmin } from "../databases/admin-connection.js";
 import { CcpError } from "../errors.js";
@@ -10,9 +10,10 @@ import { Instances, type Lease, type Quiet } from "../runtime/instances.js";
 import { ChecksumMismatch, eachLimit, fsyncPath, listDataFiles, makeDirs, packFile, syncFilesystem, unpackFile, type ManifestFile } from "./files.js";
 import type { BackupStore } from "./store.js";
 import { backupArchive } from "./download.js";
+import { restoreToPointInTime } from "./pitr.js";
 import type { Readable } from "node:stream";
 
-export type BackupKind = "manual" | "scheduled";
+export type { BackupKind } from "../catalog/catalog.js";
 
 export interface BackupView {
   readonly id: string;
@@ -22,17 +23,6 @@ export interface BackupView {
   readonly created_at: string;
   readonly finished_at: string | null;
   readonly size_bytes: number | null;
-}
-
-interface BackupRow {
-  id: string;
-  database_id: string;
-  kind: BackupKind;
-  status: string;
-  started_at: Date;
-  finished_at: Date | null;
-  start_wal: string | null;
-  size_bytes: string | null;
 }
 
 export interface Manifest {
@@ -54,6 +44,8 @@ export interface BackupServiceOptions {
   readonly store: BackupStore;
   readonly databases: DatabaseService;
   readonly log: Logger;
+  /** How far back a point-in-time restore may go (the backups kept). */
+  readonly retentionDays: number;
   /** Injected clock (scheduler and retention tests). */
   readonly now?: () => Date;
   /** Backup taken / failed / restored (observability: platform events and metrics). */
@@ -117,18 +109,14 @@ export class BackupService {
 
   async list(ref: string): Promise<BackupView[]> {
     const row = await this.#o.databases.getRow(ref);
-    const { rows } = await this.#o.catalog.tx((q) =>
-      q.query<BackupRow>("SELECT * FROM ccp.backups WHERE database_id = $1 AND status = 'ready' ORDER BY started_at DESC", [row.id]),
-    );
-    return rows.map(view);
+    return (await this.#o.catalog.backups.readyOf(row.id)).map(view);
   }
 
   async #get(backupId: string, databaseId?: string): Promise<BackupRow> {
     if (!BACKUP_ID.test(backupId)) {
       throw new CcpError("invalid_request", `"${backupId}" is not a backup id (bkp- and 8 hex characters).`, { hint: "List backups with `ccp db backup list`." });
     }
-    const { rows } = await this.#o.catalog.tx((q) => q.query<BackupRow>("SELECT * FROM ccp.backups WHERE id = $1 AND status = 'ready'", [backupId]));
-    const row = rows[0];
+    const row = await this.#o.catalog.backups.findReady(backupId);
     if (!row || (databaseId && row.database_id !== databaseId)) {
       throw new CcpError("not_found", `No backup ${backupId}${databaseId ? ` of database ${databaseId}` : ""}.`, { hint: "List backups with `ccp db backup list`." });
     }
@@ -142,13 +130,9 @@ export class BackupService {
     const id = `bkp-${randomBytes(4).toString("hex")}`;
     const dir = this.#o.store.backupDir(db.id, id);
     const started = this.#now();
-    const opId = await this.#o.catalog.tx(async (q) => {
-      await q.query("INSERT INTO ccp.backups (id, database_id, kind, status, started_at) VALUES ($1, $2, $3, 'running', $4)", [id, db.id, kind, started]);
-      const { rows } = await q.query<{ id: string }>(
-        "INSERT INTO ccp.operations (database_id, kind, state) VALUES ($1, 'backup:' || $2, 'running') RETURNING id::text",
-        [db.id, id],
-      );
-      return (rows[0] as { id: string }).id;
+    const opId = await this.#o.catalog.tx(async (t) => {
+      await t.backups.insertRunning(id, db.id, kind, started);
+      return t.operations.begin(db.id, `backup:${id}`);
     });
     let taken = { start_lsn: "", stop_lsn: "", start_wal: null as string | null };
     let lease: Lease | undefined;
@@ -192,20 +176,17 @@ export class BackupService {
         this.#o.instances.noteQuiet(db.id, (await admin.query<Quiet>(Instances.QUIET_SQL)).rows[0]);
       }, BACKUP_SESSION_TIMEOUT_MS);
       const finished = this.#now();
-      await this.#o.catalog.tx(async (q) => {
-        await q.query(
-          "UPDATE ccp.backups SET status = 'ready', finished_at = $2, start_lsn = $3, stop_lsn = $4, start_wal = $5, size_bytes = $6 WHERE id = $1",
-          [id, finished, taken.start_lsn, taken.stop_lsn, taken.start_wal, this.#o.store.size(db.id, id)],
-        );
-        await q.query("UPDATE ccp.operations SET state = 'done', finished_at = now() WHERE id = $1", [opId]);
+      await this.#o.catalog.tx(async (t) => {
+        await t.backups.markReady(id, { finishedAt: finished, startLsn: taken.start_lsn, stopLsn: taken.stop_lsn, startWal: taken.start_wal, sizeBytes: this.#o.store.size(db.id, id) });
+        await t.operations.finish(opId, "done");
       });
       this.#o.observer?.backupFinished(db.id, id, kind, undefined, (finished.getTime() - started.getTime()) / 1000);
     } catch (err) {
       this.#o.observer?.backupFinished(db.id, id, kind, err as Error, (this.#now().getTime() - started.getTime()) / 1000);
       this.#o.store.removeBackup(db.id, id);
-      await this.#o.catalog.tx(async (q) => {
-        await q.query("UPDATE ccp.backups SET status = 'failed', error = $2 WHERE id = $1", [id, (err as Error).message]);
-        await q.query("UPDATE ccp.operations SET state = 'failed', error = $2, finished_at = now() WHERE id = $1", [opId, (err as Error).message]);
+      await this.#o.catalog.tx(async (t) => {
+        await t.backups.markFailed(id, (err as Error).message);
+        await t.operations.finish(opId, "failed", (err as Error).message);
       });
       throw err instanceof CcpError ? err : new CcpError("internal", `Backup of ${db.id} failed: ${(err as Error).message}`, { cause: err });
     } finally {
@@ -218,7 +199,7 @@ export class BackupService {
   async delete(ref: string, backupId: string): Promise<BackupView> {
     const db = await this.#o.databases.getRow(ref);
     const row = await this.#get(backupId, db.id);
-    await this.#o.catalog.tx((q) => q.query("DELETE FROM ccp.backups WHERE id = $1", [row.id]));
+    await this.#o.catalog.backups.delete(row.id);
     this.#o.store.removeBackup(db.id, row.id);
     return { ...view(row), status: "deleted" };
   }
@@ -322,19 +303,16 @@ export class BackupService {
     const dataDir = this.#o.instances.storage.dataDir(db.id);
     const staged = `${dataDir}.restore`;
     const old = `${dataDir}.old`;
-    const opId = await this.#o.catalog.tx(async (q) => {
-      const { rows } = await q.query<{ id: string }>("INSERT INTO ccp.operations (database_id, kind, state) VALUES ($1, 'restore:' || $2, 'running') RETURNING id::text", [db.id, row.id]);
-      return (rows[0] as { id: string }).id;
-    });
+    const opId = await this.#o.catalog.operations.begin(db.id, `restore:${row.id}`);
     try {
       await this.#unpack(db.id, row.id, staged, db.id);
     } catch (err) {
-      await this.#o.catalog.finishOperation(opId, "failed", (err as Error).message);
+      await this.#o.catalog.operations.finish(opId, "failed", (err as Error).message);
       this.#busy.delete(db.id);
       throw err;
     }
     try {
-      await this.#o.catalog.setStatus(db.id, "restoring");
+      await this.#o.catalog.databases.setStatus(db.id, "restoring");
       await this.#o.instances.stop(db.id, "restore");
       rmSync(old, { recursive: true, force: true });
       renameSync(dataDir, old);
@@ -350,13 +328,13 @@ export class BackupService {
         throw err;
       }
       rmSync(old, { recursive: true, force: true });
-      await this.#o.catalog.setStatus(db.id, "ready");
-      await this.#o.catalog.finishOperation(opId, "done");
+      await this.#o.catalog.databases.setStatus(db.id, "ready");
+      await this.#o.catalog.operations.finish(opId, "done");
       this.#o.observer?.restored(db.id, row.id);
       return view(row);
     } catch (err) {
-      await this.#o.catalog.setStatus(db.id, (await this.#o.instances.state(db.id)) === "running" ? "ready" : "failed", (err as Error).message);
-      await this.#o.catalog.finishOperation(opId, "failed", (err as Error).message);
+      await this.#o.catalog.databases.setStatus(db.id, (await this.#o.instances.state(db.id)) === "running" ? "ready" : "failed", (err as Error).message);
+      await this.#o.catalog.operations.finish(opId, "failed", (err as Error).message);
       throw err instanceof CcpError ? err : new CcpError("internal", `Restore of ${db.id} from ${row.id} failed; the previous data is back. Cause: ${(err as Error).message}`);
     } finally {
       rmSync(staged, { recursive: true, force: true });
@@ -370,7 +348,7 @@ export class BackupService {
    * instances are started.
    */
   async reconcile(): Promise<void> {
-    for (const op of await this.#o.catalog.runningOperations()) {
+    for (const op of await this.#o.catalog.operations.running()) {
       const [kind, backupId] = op.kind.split(":");
       if (kind === "restore") {
         const dataDir = this.#o.instances.storage.dataDir(op.database_id);
@@ -379,13 +357,13 @@ export class BackupService {
           renameSync(`${dataDir}.old`, dataDir);
         }
         rmSync(`${dataDir}.restore`, { recursive: true, force: true });
-        await this.#o.catalog.setStatus(op.database_id, "ready");
-        await this.#o.catalog.finishOperation(op.id, "failed", "interrupted by a ccpd restart; the previous data was kept");
+        await this.#o.catalog.databases.setStatus(op.database_id, "ready");
+        await this.#o.catalog.operations.finish(op.id, "failed", "interrupted by a ccpd restart; the previous data was kept");
         this.#o.log.warn(`reconcile: restore of ${op.database_id} was interrupted; kept its previous data`);
       } else if (kind === "backup" && backupId) {
         this.#o.store.removeBackup(op.database_id, backupId);
-        await this.#o.catalog.tx((q) => q.query("UPDATE ccp.backups SET status = 'failed', error = 'interrupted by a ccpd restart' WHERE id = $1", [backupId]));
-        await this.#o.catalog.finishOperation(op.id, "failed", "interrupted by a ccpd restart");
+        await this.#o.catalog.backups.markFailed(backupId, "interrupted by a ccpd restart");
+        await this.#o.catalog.operations.finish(op.id, "failed", "interrupted by a ccpd restart");
       }
     }
   }
@@ -399,13 +377,13 @@ export class BackupService {
     const cutoff = new Date(this.#now().getTime() - retentionDays * 24 * 3600 * 1000);
     const removed: string[] = [];
     let walRemoved = 0;
-    const { rows } = await this.#o.catalog.tx((q) => q.query<BackupRow>("SELECT * FROM ccp.backups WHERE status = 'ready' ORDER BY database_id, finished_at DESC"));
+    const rows = await this.#o.catalog.backups.allReady();
     const byDb = new Map<string, BackupRow[]>();
     for (const r of rows) byDb.set(r.database_id, [...(byDb.get(r.database_id) ?? []), r]);
     for (const [dbId, backups] of byDb) {
       const older = backups.filter((b) => (b.finished_at as Date) < cutoff);
       for (const b of older.slice(1)) {
-        await this.#o.catalog.tx((q) => q.query("DELETE FROM ccp.backups WHERE id = $1", [b.id]));
+        await this.#o.catalog.backups.delete(b.id);
         this.#o.store.removeBackup(dbId, b.id);
         removed.push(b.id);
       }
@@ -423,7 +401,7 @@ export class BackupService {
 
   /** Remove everything stored for a destroyed database. */
   async forgetDatabase(id: string): Promise<void> {
-    await this.#o.catalog.deleteBackupsOf(id);
+    await this.#o.catalog.backups.deleteOf(id);
     this.#o.store.removeAll(id);
   }
 
@@ -433,7 +411,7 @@ export class BackupService {
    * history belongs to another timeline.
    */
   async forgetHistory(id: string): Promise<void> {
-    for (const backupId of await this.#o.catalog.deleteBackupsOf(id)) this.#o.store.removeBackup(id, backupId);
+    for (const backupId of await this.#o.catalog.backups.deleteOf(id)) this.#o.store.removeBackup(id, backupId);
     this.#o.store.removeWal(id, this.#o.store.listWal(id));
   }
 
@@ -446,6 +424,15 @@ export class BackupService {
     return { backup: view(row), stream: backupArchive(manifest, files, this.#o.store.walDir(db.id), this.#o.store.listWal(db.id)) };
   }
 
+  /**
+   * `ccp db restore <db> -t <time> -n <new>`: a new database holding the
+   * source's state at `time` (pitr.ts). The source is untouched.
+   */
+  restoreToPointInTime(sourceRef: string, time: unknown, newName: unknown): Promise<CreatedDatabase> {
+    const { databases, instances, retentionDays, now } = this.#o;
+    return restoreToPointInTime({ databases, backups: this, instances, retentionDays, now }, sourceRef, time, newName);
+  }
+
   // exposed for PITR (pitr.ts)
   /** Unpack into `target`, owned by instance `ownerId`'s identity. */
   unpack(databaseId: string, backupId: string, target: string, ownerId: string): Promise<Manifest> {
@@ -455,27 +442,20 @@ export class BackupService {
     return this.#recoveryStart(walSourceId, target);
   }
   async backupBefore(databaseId: string, time: Date): Promise<BackupView | undefined> {
-    const { rows } = await this.#o.catalog.tx((q) =>
-      q.query<BackupRow>("SELECT * FROM ccp.backups WHERE database_id = $1 AND status = 'ready' AND finished_at <= $2 ORDER BY finished_at DESC LIMIT 1", [databaseId, time]),
-    );
-    return rows[0] ? view(rows[0]) : undefined;
+    const row = await this.#o.catalog.backups.readyBefore(databaseId, time);
+    return row && view(row);
   }
   /** The newest ready backup whose copy ends at or before `lsn` (a branch at an LSN starts from it). */
   async backupBeforeLsn(databaseId: string, lsn: string): Promise<BackupView | undefined> {
-    const { rows } = await this.#o.catalog.tx((q) =>
-      q.query<BackupRow>("SELECT * FROM ccp.backups WHERE database_id = $1 AND status = 'ready' AND stop_lsn <= $2::pg_lsn ORDER BY stop_lsn DESC LIMIT 1", [databaseId, lsn]),
-    );
-    return rows[0] ? view(rows[0]) : undefined;
+    const row = await this.#o.catalog.backups.readyBeforeLsn(databaseId, lsn);
+    return row && view(row);
   }
   /** The start of the WAL a database's oldest ready backup needs: the earliest LSN a branch can be taken at. */
   async oldestBackupStopLsn(databaseId: string): Promise<string | undefined> {
-    const { rows } = await this.#o.catalog.tx((q) =>
-      q.query<{ lsn: string }>("SELECT stop_lsn::text AS lsn FROM ccp.backups WHERE database_id = $1 AND status = 'ready' ORDER BY stop_lsn LIMIT 1", [databaseId]),
-    );
-    return rows[0]?.lsn;
+    return this.#o.catalog.backups.oldestStopLsn(databaseId);
   }
   async oldestBackup(databaseId: string): Promise<BackupView | undefined> {
-    const { rows } = await this.#o.catalog.tx((q) => q.query<BackupRow>("SELECT * FROM ccp.backups WHERE database_id = $1 AND status = 'ready' ORDER BY finished_at LIMIT 1", [databaseId]));
-    return rows[0] ? view(rows[0]) : undefined;
+    const row = await this.#o.catalog.backups.oldestReady(databaseId);
+    return row && view(row);
   }
 }

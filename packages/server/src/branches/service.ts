@@ -2,7 +2,7 @@ import { existsSync, renameSync, rmSync } from "node:fs";
 import { withAdmin } from "../databases/admin-connection.js";
 import { archiveWalNow, backupSource, parseRfc3339, pointInTimeSource } from "../backups/pitr.js";
 import type { BackupService } from "../backups/service.js";
-import { beginOperation, type Catalog, type DatabaseRow } from "../catalog/catalog.js";
+import type { Catalog, DatabaseRow } from "../catalog/catalog.js";
 import type { CreatedDatabase, DatabaseService, DatabaseView, RestoreSource } from "../databases/service.js";
 import { CcpError } from "../errors.js";
 import type { Logger } from "../logger.js";
@@ -145,7 +145,7 @@ export class BranchService {
   }
 
   async #recordOrigin(id: string, at: Date | null, lsn: string | null): Promise<void> {
-    await this.#o.catalog.setBranchOrigin(id, at, lsn);
+    await this.#o.catalog.databases.setBranchOrigin(id, at, lsn);
   }
 
   /**
@@ -223,7 +223,7 @@ export class BranchService {
   async list(parentRef?: string): Promise<DatabaseView[]> {
     if (parentRef !== undefined) {
       const parent = await this.#o.databases.getRow(parentRef);
-      return Promise.all((await this.#o.catalog.branchesOf(parent.id)).map((r) => this.#o.databases.view(r)));
+      return Promise.all((await this.#o.catalog.databases.branchesOf(parent.id)).map((r) => this.#o.databases.view(r)));
     }
     return (await this.#o.databases.list()).filter((d) => d.parent_id !== undefined);
   }
@@ -254,7 +254,7 @@ export class BranchService {
     const dataDir = instances.storage.dataDir(row.id);
     const staged = `${dataDir}.reset`;
     const old = `${dataDir}.old`;
-    const opId = await catalog.tx((q) => beginOperation(q, row.id, "branch-reset"));
+    const opId = await catalog.operations.begin(row.id, "branch-reset");
     try {
       let copied: { point: CopyPoint; how: "running" | "at-rest" };
       try {
@@ -263,7 +263,7 @@ export class BranchService {
         rmSync(staged, { recursive: true, force: true });
         throw err;
       }
-      await catalog.setStatus(row.id, "restoring");
+      await catalog.databases.setStatus(row.id, "restoring");
       // Closes its gateway and wire sessions; a suspended branch just stays stopped.
       await instances.stop(row.id, "restore");
       rmSync(old, { recursive: true, force: true });
@@ -283,12 +283,12 @@ export class BranchService {
       }
       rmSync(old, { recursive: true, force: true });
       await this.#recordOrigin(row.id, copied.point.at, copied.point.lsn);
-      await catalog.setStatus(row.id, "ready");
-      await catalog.finishOperation(opId, "done");
+      await catalog.databases.setStatus(row.id, "ready");
+      await catalog.operations.finish(opId, "done");
       return databases.get(row.id);
     } catch (err) {
-      await catalog.setStatus(row.id, (await instances.state(row.id)) === "running" ? "ready" : "failed", (err as Error).message);
-      await catalog.finishOperation(opId, "failed", (err as Error).message);
+      await catalog.databases.setStatus(row.id, (await instances.state(row.id)) === "running" ? "ready" : "failed", (err as Error).message);
+      await catalog.operations.finish(opId, "failed", (err as Error).message);
       throw err instanceof CcpError ? err : new CcpError("internal", `Reset of branch ${row.id} failed; its previous data is kept. Cause: ${(err as Error).message}`, { cause: err });
     } finally {
       rmSync(staged, { recursive: true, force: true });
@@ -300,7 +300,7 @@ export class BranchService {
   /** Destroy every database whose expiry has passed; returns their ids. */
   async sweep(now = this.#now()): Promise<string[]> {
     const gone: string[] = [];
-    for (const id of await this.#o.catalog.expiredDatabases(now)) {
+    for (const id of await this.#o.catalog.databases.expired(now)) {
       try {
         // Its own branches stay, standalone, as with any forced destroy.
         await this.#o.databases.destroy(id, { force: true });
@@ -331,7 +331,7 @@ export class BranchService {
    * branch's previous data back (or keeps the new one if the swap finished).
    */
   async reconcile(): Promise<void> {
-    for (const op of await this.#o.catalog.runningOperations()) {
+    for (const op of await this.#o.catalog.operations.running()) {
       if (op.kind !== "branch-reset") continue;
       const dataDir = this.#o.instances.storage.dataDir(op.database_id);
       if (existsSync(`${dataDir}.old`)) {
@@ -339,8 +339,8 @@ export class BranchService {
         renameSync(`${dataDir}.old`, dataDir);
       }
       rmSync(`${dataDir}.reset`, { recursive: true, force: true });
-      await this.#o.catalog.setStatus(op.database_id, "ready");
-      await this.#o.catalog.finishOperation(op.id, "failed", "interrupted by a ccpd restart; the branch kept its previous data");
+      await this.#o.catalog.databases.setStatus(op.database_id, "ready");
+      await this.#o.catalog.operations.finish(op.id, "failed", "interrupted by a ccpd restart; the branch kept its previous data");
       this.#o.log.warn(`reconcile: reset of branch ${op.database_id} was interrupted; kept its previous data`);
     }
   }

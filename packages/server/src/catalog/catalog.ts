@@ -1,66 +1,72 @@
 import pg from "pg";
+import { BackupsTable } from "./backups.js";
+import { CredentialsTable } from "./credentials.js";
+import { DatabasesTable } from "./databases.js";
+import { EventsTable } from "./events.js";
+import { OperationsTable } from "./operations.js";
 import { CATALOG_MIGRATIONS } from "./schema.js";
+import { SecretHashesTable } from "./secret-hashes.js";
+import type { Queryable } from "./sql.js";
 
-export type DatabaseStatus = "creating" | "ready" | "suspended" | "stopped" | "failed" | "destroying" | "restoring";
+export type { BackupKind, BackupRow } from "./backups.js";
+export type { DatabaseRow, DatabaseStatus, NewDatabase } from "./databases.js";
+export type { EventRow } from "./events.js";
+export type { OperationRow } from "./operations.js";
 
-export interface DatabaseRow {
-  readonly id: string;
-  readonly name: string;
-  readonly status: DatabaseStatus;
-  readonly desired_state: "running" | "stopped";
-  readonly runtime: string;
-  readonly pg_version: string;
-  readonly owner_role: string;
-  readonly database_name: string;
-  readonly token_hash: string;
-  readonly restarts: number;
-  readonly last_error: string | null;
-  /** The database's own suspend timeout ("5m", "never"); null: the server's default. */
-  readonly suspend_after: string | null;
-  readonly last_active_at: Date | null;
-  readonly last_write_at: Date | null;
-  readonly created_at: Date;
-  readonly updated_at: Date;
-  /** Set on a branch: the database it was copied from (NULL once that one is destroyed). */
-  readonly parent_id: string | null;
-  /** When a branch's data was taken from its parent (the instant, for a branch at one). */
-  readonly branched_at: Date | null;
-  /** The parent's WAL position the branch's data ends at. */
-  readonly branch_lsn: string | null;
-  /** ccpd destroys the database at this time. */
-  readonly expires_at: Date | null;
-  /** The database's own limits by name (databases/limits.ts); absent names: the server's defaults. */
-  readonly limits: Partial<Record<string, number>>;
-  /** Set while ccpd holds it read-only for being over its storage quota. */
-  readonly read_only_since: Date | null;
-  /** The storage reading that made it read-only (bigint: a string from pg). */
-  readonly storage_used_bytes: string | null;
+/** The catalog's tables, each a module of typed statements (one per table, in catalog/). */
+export interface CatalogTables {
+  readonly databases: DatabasesTable;
+  readonly operations: OperationsTable;
+  readonly backups: BackupsTable;
+  readonly credentials: CredentialsTable;
+  readonly events: EventsTable;
+  readonly adminKeys: SecretHashesTable;
+  readonly metricsTokens: SecretHashesTable;
 }
 
-export interface EventRow {
-  readonly id: string;
-  readonly kind: string;
-  readonly detail: Record<string, unknown>;
-  readonly at: Date;
-}
-
-export interface OperationRow {
-  readonly id: string;
-  readonly database_id: string;
-  readonly kind: string;
-  readonly state: "running" | "done" | "failed";
+function tables(q: Queryable): CatalogTables {
+  return {
+    databases: new DatabasesTable(q),
+    operations: new OperationsTable(q),
+    backups: new BackupsTable(q),
+    credentials: new CredentialsTable(q),
+    events: new EventsTable(q),
+    adminKeys: new SecretHashesTable(q, "ccp.api_keys"),
+    metricsTokens: new SecretHashesTable(q, "ccp.metrics_tokens"),
+  };
 }
 
 const MIGRATION_LOCK = 0x63637001; // "ccp" + 1: catalog schema migrations
 
-/** The control plane's state, in Postgres (embedded or external). */
-export class Catalog {
+/**
+ * The control plane's state, in Postgres (embedded or external). Statements
+ * live in the table modules; outside a transaction each runs on the pool.
+ */
+export class Catalog implements CatalogTables {
   readonly #pool: pg.Pool;
+  readonly databases: DatabasesTable;
+  readonly operations: OperationsTable;
+  readonly backups: BackupsTable;
+  readonly credentials: CredentialsTable;
+  readonly events: EventsTable;
+  readonly adminKeys: SecretHashesTable;
+  readonly metricsTokens: SecretHashesTable;
+  /** How to reach the catalog (tests inspect it with their own connection). */
+  readonly connection: Readonly<pg.PoolConfig>;
 
   constructor(config: pg.PoolConfig) {
+    this.connection = Object.freeze({ ...config });
     this.#pool = new pg.Pool({ max: 8, ...config });
     // A catalog connection dropped while idle must not crash ccpd; the next query reconnects.
     this.#pool.on("error", () => undefined);
+    const t = tables(this.#pool);
+    this.databases = t.databases;
+    this.operations = t.operations;
+    this.backups = t.backups;
+    this.credentials = t.credentials;
+    this.events = t.events;
+    this.adminKeys = t.adminKeys;
+    this.metricsTokens = t.metricsTokens;
   }
 
   async migrate(): Promise<void> {
@@ -91,12 +97,15 @@ export class Catalog {
     await this.#pool.end();
   }
 
-  /** Run `fn` in one catalog transaction. */
-  async tx<T>(fn: (q: pg.PoolClient) => Promise<T>): Promise<T> {
+  /**
+   * Run `fn` in one catalog transaction: the tables it is handed all run on
+   * that transaction's connection.
+   */
+  async tx<T>(fn: (t: CatalogTables) => Promise<T>): Promise<T> {
     const client = await this.#pool.connect();
     try {
       await client.query("BEGIN");
-      const result = await fn(client);
+      const result = await fn(tables(client));
       await client.query("COMMIT");
       return result;
     } catch (err) {
@@ -107,208 +116,11 @@ export class Catalog {
     }
   }
 
-  // --- admin keys ---
-
-  async countAdminKeys(): Promise<number> {
-    const { rows } = await this.#pool.query<{ n: string }>("SELECT count(*) AS n FROM ccp.api_keys");
-    return Number(rows[0]?.n ?? 0);
-  }
-
-  async addAdminKey(keyHash: string): Promise<void> {
-    await this.#pool.query("INSERT INTO ccp.api_keys (key_hash) VALUES ($1)", [keyHash]);
-  }
-
-  async adminKeyHashes(): Promise<string[]> {
-    const { rows } = await this.#pool.query<{ key_hash: string }>("SELECT key_hash FROM ccp.api_keys");
-    return rows.map((r) => r.key_hash);
-  }
-
-  // --- databases ---
-
-  async listDatabases(): Promise<DatabaseRow[]> {
-    const { rows } = await this.#pool.query<DatabaseRow>("SELECT * FROM ccp.databases ORDER BY created_at, name");
-    return rows;
-  }
-
-  /**
-   * A database by id or by name: the id wins, deterministically, should a row
-   * ever carry another database's id as its name (names of that shape are
-   * refused, but rows from before that rule may exist).
-   */
-  async findDatabase(ref: string): Promise<DatabaseRow | undefined> {
-    if (ref.includes("\0")) return undefined; // no id or name holds a NUL, and Postgres text cannot carry one
-    const { rows } = await this.#pool.query<DatabaseRow>(
-      "SELECT * FROM ccp.databases WHERE id = $1 OR name = $1 ORDER BY (id = $1) DESC, created_at LIMIT 1",
-      [ref],
-    );
-    return rows[0];
-  }
-
-  /** A database by id only: what the data plane (gateway, wire endpoint) resolves. */
-  async findDatabaseById(id: string): Promise<DatabaseRow | undefined> {
-    if (id.includes("\0")) return undefined;
-    const { rows } = await this.#pool.query<DatabaseRow>("SELECT * FROM ccp.databases WHERE id = $1", [id]);
-    return rows[0];
-  }
-
-  /** Branches of a database (branches/service.ts), oldest first. */
-  async branchesOf(parentId: string): Promise<DatabaseRow[]> {
-    const { rows } = await this.#pool.query<DatabaseRow>("SELECT * FROM ccp.databases WHERE parent_id = $1 ORDER BY created_at, name", [parentId]);
-    return rows;
-  }
-
-  async setStatus(id: string, status: DatabaseStatus, lastError: string | null = null): Promise<void> {
-    await this.#pool.query("UPDATE ccp.databases SET status = $2, last_error = $3, updated_at = now() WHERE id = $1", [id, status, lastError]);
-  }
-
-  /** Move a database from one status to another, only if it is still in the first (a wake racing a suspension). */
-  async setStatusIf(id: string, from: DatabaseStatus, to: DatabaseStatus): Promise<void> {
-    await this.#pool.query("UPDATE ccp.databases SET status = $3, updated_at = now() WHERE id = $1 AND status = $2", [id, from, to]);
-  }
-
+  /** A restart of a database's server: its count and its event, together. */
   async recordRestart(id: string, detail: Record<string, unknown>): Promise<void> {
-    await this.tx(async (q) => {
-      await q.query("UPDATE ccp.databases SET restarts = restarts + 1, updated_at = now() WHERE id = $1", [id]);
-      await q.query("INSERT INTO ccp.instance_events (database_id, kind, detail) VALUES ($1, 'restart', $2)", [id, JSON.stringify(detail)]);
+    await this.tx(async (t) => {
+      await t.databases.addRestart(id);
+      await t.events.record(id, "restart", detail);
     });
   }
-
-  async restartEvents(id: string): Promise<{ at: Date; detail: Record<string, unknown> }[]> {
-    const { rows } = await this.#pool.query<{ at: Date; detail: Record<string, unknown> }>(
-      "SELECT at, detail FROM ccp.instance_events WHERE database_id = $1 AND kind = 'restart' ORDER BY id",
-      [id],
-    );
-    return rows;
-  }
-
-  // --- platform events (ccp db logs) ---
-
-  /** Mark a database suspended, only if it is still ready (a wake racing a suspension). */
-  async markSuspended(id: string, lastActive: Date, wrote: boolean): Promise<void> {
-    await this.#pool.query(
-      `UPDATE ccp.databases SET status = 'suspended', last_active_at = $2, last_write_at = CASE WHEN $3 THEN now() ELSE last_write_at END, updated_at = now()
-        WHERE id = $1 AND status = 'ready'`,
-      [id, lastActive, wrote],
-    );
-  }
-
-  /** The ready databases of a runtime with their own suspend timeout (null: the server's default), for autosuspend. */
-  async suspendTimeouts(runtime: string): Promise<{ id: string; suspend_after: string | null }[]> {
-    const { rows } = await this.#pool.query<{ id: string; suspend_after: string | null }>(
-      "SELECT id, suspend_after FROM ccp.databases WHERE status = 'ready' AND runtime = $1",
-      [runtime],
-    );
-    return rows;
-  }
-
-  async setSuspendAfter(id: string, value: string | null): Promise<void> {
-    await this.#pool.query("UPDATE ccp.databases SET suspend_after = $2, updated_at = now() WHERE id = $1", [id, value]);
-  }
-
-  /** Where a branch was taken from its parent: an instant, an LSN, or both. */
-  async setLimits(id: string, limits: Record<string, number>): Promise<void> {
-    await this.#pool.query("UPDATE ccp.databases SET limits = $2, updated_at = now() WHERE id = $1", [id, JSON.stringify(limits)]);
-  }
-
-  /** Over its storage quota (usedBytes set) or back under it (null). */
-  async setReadOnly(id: string, usedBytes: number | null): Promise<void> {
-    await this.#pool.query(
-      usedBytes === null
-        ? "UPDATE ccp.databases SET read_only_since = NULL, storage_used_bytes = NULL, updated_at = now() WHERE id = $1"
-        : "UPDATE ccp.databases SET read_only_since = coalesce(read_only_since, now()), storage_used_bytes = $2, updated_at = now() WHERE id = $1",
-      usedBytes === null ? [id] : [id, usedBytes],
-    );
-  }
-
-  async setBranchOrigin(id: string, at: Date | null, lsn: string | null): Promise<void> {
-    await this.#pool.query("UPDATE ccp.databases SET branched_at = $2, branch_lsn = $3::pg_lsn, updated_at = now() WHERE id = $1", [id, at, lsn || null]);
-  }
-
-  /** Databases whose expiry has passed (and that are not being created or destroyed), oldest expiry first. */
-  async expiredDatabases(now: Date): Promise<string[]> {
-    const { rows } = await this.#pool.query<{ id: string }>(
-      "SELECT id FROM ccp.databases WHERE expires_at <= $1 AND status NOT IN ('creating', 'destroying') ORDER BY expires_at",
-      [now],
-    );
-    return rows.map((r) => r.id);
-  }
-
-  /** Delete every backup row of a database; returns their ids (their files are the store's). */
-  async deleteBackupsOf(databaseId: string): Promise<string[]> {
-    const { rows } = await this.#pool.query<{ id: string }>("DELETE FROM ccp.backups WHERE database_id = $1 RETURNING id", [databaseId]);
-    return rows.map((r) => r.id);
-  }
-
-  /** Record a platform event of a database; `detail` must never hold a secret. */
-  async recordEvent(id: string, kind: string, detail: Record<string, unknown> = {}): Promise<void> {
-    await this.#pool.query("INSERT INTO ccp.instance_events (database_id, kind, detail) VALUES ($1, $2, $3)", [id, kind, JSON.stringify(detail)]);
-  }
-
-  /** A database's events since `since`, after event id `afterId` (for following), oldest first. */
-  async events(id: string, since: Date, afterId = "0", limit = 10_000): Promise<EventRow[]> {
-    const { rows } = await this.#pool.query<EventRow>(
-      "SELECT id::text, kind, detail, at FROM ccp.instance_events WHERE database_id = $1 AND at >= $2 AND id > $3 ORDER BY id LIMIT $4",
-      [id, since, afterId, limit],
-    );
-    return rows;
-  }
-
-  /** Drop events older than `days` days, and those of databases that are gone. */
-  async pruneEvents(days: number): Promise<void> {
-    await this.#pool.query(
-      "DELETE FROM ccp.instance_events e WHERE e.at < now() - make_interval(days => $1) OR NOT EXISTS (SELECT 1 FROM ccp.databases d WHERE d.id = e.database_id)",
-      [days],
-    );
-  }
-
-  // --- metrics tokens ---
-
-  async addMetricsToken(tokenHash: string): Promise<void> {
-    await this.#pool.query("INSERT INTO ccp.metrics_tokens (token_hash) VALUES ($1)", [tokenHash]);
-  }
-
-  async metricsTokenHashes(): Promise<string[]> {
-    const { rows } = await this.#pool.query<{ token_hash: string }>("SELECT token_hash FROM ccp.metrics_tokens");
-    return rows.map((r) => r.token_hash);
-  }
-
-  // --- credentials ---
-
-  async findCredential(databaseId: string, role: string): Promise<string | undefined> {
-    const { rows } = await this.#pool.query<{ scram_verifier: string }>(
-      "SELECT scram_verifier FROM ccp.credentials WHERE database_id = $1 AND role = $2",
-      [databaseId, role],
-    );
-    return rows[0]?.scram_verifier;
-  }
-
-  async sealedPassword(databaseId: string, role: string): Promise<string | undefined> {
-    const { rows } = await this.#pool.query<{ password_sealed: string }>(
-      "SELECT password_sealed FROM ccp.credentials WHERE database_id = $1 AND role = $2",
-      [databaseId, role],
-    );
-    return rows[0]?.password_sealed;
-  }
-
-  // --- operations ---
-
-  async runningOperations(): Promise<OperationRow[]> {
-    const { rows } = await this.#pool.query<OperationRow>(
-      "SELECT id::text, database_id, kind, state FROM ccp.operations WHERE state = 'running' ORDER BY id",
-    );
-    return rows;
-  }
-
-  async finishOperation(id: string, state: "done" | "failed", error: string | null = null): Promise<void> {
-    await this.#pool.query("UPDATE ccp.operations SET state = $2, error = $3, finished_at = now() WHERE id = $1", [id, state, error]);
-  }
-}
-
-/** Insert an operation row inside a transaction; returns its id. */
-export async function beginOperation(q: pg.PoolClient, databaseId: string, kind: string): Promise<string> {
-  const { rows } = await q.query<{ id: string }>(
-    "INSERT INTO ccp.operations (database_id, kind, state) VALUES ($1, $2, 'running') RETURNING id::text",
-    [databaseId, kind],
-  );
-  return (rows[0] as { id: string }).id;
 }

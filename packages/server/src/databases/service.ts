@@ -1,5 +1,4 @@
 import type { Catalog, DatabaseRow } from "../catalog/catalog.js";
-import { beginOperation } from "../catalog/catalog.js";
 import { CcpError } from "../errors.js";
 import { hashSecret, newDatabaseId, newDatabasePassword, newDatabaseToken } from "../ids.js";
 import { validateDatabaseName } from "../names.js";
@@ -177,6 +176,24 @@ export function storageQuotaMessage(id: string, usedBytes: number, limitBytes: n
   );
 }
 
+/** A row's own limits over the server's defaults: what its instance runs with. */
+export function limitsOfRow(row: DatabaseRow, defaults: InstanceLimits): InstanceLimits {
+  return effectiveLimits(row.limits as Partial<Record<LimitName, number>>, defaults);
+}
+
+/** Why a database is read-only, as every surface (API, gateway, wire notice) says it. */
+export function readOnlyViewOf(row: DatabaseRow, defaults: InstanceLimits): ReadOnlyView {
+  const used = Number(row.storage_used_bytes ?? 0);
+  const limit = limitsOfRow(row, defaults).storageBytes ?? null;
+  return {
+    reason: "storage_quota",
+    since: (row.read_only_since ?? new Date()).toISOString(),
+    storage_used_bytes: used,
+    storage_limit_bytes: limit,
+    message: storageQuotaMessage(row.id, used, limit),
+  };
+}
+
 /** Create, list, inspect, destroy and reconcile databases. The API and tests call this. */
 export class DatabaseService {
   readonly #o: DatabaseServiceOptions;
@@ -235,20 +252,12 @@ export class DatabaseService {
 
   /** A row's own limits over the server's defaults: what its instance runs with. */
   limitsOf(row: DatabaseRow): InstanceLimits {
-    return effectiveLimits(row.limits as Partial<Record<LimitName, number>>, this.defaultLimits);
+    return limitsOfRow(row, this.defaultLimits);
   }
 
   /** Why a database is read-only, as every surface (API, gateway, wire notice) says it. */
   readOnlyView(row: DatabaseRow): ReadOnlyView {
-    const used = Number(row.storage_used_bytes ?? 0);
-    const limit = this.limitsOf(row).storageBytes ?? null;
-    return {
-      reason: "storage_quota",
-      since: (row.read_only_since ?? new Date()).toISOString(),
-      storage_used_bytes: used,
-      storage_limit_bytes: limit,
-      message: storageQuotaMessage(row.id, used, limit),
-    };
+    return readOnlyViewOf(row, this.defaultLimits);
   }
 
   /** The view with every limit next to its usage (info); never wakes a suspended database. */
@@ -287,11 +296,11 @@ export class DatabaseService {
   }
 
   async list(): Promise<DatabaseView[]> {
-    return Promise.all((await this.#o.catalog.listDatabases()).map((r) => this.view(r)));
+    return Promise.all((await this.#o.catalog.databases.list()).map((r) => this.view(r)));
   }
 
   async getRow(ref: string): Promise<DatabaseRow> {
-    const row = await this.#o.catalog.findDatabase(ref);
+    const row = await this.#o.catalog.databases.find(ref);
     if (!row) throw new CcpError("not_found", `No database with id or name "${ref}".`, { hint: NOT_FOUND_HINT });
     return row;
   }
@@ -321,33 +330,24 @@ export class DatabaseService {
     const password = spec?.password ?? newDatabasePassword();
     let opId: string;
     try {
-      opId = await catalog.tx(async (q) => {
-        await q.query(
-          `INSERT INTO ccp.databases (id, name, status, runtime, pg_version, owner_role, database_name, token_hash, suspend_after, parent_id, expires_at, branched_at, branch_lsn, limits)
-           VALUES ($1, $2, 'creating', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::pg_lsn, $13)`,
-          [
-            id,
-            name,
-            instances.driverName,
-            instances.pgVersion,
-            role,
-            TENANT_DATABASE,
-            hashSecret(token),
-            suspendAfter,
-            restore?.branch?.parentId ?? null,
-            restore?.branch?.expiresAt ?? null,
-            restore?.branch?.branchedAt ?? null,
-            restore?.branch?.lsn ?? null,
-            JSON.stringify(ownLimits),
-          ],
-        );
-        await q.query("INSERT INTO ccp.credentials (database_id, role, scram_verifier, password_sealed) VALUES ($1, $2, $3, $4)", [
+      opId = await catalog.tx(async (t) => {
+        await t.databases.insert({
           id,
-          role,
-          makeVerifier(password),
-          seal(this.#o.secret, password),
-        ]);
-        return beginOperation(q, id, "create");
+          name,
+          runtime: instances.driverName,
+          pgVersion: instances.pgVersion,
+          ownerRole: role,
+          databaseName: TENANT_DATABASE,
+          tokenHash: hashSecret(token),
+          suspendAfter,
+          parentId: restore?.branch?.parentId ?? null,
+          expiresAt: restore?.branch?.expiresAt ?? null,
+          branchedAt: restore?.branch?.branchedAt ?? null,
+          branchLsn: restore?.branch?.lsn ?? null,
+          limits: ownLimits,
+        });
+        await t.credentials.insert(id, role, makeVerifier(password), seal(this.#o.secret, password));
+        return t.operations.begin(id, "create");
       });
     } catch (err) {
       if ((err as { code?: string }).code === "23505") {
@@ -375,16 +375,16 @@ export class DatabaseService {
         // Every slot is the template's own bound (max_connections): no extra statement on the common path.
         if (roleConnectionLimit(limits) >= 0) await applyConnectionLimit(endpoint, role, roleConnectionLimit(limits));
       }
-      await catalog.tx(async (q) => {
-        await q.query("UPDATE ccp.databases SET status = 'ready', updated_at = now() WHERE id = $1", [id]);
-        await q.query("UPDATE ccp.operations SET state = 'done', finished_at = now() WHERE id = $1", [opId]);
+      await catalog.tx(async (t) => {
+        await t.databases.markReady(id);
+        await t.operations.finish(opId, "done");
       });
     } catch (err) {
       this.#o.log.error(`create ${id} (${name}) failed: ${(err as Error).message}`);
       await instances.destroy(id).catch((e: Error) => this.#o.log.error(`cleanup of ${id} failed: ${e.message}`));
-      await catalog.tx(async (q) => {
-        await q.query("DELETE FROM ccp.databases WHERE id = $1", [id]);
-        await q.query("UPDATE ccp.operations SET state = 'failed', error = $2, finished_at = now() WHERE id = $1", [opId, (err as Error).message]);
+      await catalog.tx(async (t) => {
+        await t.databases.delete(id);
+        await t.operations.finish(opId, "failed", (err as Error).message);
       });
       this.#o.observer?.createFailed();
       throw new CcpError("internal", `Creating database "${name}" failed; nothing was left behind. Cause: ${(err as Error).message}`, { cause: err });
@@ -405,15 +405,8 @@ export class DatabaseService {
   async resetPassword(ref: string, passwordInput: unknown): Promise<{ database: DatabaseView; database_url: string }> {
     const password = validatePassword(passwordInput);
     const row = this.#settled(await this.getRow(ref));
-    const { rowCount } = await this.#o.catalog.tx((q) =>
-      q.query("UPDATE ccp.credentials SET scram_verifier = $3, password_sealed = $4, updated_at = now() WHERE database_id = $1 AND role = $2", [
-        row.id,
-        row.owner_role,
-        makeVerifier(password),
-        seal(this.#o.secret, password),
-      ]),
-    );
-    if (rowCount !== 1) throw new CcpError("not_found", `Database ${row.id} has no wire credentials for "${row.owner_role}".`);
+    const updated = await this.#o.catalog.credentials.update(row.id, row.owner_role, makeVerifier(password), seal(this.#o.secret, password));
+    if (!updated) throw new CcpError("not_found", `Database ${row.id} has no wire credentials for "${row.owner_role}".`);
     this.#o.observer?.passwordChanged(row.id);
     return { database: await this.view(row), database_url: this.#o.databaseUrl({ id: row.id, role: row.owner_role, password, database: row.database_name }) };
   }
@@ -422,7 +415,7 @@ export class DatabaseService {
   async rotateToken(ref: string): Promise<{ database: DatabaseView; token: string }> {
     const row = this.#settled(await this.getRow(ref));
     const token = newDatabaseToken();
-    await this.#o.catalog.tx((q) => q.query("UPDATE ccp.databases SET token_hash = $2, updated_at = now() WHERE id = $1", [row.id, hashSecret(token)]));
+    await this.#o.catalog.databases.setTokenHash(row.id, hashSecret(token));
     await this.#o.instances.goingAway(row.id, "credentials");
     this.#o.observer?.tokenRotated(row.id);
     return { database: await this.view(row), token };
@@ -507,7 +500,7 @@ export class DatabaseService {
   /** The DATABASE_URL with its password (admin only: `ccp db info --show-secrets`). */
   async databaseUrl(ref: string): Promise<string> {
     const row = await this.getRow(ref);
-    const sealed = await this.#o.catalog.sealedPassword(row.id, row.owner_role);
+    const sealed = await this.#o.catalog.credentials.sealedPassword(row.id, row.owner_role);
     if (!sealed) throw new CcpError("not_found", `Database ${row.id} has no wire password.`);
     return this.#o.databaseUrl({ id: row.id, role: row.owner_role, password: unseal(this.#o.secret, sealed), database: row.database_name });
   }
@@ -519,7 +512,7 @@ export class DatabaseService {
    */
   async destroy(ref: string, options: { force?: boolean } = {}): Promise<DatabaseView> {
     const row = await this.getRow(ref);
-    const branches = await this.#o.catalog.branchesOf(row.id);
+    const branches = await this.#o.catalog.databases.branchesOf(row.id);
     if (branches.length > 0 && !options.force) {
       const names = branches.map((b) => `${b.name} (${b.id})`).join(", ");
       throw new CcpError("conflict", `Database ${row.id} has ${branches.length} branch${branches.length === 1 ? "" : "es"}: ${names}.`, {
@@ -532,9 +525,9 @@ export class DatabaseService {
     }
     this.#busy.add(row.id);
     try {
-      const opId = await this.#o.catalog.tx(async (q) => {
-        await q.query("UPDATE ccp.databases SET status = 'destroying', updated_at = now() WHERE id = $1", [row.id]);
-        return beginOperation(q, row.id, "destroy");
+      const opId = await this.#o.catalog.tx(async (t) => {
+        await t.databases.markDestroying(row.id);
+        return t.operations.begin(row.id, "destroy");
       });
       await this.#finishDestroy(row.id, opId);
     } finally {
@@ -545,10 +538,9 @@ export class DatabaseService {
 
   async #finishDestroy(id: string, opId: string): Promise<void> {
     await this.#o.instances.destroy(id);
-    await this.#o.catalog.tx(async (q) => {
-      await q.query("DELETE FROM ccp.databases WHERE id = $1", [id]);
-      await q.query("UPDATE ccp.databases SET parent_id = NULL, updated_at = now() WHERE parent_id = $1", [id]);
-      await q.query("UPDATE ccp.operations SET state = 'done', finished_at = now() WHERE id = $1", [opId]);
+    await this.#o.catalog.tx(async (t) => {
+      await t.databases.delete(id);
+      await t.operations.finish(opId, "done");
     });
     this.#o.observer?.destroyed(id);
     await this.#o.instances.goingAway(id, "destroyed");
@@ -586,7 +578,7 @@ export class DatabaseService {
     let restarted = false;
     const live = new Set<LimitName>();
     try {
-      await this.#o.catalog.setLimits(row.id, own);
+      await this.#o.catalog.databases.setLimits(row.id, own);
       const applied = await instances.setLimits(row.id, after);
       for (const n of LIMIT_NAMES) if (applied.live.includes(LIMIT_FIELD[n])) live.add(n);
       const running = (await instances.state(row.id)) === "running";
@@ -620,7 +612,7 @@ export class DatabaseService {
   async setSuspendAfter(ref: string, input: unknown): Promise<DatabaseView> {
     const value = input === null ? null : formatDuration(parseSuspendAfter(input));
     const row = await this.getRow(ref);
-    await this.#o.catalog.setSuspendAfter(row.id, value);
+    await this.#o.catalog.databases.setSuspendAfter(row.id, value);
     return this.view(await this.getRow(row.id));
   }
 
@@ -652,22 +644,22 @@ export class DatabaseService {
    */
   async reconcile(): Promise<void> {
     const { catalog, instances, log } = this.#o;
-    for (const op of await catalog.runningOperations()) {
+    for (const op of await catalog.operations.running()) {
       if (op.kind === "create") {
         log.warn(`reconcile: undoing interrupted create of ${op.database_id}`);
         await instances.destroy(op.database_id);
-        await catalog.tx(async (q) => {
-          await q.query("DELETE FROM ccp.databases WHERE id = $1 AND status = 'creating'", [op.database_id]);
-          await q.query("UPDATE ccp.operations SET state = 'failed', error = 'interrupted by a ccpd restart', finished_at = now() WHERE id = $1", [op.id]);
+        await catalog.tx(async (t) => {
+          await t.databases.deleteCreating(op.database_id);
+          await t.operations.finish(op.id, "failed", "interrupted by a ccpd restart");
         });
       } else if (op.kind === "destroy") {
         log.warn(`reconcile: finishing interrupted destroy of ${op.database_id}`);
         await this.#finishDestroy(op.database_id, op.id);
       } else {
-        await catalog.finishOperation(op.id, "failed", "interrupted by a ccpd restart");
+        await catalog.operations.finish(op.id, "failed", "interrupted by a ccpd restart");
       }
     }
-    const rows = await catalog.listDatabases();
+    const rows = await catalog.databases.list();
     const known = new Set(rows.map((r) => r.id));
     for (const id of await instances.list()) {
       if (!known.has(id)) {
@@ -686,10 +678,10 @@ export class DatabaseService {
         toStart.slice(i, i + 4).map(async (row) => {
           try {
             await instances.start(row.id);
-            await catalog.setStatus(row.id, "ready");
+            await catalog.databases.setStatus(row.id, "ready");
           } catch (err) {
             log.error(`reconcile: starting ${row.id} failed: ${(err as Error).message}`);
-            await catalog.setStatus(row.id, "failed", (err as Error).message);
+            await catalog.databases.setStatus(row.id, "failed", (err as Error).message);
           }
         }),
       );

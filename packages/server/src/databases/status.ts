@@ -73,20 +73,11 @@ export async function tenantDatabases(endpoint: InstanceEndpoint, timeoutMs = 1_
 
 /**
  * When the database's newest finished backup was taken, or null when it has
- * none. Backups live in `ccp.backups` (backups/): rows go from 'running' to
- * 'ready'; a catalog without that table (or with another shape) reads as none.
+ * none (or the catalog cannot say: status shows what it can).
  */
 export async function lastBackupAt(catalog: Catalog, databaseId: string): Promise<string | null> {
   try {
-    return await catalog.tx(async (q) => {
-      const present = await q.query<{ present: boolean }>("SELECT to_regclass('ccp.backups') IS NOT NULL AS present");
-      if (!present.rows[0]?.present) return null;
-      const { rows } = await q.query<{ at: Date | null }>(
-        "SELECT max(coalesce(finished_at, started_at)) AS at FROM ccp.backups WHERE database_id = $1 AND status = 'ready'",
-        [databaseId],
-      );
-      return rows[0]?.at ? rows[0].at.toISOString() : null;
-    });
+    return (await catalog.backups.lastReadyAt(databaseId))?.toISOString() ?? null;
   } catch {
     return null;
   }

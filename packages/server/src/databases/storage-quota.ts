@@ -2,7 +2,8 @@ import type { Catalog, DatabaseRow } from "../catalog/catalog.js";
 import type { Logger } from "../logger.js";
 import type { Instances } from "../runtime/instances.js";
 import { withAdmin } from "./admin-connection.js";
-import type { DatabaseService } from "./service.js";
+import type { InstanceLimits } from "../runtime/driver.js";
+import { limitsOfRow } from "./service.js";
 
 /**
  * The storage quota (#15), enforced by ccpd: every `everyMs` each running
@@ -24,7 +25,8 @@ import type { DatabaseService } from "./service.js";
 export interface StorageQuotaOptions {
   readonly catalog: Catalog;
   readonly instances: Instances;
-  readonly databases: DatabaseService;
+  /** The server's default limits (a database's own override them). */
+  readonly defaultLimits: InstanceLimits;
   readonly log: Logger;
   readonly everyMs: number;
   /** Sessions of the database must go (gateway pools, wire sessions). */
@@ -58,7 +60,7 @@ export class StorageQuota {
 
   /** Check every running database once (the sampler; tests call it directly). */
   async tick(): Promise<void> {
-    const rows = await this.#o.catalog.listDatabases();
+    const rows = await this.#o.catalog.databases.list();
     for (const row of rows) {
       if (row.status !== "ready") continue;
       await this.check(row.id).catch((err: Error) => this.#o.log.warn(`storage quota of ${row.id}: ${err.message}`));
@@ -76,11 +78,11 @@ export class StorageQuota {
   }
 
   async #check(id: string): Promise<void> {
-    const row = await this.#o.catalog.findDatabaseById(id);
+    const row = await this.#o.catalog.databases.findById(id);
     if (!row || row.status !== "ready") return;
     // A sleeping database writes nothing; it is checked again once awake.
     if ((await this.#o.instances.state(id)) !== "running") return;
-    const limit = this.#o.databases.limitsOf(row).storageBytes;
+    const limit = limitsOfRow(row, this.#o.defaultLimits).storageBytes;
     let used = (await this.#o.instances.usage(id)).storageBytes;
     if (used === undefined || limit === undefined) {
       if (row.read_only_since !== null) await this.#writable(row, used ?? 0);
@@ -96,7 +98,7 @@ export class StorageQuota {
       const first = row.read_only_since === null;
       // Applied on every reading while over: a tenant that RESET the setting gets it back.
       const changed = await this.#setReadOnly(row, true);
-      await this.#o.catalog.setReadOnly(id, used);
+      await this.#o.catalog.databases.setReadOnly(id, used);
       if (first || changed) {
         this.#o.log.warn(`database ${id} is over its storage limit (${used} > ${limit} bytes): read-only for the tenant`);
         await this.#endSessions(row);
@@ -108,7 +110,7 @@ export class StorageQuota {
 
   async #writable(row: DatabaseRow, used: number): Promise<void> {
     await this.#setReadOnly(row, false);
-    await this.#o.catalog.setReadOnly(row.id, null);
+    await this.#o.catalog.databases.setReadOnly(row.id, null);
     this.#o.log.info(`database ${row.id} is back under its storage limit (${used} bytes): writable again`);
     await this.#endSessions(row);
   }

@@ -95,7 +95,7 @@ export class Gateway {
     const hit = this.#rows.get(id);
     if (hit && Date.now() - hit.at < CACHE_MS) return hit.row;
     const generation = this.#generation.get(id) ?? 0;
-    const found = await this.#catalog.findDatabaseById(id); // ids only here, never names
+    const found = await this.#catalog.databases.findById(id); // ids only here, never names
     if ((this.#generation.get(id) ?? 0) === generation) this.#rows.set(id, { row: found, at: Date.now() });
     return found;
   }

@@ -265,7 +265,7 @@ export class DatabaseMetrics {
 
   async #sampleAll(): Promise<void> {
     try {
-      await Promise.all((await this.#o.catalog.listDatabases()).map((row) => this.snapshot(row)));
+      await Promise.all((await this.#o.catalog.databases.list()).map((row) => this.snapshot(row)));
     } catch (err) {
       this.#o.log?.warn(`metrics: sampling failed: ${(err as Error).message}`);
     }
@@ -274,7 +274,7 @@ export class DatabaseMetrics {
   /** Every family's collect() waits for this one fill per scrape; values are set before it resolves. */
   #fill(): Promise<void> {
     this.#filling ??= (async () => {
-      const rows = await this.#o.catalog.listDatabases();
+      const rows = await this.#o.catalog.databases.list();
       const snaps = await Promise.all(rows.map(async (row) => [row, await this.snapshot(row)] as const));
       const f = this.#families;
       for (const g of [f.up, f.info, ...f.gauges.values(), f.activity, f.maxConnections, f.startTime, f.archiveAge, f.archiveLag]) g.reset();

@@ -41,6 +41,6 @@ export class PlatformEvents {
 
   /** `detail` must never hold a secret (passwords, tokens): it is shown to anyone who reads the logs. */
   record(databaseId: string, kind: PlatformEventKind, detail: Record<string, unknown> = {}): Promise<void> {
-    return this.#catalog.recordEvent(databaseId, kind, detail).catch((err: Error) => this.#log.warn(`recording event ${kind} of ${databaseId} failed: ${err.message}`));
+    return this.#catalog.events.record(databaseId, kind, detail).catch((err: Error) => this.#log.warn(`recording event ${kind} of ${databaseId} failed: ${err.message}`));
   }
 }

@@ -175,7 +175,7 @@ export class LogReader {
   }
 
   async #readEvents(): Promise<LogEntry[]> {
-    const rows = await this.#catalog.events(this.#databaseId, this.#query.since, this.#lastEventId);
+    const rows = await this.#catalog.events.since(this.#databaseId, this.#query.since, this.#lastEventId);
     const last = rows[rows.length - 1];
     if (last) this.#lastEventId = last.id;
     const minRank = RANK[this.#query.level];

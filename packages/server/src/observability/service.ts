@@ -46,7 +46,7 @@ export class Observability {
     // Postgres rotates its files but never removes them, so ccpd does, hourly and at each start and read.
     const prune = async () => {
       try {
-        await options.catalog.pruneEvents(LOG_LIMITS.maxAgeDays);
+        await options.catalog.events.prune(LOG_LIMITS.maxAgeDays);
         for (const id of await options.driver.list()) pruneLogs(options.driver.logDir(id));
       } catch (err) {
         options.log.warn(`pruning logs failed: ${(err as Error).message}`);
@@ -73,7 +73,7 @@ export class Observability {
   /** A new read-only token for GET /metrics; shown once, stored hashed. */
   async issueMetricsToken(): Promise<string> {
     const token = newMetricsToken();
-    await this.#o.catalog.addMetricsToken(hashSecret(token));
+    await this.#o.catalog.metricsTokens.add(hashSecret(token));
     this.#tokenHashes.push(hashSecret(token));
     return token;
   }
@@ -88,7 +88,7 @@ export class Observability {
     if (token?.startsWith("ccpm_")) {
       let ok = this.#tokenHashes.some((h) => secretMatches(token, h));
       if (!ok && Date.now() - this.#loadedAt > 1_000) {
-        this.#tokenHashes = await this.#o.catalog.metricsTokenHashes();
+        this.#tokenHashes = await this.#o.catalog.metricsTokens.hashes();
         this.#loadedAt = Date.now();
         ok = this.#tokenHashes.some((h) => secretMatches(token, h));
       }
@@ -105,13 +105,13 @@ export class Observability {
   async authorizeDatabase(ref: string, header: string | undefined): Promise<DatabaseRow> {
     try {
       await this.#o.adminAuth.check(header);
-      const row = await this.#o.catalog.findDatabase(ref);
+      const row = await this.#o.catalog.databases.find(ref);
       if (!row) throw new CcpError("not_found", `No database with id or name "${ref}".`, { hint: "List your databases with `ccp db list`." });
       return row;
     } catch (err) {
       if (!isCcpError(err) || err.code !== "unauthorized") throw err;
       const token = bearerToken(header);
-      const row = token ? await this.#o.catalog.findDatabase(ref) : undefined;
+      const row = token ? await this.#o.catalog.databases.find(ref) : undefined;
       if (token && row && secretMatches(token, row.token_hash)) return row;
       throw new CcpError("unauthorized", "Send the admin API key, or this database's HTTP token.", {
         hint: "The CLI sends the admin key from your ccp config; a database token (in .cluster/config.json) reads only its own database.",

@@ -304,7 +304,7 @@ export class Instances {
       // a.quiet stays what the suspension recorded: a clean restart keeps the next transaction id, and
       // its shutdown checkpoint is far below the noise threshold.
       a.bookkeeping = (async () => {
-        await this.#o.catalog.setStatusIf(id, "suspended", "ready");
+        await this.#o.catalog.databases.setStatusIf(id, "suspended", "ready");
         this.events.emit("wake", { id, ms, waiters: entry.waiters });
       })().catch((err: Error) => this.#o.log.error(`recording the wake of ${id}: ${err.message}`));
     })().finally(() => this.#waking.delete(id));
@@ -422,7 +422,7 @@ export class Instances {
     }
     a.quiet = quiet;
     // The platform event ("suspended", "woken") and the metrics are the listeners' (observability).
-    await this.#o.catalog.markSuspended(id, new Date(a.lastActive), wrote);
+    await this.#o.catalog.databases.markSuspended(id, new Date(a.lastActive), wrote);
     this.events.emit("suspend", { id, reason, ms: this.#now() - t0, archivedWal });
     return true;
   }
@@ -449,7 +449,7 @@ export class Instances {
 
   /** One autosuspend pass; returns the delay until the next one. */
   async tick(): Promise<number> {
-    const rows = await this.#o.catalog.suspendTimeouts(this.#o.driver.name);
+    const rows = await this.#o.catalog.databases.suspendTimeouts(this.#o.driver.name);
     let shortest = Math.min(60_000, this.#o.suspendAfterMs ?? 60_000);
     for (const row of rows) {
       if (this.#closed) break;

@@ -11,6 +11,7 @@ import { forwardNatively, type NativeSession } from "./forwarder.js";
 import { AlreadyTold, startTls, type ClientChannel } from "./handshake.js";
 import { ClientError, errorResponse, MessageReader, negotiateProtocolVersion, noticeResponse, parseStartupPacket, ProtocolError } from "./messages.js";
 import { decoyVerifier, parseVerifier, type ScramVerifier } from "./scram.js";
+import { databaseUrl } from "./url.js";
 
 export interface WireProxyOptions {
   readonly listen: string;
@@ -75,9 +76,12 @@ export class WireProxy {
   readonly #clients = new Map<Duplex, string | undefined>();
   /** Sessions carried by the native forwarder, by instance id. */
   readonly #native = new Map<string, Set<NativeSession>>();
+  /** The configured port, then the one bound (the kernel's pick for 0). */
+  #port: number;
 
   constructor(options: WireProxyOptions) {
     this.#o = Object.freeze({ ...options });
+    this.#port = options.port;
     this.#secure = tls.createSecureContext({ key: options.tls.key, cert: options.tls.cert });
     this.#server = net.createServer((socket) => {
       socket.setNoDelay(true);
@@ -91,7 +95,13 @@ export class WireProxy {
       this.#server.listen(this.#o.port, this.#o.listen, () => resolve());
     });
     const address = this.#server.address();
-    return typeof address === "object" && address ? address.port : this.#o.port;
+    if (typeof address === "object" && address) this.#port = address.port;
+    return this.#port;
+  }
+
+  /** The DATABASE_URL of a database's role through this endpoint (url.ts). */
+  databaseUrl(o: { id: string; role: string; password: string; database: string }): string {
+    return databaseUrl({ ...o, domain: this.#o.domain, listen: this.#o.listen, wirePort: this.#port });
   }
 
   /** Open sessions of every instance (metrics). */
@@ -221,7 +231,7 @@ export class WireProxy {
   }
 
   async #verifier(id: string, role: string, user: string): Promise<{ verifier: ScramVerifier; known: boolean }> {
-    const cred = await this.#o.catalog.findCredential(id, role);
+    const cred = await this.#o.catalog.credentials.scramVerifier(id, role);
     if (cred) return { verifier: parseVerifier(cred), known: true };
     return { verifier: decoyVerifier(this.#o.secret, `${id}/${user}`), known: false };
   }
@@ -271,7 +281,7 @@ export class WireProxy {
     const authenticated = await authenticate(channel, reader, verifier, user);
     if (!known) throw new ClientError({ severity: "FATAL", code: "28P01", message: `password authentication failed for user "${user}"` });
 
-    const row = await this.#o.catalog.findDatabaseById(id);
+    const row = await this.#o.catalog.databases.findById(id);
     if (!row || (row.status !== "ready" && row.status !== "suspended")) {
       throw new ClientError({ severity: "FATAL", code: "57P03", message: `database ${id} is not ready`, hint: "Retry shortly." });
     }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { catalogSql } from "../support/catalog-sql.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 
 /**
@@ -33,7 +34,7 @@ describe("regression: a database named like another database's id takes it over"
 
   it("resolves by id first even when a row (from before the rule) carries that id as its name", async () => {
     // Such a row can only come from a catalog written before names of that shape were refused.
-    await t.server.catalog.tx(async (q) => {
+    await catalogSql(t.server.catalog, async (q) => {
       await q.query(
         `INSERT INTO ccp.databases (id, name, status, runtime, pg_version, owner_role, database_name, token_hash)
          SELECT 'db-0000000000aa', $1, 'ready', runtime, pg_version, owner_role, database_name, repeat('0', 64) FROM ccp.databases WHERE id = $1`,
@@ -66,7 +67,7 @@ describe("regression: a database named like another database's id takes it over"
     // Destroy by id removes the real database, not the impostor.
     const destroyed = await t.http(`/v1/databases/${real.id}`, { method: "DELETE", headers: { authorization: `Bearer ${t.adminKey}` } });
     assert.equal(destroyed.status, 200, await destroyed.clone().text());
-    const left = await t.server.catalog.listDatabases();
+    const left = await t.server.catalog.databases.list();
     assert.deepEqual(left.map((r) => r.id), ["db-0000000000aa"]);
   });
 });

@@ -1,10 +1,25 @@
 import type { DatabaseView } from "@ccp/server/client-side";
-import type { ApiClient } from "../../api.js";
+import type { Command } from "commander";
+import { ApiClient } from "../../api.js";
+import { getDatabase } from "../../databases.js";
 import { CliError, EXIT } from "../../errors.js";
-import type { Output } from "../../output.js";
+import { jsonOption } from "../../options.js";
+import { Output } from "../../output.js";
 import { PROJECT_CONFIG, readProjectConfig, removeProjectConfig } from "../../project-config.js";
 import { confirm } from "../../prompt.js";
-import { getDatabase } from "./info.js";
+
+export function register(db: Command): Command {
+  return db
+    .command("destroy")
+    .alias("rm")
+    .description("destroy a database and all its data")
+    .argument("<id|name>", "database id (db-…) or name")
+    .option("-y, --yes", "do not ask for confirmation")
+    .addOption(jsonOption())
+    .action(async (ref: string, o: { yes?: boolean; json?: boolean }) =>
+      printDestroyed(Output.for(o), await destroyDatabase(new ApiClient(), ref, { yes: Boolean(o.yes) })),
+    );
+}
 
 export interface DestroyResult {
   readonly database: DatabaseView;
@@ -42,8 +57,9 @@ export async function destroyDatabase(
 }
 
 export function printDestroyed(out: Output, r: DestroyResult): void {
-  if (out.json) return out.data({ database: r.database, removed_project_config: r.removedProjectConfig, kept_branches: r.keptBranches });
-  out.success(`Destroyed database ${out.style("bold", r.database.name)} (${r.database.id})`);
-  if (r.removedProjectConfig) out.success(`Removed ${PROJECT_CONFIG}, which pointed at it`);
-  if (r.keptBranches.length) out.note(`Its branches stay as standalone databases: ${r.keptBranches.join(", ")}`);
+  out.result({ database: r.database, removed_project_config: r.removedProjectConfig, kept_branches: r.keptBranches }, () => {
+    out.success(`Destroyed database ${out.style("bold", r.database.name)} (${r.database.id})`);
+    if (r.removedProjectConfig) out.success(`Removed ${PROJECT_CONFIG}, which pointed at it`);
+    if (r.keptBranches.length) out.note(`Its branches stay as standalone databases: ${r.keptBranches.join(", ")}`);
+  });
 }

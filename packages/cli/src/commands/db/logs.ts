@@ -1,31 +1,56 @@
 import http from "node:http";
 import https from "node:https";
-import type { LogEntry } from "@ccp/server/client-side";
-import { ApiClient, START_HINT } from "../../api.js";
-import { CliError, EXIT, usageError } from "../../errors.js";
-import type { Output } from "../../output.js";
-import { PROJECT_CONFIG, readProjectConfig } from "../../project-config.js";
+import { isCcpError, LOG_LEVELS, parseLevel, parseSince, type LogEntry } from "@ccp/server/client-side";
+import { type Command, InvalidArgumentError } from "commander";
+import { type ApiClient, START_HINT } from "../../api.js";
+import type { CliRun } from "../../command.js";
+import { CliError, EXIT } from "../../errors.js";
+import { jsonOption, positiveInt } from "../../options.js";
+import { Output } from "../../output.js";
+import { databaseTarget } from "../../target.js";
+
+/** Checked here with the server's own parser, so a typo fails before contacting ccpd. */
+function sinceOption(value: string): string {
+  try {
+    parseSince(value);
+  } catch (err) {
+    throw new InvalidArgumentError(`${(err as Error).message} ${isCcpError(err) ? (err.hint ?? "") : ""}`.trim());
+  }
+  return value;
+}
+
+function levelOption(value: string): string {
+  try {
+    return parseLevel(value);
+  } catch (err) {
+    throw new InvalidArgumentError(`${(err as Error).message} ${isCcpError(err) ? (err.hint ?? "") : ""}`.trim());
+  }
+}
+
+export function register(db: Command, run: CliRun): Command {
+  return db
+    .command("logs")
+    .description("show a database's Postgres log and platform events (default: the project's database)")
+    .argument("[id|name]", "database id (db-…) or name (default: from .cluster/config.json)")
+    .option("-f, --follow", "keep printing new entries until Ctrl+C")
+    .option("--since <when>", "from this long ago (30s, 15m, 2h, 7d) or an RFC 3339 time", sinceOption, "1h")
+    .option("--level <level>", `lowest level shown: ${LOG_LEVELS.join(", ")}`, levelOption, "log")
+    .option("--limit <n>", "at most this many of the newest entries (before following)", positiveInt, 1000)
+    .addOption(jsonOption())
+    .action(async (ref: string | undefined, o: { follow?: boolean; since: string; level: string; limit: number; json?: boolean }) => {
+      const { api, ref: target } = databaseTarget(ref);
+      if (o.follow) {
+        run.code = await followLogs(Output.for(o), api, target, o);
+        return;
+      }
+      printLogs(Output.for(o), await readLogs(api, target, o));
+    });
+}
 
 export interface LogsOptions {
   readonly since?: string;
   readonly level?: string;
   readonly limit?: number;
-}
-
-/**
- * The database a per-database command is for: the argument, else the
- * project's (.cluster/config.json). Without an admin key, the project's
- * database token is used: it reads only its own database.
- */
-export function databaseTarget(ref: string | undefined, cwd = process.cwd()): { api: ApiClient; ref: string } {
-  const project = readProjectConfig(cwd);
-  const target = ref ?? project?.databaseId;
-  if (!target) throw usageError(`No database given, and no ${PROJECT_CONFIG} here.`, "Pass the database id or name, or run it in the project directory.");
-  const api = new ApiClient();
-  if (!api.target.token && project && (target === project.databaseId || target === project.name)) {
-    return { api: new ApiClient({ apiUrl: project.apiUrl, token: project.token }), ref: project.databaseId };
-  }
-  return { api, ref: target };
 }
 
 function query(o: LogsOptions, follow: boolean): string {
@@ -47,7 +72,10 @@ const LEVEL_STYLE: Record<string, "red" | "yellow" | "dim" | undefined> = { warn
 
 /** One entry as a line (and indented detail lines), or as compact JSON. */
 export function printEntry(out: Output, e: LogEntry): void {
-  if (out.json) return out.line(JSON.stringify(e));
+  out.entry(e, () => printEntryText(out, e));
+}
+
+function printEntryText(out: Output, e: LogEntry): void {
   const level = e.level.toUpperCase().padEnd(7);
   const styled = LEVEL_STYLE[e.level] ? out.style(LEVEL_STYLE[e.level] as "red", level) : level;
   const where = e.source === "ccp" ? "ccp" : [e.user, e.database].filter(Boolean).join("@") || (e.backend_type ?? "postgres");
@@ -58,9 +86,10 @@ export function printEntry(out: Output, e: LogEntry): void {
 }
 
 export function printLogs(out: Output, entries: readonly LogEntry[]): void {
-  if (out.json) return out.data({ entries });
-  if (entries.length === 0) return out.note("No log entries in that window (try a longer --since or a lower --level).");
-  for (const e of entries) printEntry(out, e);
+  out.result({ entries }, () => {
+    if (entries.length === 0) return out.note("No log entries in that window (try a longer --since or a lower --level).");
+    for (const e of entries) printEntryText(out, e);
+  });
 }
 
 /**

@@ -1,8 +1,24 @@
-import type { DatabaseView } from "@ccp/server/client-side";
-import type { ApiClient } from "../../api.js";
-import type { Output } from "../../output.js";
+import { validateDatabaseName, type DatabaseView } from "@ccp/server/client-side";
+import type { Command } from "commander";
+import { ApiClient } from "../../api.js";
+import { getDatabase } from "../../databases.js";
+import { jsonOption } from "../../options.js";
+import { Output } from "../../output.js";
 import { PROJECT_CONFIG } from "../../project-config.js";
-import { getDatabase } from "./info.js";
+
+export function register(db: Command): Command {
+  return db
+    .command("restore")
+    .description("point-in-time restore into a NEW database (the source and .cluster/config.json are untouched)")
+    .argument("<id|name>", "the database to restore from")
+    .requiredOption("-t, --time <timestamp>", "RFC 3339 instant inside the retention window, e.g. 2026-04-12T14:22:00Z")
+    .requiredOption("-n, --name <new-name>", "name of the new database")
+    .addOption(jsonOption())
+    .action(async (ref: string, o: { time: string; name: string; json?: boolean }) => {
+      validateDatabaseName(o.name); // fail fast, before contacting ccpd
+      printPointInTimeRestore(Output.for(o), await restoreToPointInTime(new ApiClient(), ref, o.time, o.name));
+    });
+}
 
 export interface PointInTimeRestore {
   readonly source: DatabaseView;
@@ -41,19 +57,18 @@ export async function restoreToPointInTime(api: ApiClient, ref: string, time: st
 }
 
 export function printPointInTimeRestore(out: Output, r: PointInTimeRestore): void {
-  if (out.json) {
-    return out.data({ source: r.source, time: r.time, database: r.database, token: r.token, password: r.password, database_url: r.databaseUrl });
-  }
-  out.success(`Restored ${r.source.id} to ${r.time} as new database ${out.style("bold", r.database.name)}`);
-  out.line();
-  // In full: they are saved nowhere, and ccpd keeps only hashes.
-  out.fields([
-    ["ID", r.database.id],
-    ["Host", r.database.host],
-    ["Token", r.token],
-    ["DATABASE_URL", r.databaseUrl],
-  ]);
-  out.line();
-  out.note(`Save the token and DATABASE_URL now: they are not shown again, and ${PROJECT_CONFIG} was left unchanged.`);
-  out.note(`Switch this project to the restored database with \`ccp db use ${r.database.name}\`; remove the old one later with \`ccp db destroy ${r.source.id}\`.`);
+  out.result({ source: r.source, time: r.time, database: r.database, token: r.token, password: r.password, database_url: r.databaseUrl }, () => {
+    out.success(`Restored ${r.source.id} to ${r.time} as new database ${out.style("bold", r.database.name)}`);
+    out.line();
+    // In full: they are saved nowhere, and ccpd keeps only hashes.
+    out.fields([
+      ["ID", r.database.id],
+      ["Host", r.database.host],
+      ["Token", r.token],
+      ["DATABASE_URL", r.databaseUrl],
+    ]);
+    out.line();
+    out.note(`Save the token and DATABASE_URL now: they are not shown again, and ${PROJECT_CONFIG} was left unchanged.`);
+    out.note(`Switch this project to the restored database with \`ccp db use ${r.database.name}\`; remove the old one later with \`ccp db destroy ${r.source.id}\`.`);
+  });
 }

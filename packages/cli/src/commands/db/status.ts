@@ -1,6 +1,17 @@
 import type { DatabaseStatusView } from "@ccp/server/client-side";
-import type { ApiClient } from "../../api.js";
-import type { Output } from "../../output.js";
+import type { Command } from "commander";
+import { ApiClient } from "../../api.js";
+import { jsonOption } from "../../options.js";
+import { Output } from "../../output.js";
+
+export function register(db: Command): Command {
+  return db
+    .command("status")
+    .description("show a database's state, Postgres version, size, connections, uptime and last backup")
+    .argument("<id|name>", "database id (db-…) or name")
+    .addOption(jsonOption())
+    .action(async (ref: string, o: { json?: boolean }) => printDatabaseStatus(Output.for(o), await databaseStatus(new ApiClient(), ref)));
+}
 
 /** `ccp db status <id|name>` (seed 003). */
 export async function databaseStatus(api: ApiClient, ref: string): Promise<DatabaseStatusView> {
@@ -34,7 +45,10 @@ export function formatDuration(seconds: number): string {
 }
 
 export function printDatabaseStatus(out: Output, s: DatabaseStatusView): void {
-  if (out.json) return out.data({ status: s });
+  out.result({ status: s }, () => printStatusText(out, s));
+}
+
+function printStatusText(out: Output, s: DatabaseStatusView): void {
   const unknown = out.style("dim", "unknown (not running)");
   out.line(`${out.style("dim", "Database")} ${out.style("bold", s.name)} ${out.style("dim", `(${s.id})`)}`);
   out.line();

@@ -1,6 +1,17 @@
 import type { DatabaseView } from "@ccp/server/client-side";
-import type { ApiClient } from "../../api.js";
-import type { Output } from "../../output.js";
+import type { Command } from "commander";
+import { ApiClient } from "../../api.js";
+import { jsonOption } from "../../options.js";
+import { Output } from "../../output.js";
+
+export function register(db: Command): Command {
+  return db
+    .command("suspend")
+    .description("suspend a database now (clean stop, last WAL archived); any query or connection wakes it")
+    .argument("<id|name>", "database id (db-…) or name")
+    .addOption(jsonOption())
+    .action(async (ref: string, o: { json?: boolean }) => printSuspended(Output.for(o), await suspendDatabase(new ApiClient(), ref)));
+}
 
 /** `ccp db suspend <id|name>`: stop it cleanly now (its last WAL archived); any request wakes it. */
 export async function suspendDatabase(api: ApiClient, ref: string): Promise<DatabaseView> {
@@ -8,7 +19,8 @@ export async function suspendDatabase(api: ApiClient, ref: string): Promise<Data
 }
 
 export function printSuspended(out: Output, d: DatabaseView): void {
-  if (out.json) return out.data({ database: d });
-  out.success(`Suspended ${out.style("bold", d.name)} (${d.id})`);
-  out.note("Any query, wire connection or `ccp db wake` starts it again.");
+  out.result({ database: d }, () => {
+    out.success(`Suspended ${out.style("bold", d.name)} (${d.id})`);
+    out.note("Any query, wire connection or `ccp db wake` starts it again.");
+  });
 }

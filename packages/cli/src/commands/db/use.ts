@@ -1,11 +1,23 @@
 import { createClient, CcpError } from "@ccp/client";
 import type { DatabaseView } from "@ccp/server/client-side";
-import type { ApiClient } from "../../api.js";
+import type { Command } from "commander";
+import { ApiClient } from "../../api.js";
+import { getDatabaseWithSecrets, issueToken } from "../../databases.js";
 import { CliError } from "../../errors.js";
-import type { Output } from "../../output.js";
+import { databaseOption, jsonOption } from "../../options.js";
+import { Output } from "../../output.js";
 import { PROJECT_CONFIG, projectConfigFor, writeProjectConfig } from "../../project-config.js";
-import { getDatabaseWithSecrets } from "./info.js";
-import { issueToken } from "./token.js";
+
+export function register(db: Command): Command {
+  return db
+    .command("use")
+    .description("point this directory's .cluster/config.json at a database (issues a new token unless --token)")
+    .argument("<id|name>", "database id (db-…) or name")
+    .option("--token <token>", "the database's current token (default: issue a new one; the previous one stops working)")
+    .addOption(databaseOption())
+    .addOption(jsonOption())
+    .action(async (ref: string, o: { token?: string; database?: string; json?: boolean }) => printUse(Output.for(o), await useDatabase(new ApiClient(), ref, o)));
+}
 
 export interface UseResult {
   readonly database: DatabaseView;
@@ -60,8 +72,9 @@ async function checkToken(apiUrl: string, databaseId: string, token: string): Pr
 }
 
 export function printUse(out: Output, r: UseResult): void {
-  if (out.json) return out.data({ database: r.database, token: r.token, token_rotated: r.rotated, config_file: r.configFile });
-  out.success(`Using database ${out.style("bold", r.database.name)} (${r.database.id}) in this directory`);
-  if (r.rotated) out.note(`${out.style("yellow", "!")} A new token was issued; the previous token stops working.`);
-  out.success(`Connection details saved to ${PROJECT_CONFIG}`);
+  out.result({ database: r.database, token: r.token, token_rotated: r.rotated, config_file: r.configFile }, () => {
+    out.success(`Using database ${out.style("bold", r.database.name)} (${r.database.id}) in this directory`);
+    if (r.rotated) out.note(`${out.style("yellow", "!")} A new token was issued; the previous token stops working.`);
+    out.success(`Connection details saved to ${PROJECT_CONFIG}`);
+  });
 }

@@ -1,7 +1,90 @@
 import { isCcpError, userConfigPath, VERSION } from "@ccp/server/client-side";
 import type { ServerOptions } from "@ccp/server";
-import { CliError, EXIT } from "../../errors.js";
-import type { Output } from "../../output.js";
+import { type Command, InvalidArgumentError } from "commander";
+import type { CliRun } from "../../command.js";
+import { CliError, EXIT, usageError } from "../../errors.js";
+import { positiveInt, suspendAfter } from "../../options.js";
+import { Output } from "../../output.js";
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n > 65535) throw new InvalidArgumentError("expected a port number (0–65535).");
+  return n;
+}
+
+function backupAt(value: string): string {
+  if (value !== "off" && !/^([01]\d|2[0-3]):[0-5]\d$/.test(value)) throw new InvalidArgumentError('expected HH:MM (UTC) or "off".');
+  return value;
+}
+
+function nonNegativeInt(value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError("expected a whole number (0 or more).");
+  return Number(value);
+}
+
+interface StartFlags {
+  metrics: boolean;
+  dataDir?: string;
+  port: number;
+  wirePort: number;
+  listen: string;
+  domain: string;
+  catalogUrl?: string;
+  backupAt: string;
+  backupRetentionDays: number;
+  archiveTimeout: number;
+  tlsCert?: string;
+  tlsKey?: string;
+  wireMaxConnections: number;
+  statementTimeout: number;
+  suspendAfter: string;
+  wakeTimeout: number;
+  warmPool: number;
+}
+
+export function register(server: Command, run: CliRun): Command {
+  return server
+    .command("start")
+    .description("start ccpd in the foreground")
+    .option("--data-dir <dir>", "where ccpd keeps its catalog and databases (default: $CCP_HOME, $XDG_DATA_HOME/ccp or ~/.local/share/ccp)")
+    .option("--port <port>", "HTTP port: API and SQL over HTTP", port, 7070)
+    .option("--wire-port <port>", "Postgres wire-protocol port", port, 6432)
+    .option("--listen <address>", "address to listen on", "127.0.0.1")
+    .option("--domain <domain>", "domain of database hosts (db-<id>.<domain>)", "localhost")
+    .option("--catalog-url <url>", "external catalog Postgres (default: one ccpd runs in its data dir)")
+    .option("--backup-at <HH:MM|off>", "daily base backup time of every database, UTC; off: manual backups only", backupAt, "00:00")
+    .option("--backup-retention-days <days>", "days backups, and the WAL that point-in-time restore needs, are kept", positiveInt, 7)
+    .option("--archive-timeout <seconds>", "force a WAL segment switch after this many seconds with writes (the most an idle database can lose)", positiveInt, 60)
+    .option("--tls-cert <file>", "PEM certificate for the wire endpoint (default: self-signed, made on first start)")
+    .option("--tls-key <file>", "PEM private key of --tls-cert")
+    .option("--wire-max-connections <n>", "server connections per database through the wire endpoint", positiveInt, 50)
+    .option("--statement-timeout <ms>", "default statement timeout of SQL over HTTP", positiveInt, 30_000)
+    .option("--no-metrics", "do not serve /metrics nor count HTTP requests")
+    .option("--suspend-after <duration>", "suspend a database idle this long (30s, 5m, 2h; never: keep running); per database: `ccp db update`", suspendAfter, "5m")
+    .option("--wake-timeout <ms>", "how long a client is held while its database wakes before a retryable error", positiveInt, 8_000)
+    .option("--warm-pool <n>", "Postgres servers kept pre-started for `ccp db create` (0: none)", nonNegativeInt, 2)
+    .action(async (o: StartFlags) => {
+      if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw usageError("--tls-cert and --tls-key go together.", "Pass both, or neither for a self-signed certificate.");
+      run.code = await runServer(new Output(), {
+        ...(o.dataDir ? { dataDir: o.dataDir } : {}),
+        port: o.port,
+        wirePort: o.wirePort,
+        listen: o.listen,
+        domain: o.domain,
+        ...(o.catalogUrl ? { catalogUrl: o.catalogUrl } : {}),
+        backupAt: o.backupAt,
+        backupRetentionDays: o.backupRetentionDays,
+        archiveTimeoutS: o.archiveTimeout,
+        ...(o.tlsCert && o.tlsKey ? { tlsCert: o.tlsCert, tlsKey: o.tlsKey } : {}),
+        wireMaxConnections: o.wireMaxConnections,
+        statementTimeoutMs: o.statementTimeout,
+        metrics: o.metrics,
+        suspendAfter: o.suspendAfter,
+        wakeTimeoutMs: o.wakeTimeout,
+        warmPool: o.warmPool,
+      });
+    });
+}
 
 /** `ccp server start` (and `npm start`): run ccpd in the foreground until SIGINT/SIGTERM. */
 export async function runServer(out: Output, options: ServerOptions): Promise<number> {

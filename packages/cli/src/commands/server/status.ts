@@ -1,6 +1,16 @@
+import type { Command } from "commander";
 import { ApiClient, START_HINT } from "../../api.js";
 import { CliError, EXIT } from "../../errors.js";
-import type { Output } from "../../output.js";
+import { jsonOption } from "../../options.js";
+import { Output } from "../../output.js";
+
+export function register(server: Command): Command {
+  return server
+    .command("status")
+    .description("report whether ccpd is up")
+    .addOption(jsonOption())
+    .action(async (o: { json?: boolean }) => printStatus(Output.for(o), await serverStatus(new ApiClient())));
+}
 
 /** `ccp server status`: is ccpd up at the configured API URL? */
 export async function serverStatus(api: ApiClient): Promise<{ url: string; version: string }> {
@@ -16,6 +26,5 @@ export async function serverStatus(api: ApiClient): Promise<{ url: string; versi
 }
 
 export function printStatus(out: Output, s: { url: string; version: string }): void {
-  if (out.json) return out.data({ status: "up", url: s.url, version: s.version });
-  out.success(`ccpd ${s.version} is up at ${s.url}`);
+  out.result({ status: "up", url: s.url, version: s.version }, () => out.success(`ccpd ${s.version} is up at ${s.url}`));
 }

@@ -20,7 +20,7 @@ const one = { type: "object", required: ["backup"], properties: { backup: backup
 const refParams = { type: "object", required: ["ref"], properties: { ref: { type: "string" } } } as const;
 const backupParams = { type: "object", required: ["ref", "backup"], properties: { ref: { type: "string" }, backup: { type: "string" } } } as const;
 
-export function backupRoutes(app: FastifyInstance, backups: BackupService, pitr: (ref: string, time: string, name: string) => Promise<unknown>): void {
+export function backupRoutes(app: FastifyInstance, backups: BackupService): void {
   app.post<{ Params: { ref: string }; Body: { time: string; name: string } }>(
     "/v1/databases/:ref/restore",
     {
@@ -37,7 +37,7 @@ export function backupRoutes(app: FastifyInstance, backups: BackupService, pitr:
         response: { "4xx": errorSchema },
       },
     },
-    async (req, reply) => reply.code(201).send(await pitr(req.params.ref, req.body.time, req.body.name)),
+    async (req, reply) => reply.code(201).send(await backups.restoreToPointInTime(req.params.ref, req.body.time, req.body.name)),
   );
   app.post<{ Params: { ref: string } }>(
     "/v1/databases/:ref/backups",

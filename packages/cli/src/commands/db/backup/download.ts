@@ -2,9 +2,25 @@ import { createWriteStream, renameSync, rmSync, statSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
 import { pipeline } from "node:stream/promises";
-import type { ApiClient } from "../../api.js";
-import { CliError, EXIT } from "../../errors.js";
-import type { Output } from "../../output.js";
+import type { Command } from "commander";
+import { ApiClient } from "../../../api.js";
+import { CliError, EXIT } from "../../../errors.js";
+import { backupDbIdOption, jsonOption } from "../../../options.js";
+import { Output } from "../../../output.js";
+import { backupTarget } from "../../../target.js";
+
+export function register(backup: Command): Command {
+  return backup
+    .command("download")
+    .description("download a backup as one tar archive that plain PostgreSQL of the same major version starts from")
+    .argument("<backup>", "backup id (bkp-…)")
+    .requiredOption("-o, --output <file>", "where to write the .tar")
+    .addOption(backupDbIdOption())
+    .addOption(jsonOption())
+    .action(async (backupId: string, o: { dbId?: string; json?: boolean; output: string }) =>
+      printDownloaded(Output.for(o), await downloadBackup(new ApiClient(), backupTarget(o.dbId), backupId, o.output)),
+    );
+}
 
 export interface DownloadResult {
   readonly backupId: string;
@@ -51,8 +67,9 @@ export async function downloadBackup(api: ApiClient, ref: string, backupId: stri
 }
 
 export function printDownloaded(out: Output, r: DownloadResult): void {
-  if (out.json) return out.data({ backup: r.backupId, file: r.file, bytes: r.bytes });
-  const mib = r.bytes / 2 ** 20;
-  out.success(`Downloaded ${r.backupId} to ${r.file} (${mib < 10 ? mib.toFixed(1) : Math.round(mib)} MiB tar)`);
-  out.note("Start it with plain PostgreSQL: see \"Take your data with you\" in ccp's README.");
+  out.result({ backup: r.backupId, file: r.file, bytes: r.bytes }, () => {
+    const mib = r.bytes / 2 ** 20;
+    out.success(`Downloaded ${r.backupId} to ${r.file} (${mib < 10 ? mib.toFixed(1) : Math.round(mib)} MiB tar)`);
+    out.note("Start it with plain PostgreSQL: see \"Take your data with you\" in ccp's README.");
+  });
 }

@@ -1,0 +1,23 @@
+import pg from "pg";
+import type { Catalog } from "../../src/catalog/catalog.js";
+
+/**
+ * Raw SQL on the catalog, in one transaction on a connection of the test's
+ * own: tests look at (and stage) rows the way a crash would have left them,
+ * while ccpd itself only goes through the catalog's table modules.
+ */
+export async function catalogSql<T>(catalog: Catalog, fn: (q: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client(catalog.connection);
+  await client.connect();
+  try {
+    await client.query("BEGIN");
+    const result = await fn(client);
+    await client.query("COMMIT");
+    return result;
+  } catch (err) {
+    await client.query("ROLLBACK").catch(() => undefined);
+    throw err;
+  } finally {
+    await client.end();
+  }
+}
