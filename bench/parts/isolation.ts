@@ -1,4 +1,6 @@
+import { execFile } from "node:child_process";
 import path from "node:path";
+import { promisify } from "node:util";
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { resolveServerConfig, startServer, type RunningServer } from "../../packages/server/dist/index.js";
@@ -20,6 +22,7 @@ import { makeTempDir, removeDir } from "../lib/tmp.ts";
  * Every row stands alone: one that fails prints why and the rest go on.
  */
 
+const execFileAsync = promisify(execFile);
 const TARGET = { p99Ratio: 1.5, tpsShare: 0.97 } as const;
 const PROBE_EVERY_MS = 20;
 const LIMITED = { cpu: 0.5, memory: "512MiB", storage: "1GiB", pids: 128 } as const;
@@ -103,7 +106,7 @@ function prng(seed: number): () => number {
 const VICTIM_ROWS = 100_000;
 
 /** Lookups at a steady rate (one HTTP and one wire every PROBE_EVERY_MS), for `seconds`; latencies per transport. */
-async function probe(server: RunningServer, victim: Db, wire: pg.Client, seconds: number, random: () => number): Promise<{ http: number[]; wire: number[]; errors: number }> {
+async function probe(server: RunningServer, victim: Db, wire: pg.Pool, seconds: number, random: () => number): Promise<{ http: number[]; wire: number[]; errors: number }> {
   const http: number[] = [];
   const wireSamples: number[] = [];
   let errors = 0;
@@ -261,19 +264,21 @@ async function noisyNeighbours(seconds: number, seed: number): Promise<void> {
     const victim = await create(server, key, "victim");
     const neighbour = await create(server, key, "neighbour");
     const setup = new pg.Client(pgSocket(server, victim.id));
+    setup.on("error", (err) => console.error(`victim set-up: ${err.message}`));
     await setup.connect();
-    await setup.query(`CREATE TABLE kv (id int PRIMARY KEY, v text); INSERT INTO kv SELECT g, md5(g::text) FROM generate_series(1, ${VICTIM_ROWS}) g; VACUUM ANALYZE kv`);
+    await setup.query(`CREATE TABLE kv (id int PRIMARY KEY, v text); INSERT INTO kv SELECT g, md5(g::text) FROM generate_series(1, ${VICTIM_ROWS}) g`);
+    await setup.query("VACUUM ANALYZE kv");
     await setup.end();
-    const init = await retrying("pgbench -i", () =>
-      import("node:child_process").then(
-        ({ execFileSync }) => void execFileSync("pgbench", ["-i", "-q", "-s", "10"], { env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", ...socketEnv(server, neighbour.id) }, stdio: "ignore" }),
-      ),
-    );
+    const init = await retrying("pgbench -i", async () => {
+      await execFileAsync("pgbench", ["-i", "-q", "-s", "10"], { env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", ...socketEnv(server, neighbour.id) } });
+      return true;
+    });
     if (init === undefined) console.log("  pgbench -i failed on the neighbour: its rows will fail");
-    const wire = new pg.Client({ connectionString: victim.url });
-    wire.on("error", () => undefined);
-    await wire.connect();
+    // A small client-side pool, as an application has: a slow answer does not queue every later lookup behind it.
+    const wire = new pg.Pool({ connectionString: victim.url, max: 4 });
+    wire.on("error", (err) => console.error(`victim wire session: ${err.message}`));
     const random = prng(seed);
+    await probe(server, victim, wire, 2, random); // warm-up: pools filled, plans cached
     const rows: Row[] = [];
     const measure = async (label: string, during?: () => { stop(): Promise<string> }) => {
       const load = during?.();
@@ -325,8 +330,7 @@ async function sandboxCost(seconds: number, n: number): Promise<void> {
     try {
       await withServer(`sandbox-${isolation}`, isolation, 1, async (server, key, work) => {
         const db = await create(server, key, "tps");
-        const { execFileSync } = await import("node:child_process");
-        execFileSync("pgbench", ["-i", "-q", "-s", "10"], { env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", ...socketEnv(server, db.id) }, stdio: "ignore" });
+        await execFileAsync("pgbench", ["-i", "-q", "-s", "10"], { env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", ...socketEnv(server, db.id) } });
         const r = await retrying(`pgbench -S (${isolation})`, () => runPgbench({ script: { builtin: "select-only" }, clients: 2, seconds, logDir: work, connection: socketEnv(server, db.id) }));
         if (r) f.tps = r.tps;
         for (let i = -1; i < n; i++) {

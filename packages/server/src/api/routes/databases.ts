@@ -9,7 +9,7 @@ const limitViewSchema = {
     name: { type: "string", enum: ["memory", "cpu", "storage", "connections", "pids", "io"] },
     limit: { type: ["number", "null"], description: "Bytes (memory, storage), cores (cpu), count (connections, pids) or bytes/s (io); null: unlimited" },
     source: { type: "string", enum: ["database", "default", "none"], description: "Set on this database, the server's default, or unlimited" },
-    usage: { type: ["number", "null"], description: "Current usage in the same unit; null: not measured here (or not running)" },
+    usage: { type: ["number", "null"], description: "Current usage in the same unit (cpu: CPU seconds used since start); null: not measured here (or not running)" },
     enforced: { type: "boolean", description: "Whether something on this host enforces it now" },
     detail: { type: "string", description: "How it is enforced, or why not" },
   },
