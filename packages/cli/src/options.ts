@@ -104,7 +104,7 @@ export function formatLimitValue(name: LimitName, v: number | null): string {
   if (v === null) return "-";
   if (name === "memory" || name === "storage") return formatSize(v);
   if (name === "io") return `${formatSize(v)}/s`;
-  if (name === "cpu") return `${Number(v.toFixed(2))} cores`;
+  if (name === "cpu") return `${Number(v.toFixed(2))} core${v === 1 ? "" : "s"}`;
   return String(v);
 }
 

@@ -36,8 +36,8 @@ describe("ccp db create --memory …, ccp db limits, ccp db info and ccp server 
     assert.equal(by["storage"]?.limit, 2048 * MiB);
     assert.equal(by["connections"]?.limit, 50);
     const text = await ccpd.ccp(["db", "info", "capped"]);
-    assert.match(text.stdout, /memory\s+512MiB/);
-    assert.match(text.stdout, /storage\s+2GiB\s+\d+(\.\d+)?MiB\s+database/);
+    assert.match(text.stdout, /memory[\s│]+512MiB/);
+    assert.match(text.stdout, /storage[\s│]+2GiB[\s│]+\d+(\.\d+)?MiB[\s│]+database/);
   });
 
   it("bad limits exit 2 with what is wrong, before anything is created", async () => {
@@ -62,7 +62,7 @@ describe("ccp db create --memory …, ccp db limits, ccp db info and ccp server 
   it("db limits: without flags shows them; with flags says what is live and what waits; default goes back", async () => {
     const shown = await ccpd.ccp(["db", "limits", "capped"]);
     assert.equal(shown.code, 0, shown.stderr);
-    assert.match(shown.stdout, /LIMIT\s+VALUE\s+USAGE\s+SOURCE\s+ENFORCED/);
+    assert.match(shown.stdout, /LIMIT[\s│]+VALUE[\s│]+USAGE[\s│]+SOURCE[\s│]+ENFORCED/);
     const changed = await ccpd.ccp(["db", "limits", "capped", "--connections", "20", "--storage", "4GiB"]);
     assert.equal(changed.code, 0, changed.stderr);
     assert.match(changed.stdout + changed.stderr, /In force now\s+storage, connections/);
@@ -84,7 +84,7 @@ describe("ccp db create --memory …, ccp db limits, ccp db info and ccp server 
     assert.equal(s.default_limits["connections"], 90);
     for (const name of ["memory", "cpu", "pids", "storage", "connections"]) assert.ok(s.isolation.some((f) => f.name === name), name);
     const text = await ccpd.ccp(["server", "status"]);
-    assert.match(text.stdout, /ISOLATION\s+IN FORCE/);
+    assert.match(text.stdout, /ISOLATION[\s│]+IN FORCE/);
     assert.match(text.stdout, /Default limits\s+memory /);
   });
 });

@@ -50,7 +50,7 @@ export async function serverStatus(api: ApiClient): Promise<ServerStatus> {
 }
 
 const shown = (name: string, v: number): string =>
-  name === "memory" || name === "storage" ? formatSize(v) : name === "io" ? `${formatSize(v)}/s` : name === "cpu" ? `${v} cores` : String(v);
+  name === "memory" || name === "storage" ? formatSize(v) : name === "io" ? `${formatSize(v)}/s` : name === "cpu" ? `${v} core${v === 1 ? "" : "s"}` : String(v);
 
 export function printStatus(out: Output, s: ServerStatus): void {
   out.result({ status: "up", ...s }, () => {
