@@ -1,14 +1,47 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
 import { resolveServerConfig, startServer, type RunningServer } from "../src/index.js";
+import { resolvePgBinaries } from "../src/runtime/process/binaries.js";
 import { Cgroups } from "../src/runtime/process/cgroups.js";
+import { ProcessDriver } from "../src/runtime/process/process-driver.js";
 import { readOnlyPaths } from "../src/runtime/process/jail.js";
-import { postmastersOf, waitFor } from "./lifecycle.test.js";
+
+/** Poll until `check` holds (bounded, never a timing assertion). */
+async function waitFor(what: string, check: () => Promise<boolean> | boolean, boundMs = 60_000): Promise<void> {
+  const until = Date.now() + boundMs;
+  while (!(await check())) {
+    if (Date.now() > until) assert.fail(`gave up waiting for: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Host pids of the postmasters working in `dataDir` (their parent, the sandbox's init or ccpd, works elsewhere). */
+function postmastersOf(dataDir: string): number[] {
+  const cwd = (pid: number | string) => {
+    try {
+      return readlinkSync(`/proc/${pid}/cwd`);
+    } catch {
+      return "";
+    }
+  };
+  const pids: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name) || cwd(name) !== dataDir) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      const ppid = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1] as string;
+      if (cwd(ppid) !== dataDir) pids.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
 
 /**
  * #15 isolation, the kernel side: each database's Postgres as its own uid, in
@@ -29,6 +62,8 @@ function config(dataDir: string, extra: { isolation?: "auto" | "off" } = {}) {
 async function admin<T>(server: RunningServer, id: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
   const ep = server.driver.endpoint(id);
   const c = new pg.Client({ host: ep.socketDir, port: ep.port, user: ep.adminUser, database: "postgres" });
+  // A backend killed under it (the memory test) ends the connection: the query's rejection says so.
+  c.on("error", () => undefined);
   await c.connect();
   try {
     return await fn(c);
@@ -222,6 +257,7 @@ describe("isolation: own identity, sandbox, cgroup limits", { skip: !isRoot && "
     try {
       for (let i = 0; i < 6; i++) {
         const c = new pg.Client({ host: ep.socketDir, port: ep.port, user: ep.adminUser, database: "postgres" });
+        c.on("error", () => undefined);
         try {
           await c.connect();
           clients.push(c);
@@ -344,6 +380,24 @@ describe("ccpd killed: the next ccpd stops the orphaned sandbox and starts the d
     } finally {
       await server.close();
       rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("degraded hosts say what is not in force", () => {
+  it("ccpd without root (no instance user): nothing enforced, each entry saying it is because ccpd is not root", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "ccp-isolation-noroot-"));
+    try {
+      // No pool and no spares: nothing starts (as root Postgres would refuse to); only the report is read.
+      const driver = new ProcessDriver({ bin: resolvePgBinaries(env), instancesDir: dir, templateDir: "/nonexistent", runAs: undefined, ccpdOsUser: "someone", warmPool: 0, spares: 0 });
+      for (const f of driver.isolation()) {
+        assert.equal(f.enforced, false, f.name);
+        if (f.name !== "storage") assert.match(f.detail, /not run as root/, f.name);
+      }
+      assert.equal(driver.ownerOf("db-000000000003"), undefined, "files are ccpd's own");
+      await driver.shutdown();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

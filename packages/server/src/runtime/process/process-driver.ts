@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { appendFileSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { DriverEvents, FileOwner, InstanceEndpoint, InstanceLimits, InstanceState, InstanceStorage, InstanceUsage, IsolationFeature, LimitsApplied, RuntimeDriver, StartOptions } from "../driver.js";
@@ -164,6 +164,8 @@ export class ProcessDriver implements RuntimeDriver {
     });
     this.#scope = createHash("sha256").update(path.resolve(options.instancesDir)).digest("hex").slice(0, 12);
     this.#setUpIsolation();
+    // Each instance's uid reaches its own folder; none may list the others.
+    if (this.#ownIdentity) chmodSync(options.instancesDir, 0o711);
     this.#refill();
   }
 
@@ -304,7 +306,7 @@ export class ProcessDriver implements RuntimeDriver {
     if (this.#refilling || this.#closed) return;
     this.#refilling = (async () => {
       for (let dir = this.#staleDirs.pop(); dir; dir = this.#staleDirs.pop()) {
-        await new PostgresServer({ ...this.#serverOptions(path.join(dir, "data"), path.join(dir, "run"), path.join(dir, "postgres.log"), {}, undefined), jail: () => ({}) as JailSpec })
+        await new PostgresServer(this.#serverOptions(path.join(dir, "data"), path.join(dir, "run"), path.join(dir, "postgres.log"), {}, undefined))
           .stopStale()
           .catch(() => undefined);
         await this.#forgetSandbox(dir);
