@@ -74,10 +74,12 @@ const LIMIT_HELP: Readonly<Record<LimitName, string>> = {
  * server's own rules before contacting ccpd. `allowDefault`: the word "default"
  * puts a limit back to the server's default (ccp db limits).
  */
-export function limitOptions(command: Command, allowDefault = false): Command {
+export function limitOptions(command: Command, allowDefault = false, flagPrefix = ""): Command {
   for (const name of LIMIT_NAMES) {
-    command.option(`--${name} <value>`, `${LIMIT_HELP[name]}${allowDefault ? "; default: the server's" : ""}`, (value: string) => {
+    const help = flagPrefix ? `default ${LIMIT_HELP[name]}; none: unlimited (env CCP_DEFAULT_${name.toUpperCase()})` : `${LIMIT_HELP[name]}${allowDefault ? "; default: the server's" : ""}`;
+    command.option(`--${flagPrefix}${name} <value>`, help, (value: string) => {
       if (allowDefault && value === "default") return value;
+      if (flagPrefix && value === "none") return value;
       try {
         parseLimits({ [name]: value });
       } catch (err) {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { TestCcpd } from "./helpers.js";
+import { runCcp, TestCcpd } from "./helpers.js";
 
 const MiB = 1024 * 1024;
 
@@ -86,5 +86,11 @@ describe("ccp db create --memory …, ccp db limits, ccp db info and ccp server 
     const text = await ccpd.ccp(["server", "status"]);
     assert.match(text.stdout, /ISOLATION[\s│]+IN FORCE/);
     assert.match(text.stdout, /Default limits\s+memory /);
+  });
+
+  it("server start refuses a bad --default-<limit> with exit 2, before starting", async () => {
+    const r = await runCcp(["server", "start", "--port", "0", "--wire-port", "0", "--data-dir", path.join(ccpd.root, "never"), "--default-memory", "1MiB"], { env: ccpd.env });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /memory 1MiB is too small: the minimum is 128MiB/);
   });
 });
