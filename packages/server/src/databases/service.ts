@@ -667,6 +667,10 @@ export class DatabaseService {
         await instances.destroy(id);
       }
     }
+    // Databases without limits of their own follow the server's defaults as they are now (a restart may have changed them).
+    for (const row of rows.filter((r) => r.runtime === instances.driverName && (r.status === "ready" || r.status === "suspended" || r.status === "stopped"))) {
+      await instances.setLimits(row.id, this.limitsOf(row)).catch((err: Error) => log.error(`reconcile: limits of ${row.id}: ${err.message}`));
+    }
     // Suspended ones stay asleep (a server left running by a ccpd killed mid-wake is stopped).
     for (const row of rows.filter((r) => r.status === "suspended" && r.runtime === instances.driverName)) {
       await instances.settleAsleep(row.id).catch((err: Error) => log.error(`reconcile: ${row.id} should be asleep: ${err.message}`));
