@@ -10,6 +10,7 @@ import { resolveServerConfig, startServer, type RunningServer } from "../src/ind
 import { BackupScheduler } from "../src/backups/scheduler.js";
 import { restoreToPointInTime } from "../src/backups/pitr.js";
 import { withAdmin } from "../src/databases/admin-connection.js";
+import { postgresSettingsFor } from "../src/runtime/limits.js";
 
 /** Poll until `check` holds (bounded so a broken build fails instead of hanging; never a timing assertion). */
 export async function waitFor(what: string, check: () => Promise<boolean> | boolean, boundMs = 60_000): Promise<void> {
@@ -338,7 +339,8 @@ describe("databases that sleep and wake", () => {
     assert.deepEqual((await query(bRef, "SELECT to_regclass('public.secret') AS t")).rows, [{ t: null }]);
     await withAdmin(server.driver.endpoint(b.database.id), "postgres", async (c) => {
       assert.equal((await c.query("SELECT count(*)::int AS n FROM pg_roles WHERE rolname = 'leak_role'")).rows[0].n, 0);
-      assert.equal((await c.query("SHOW work_mem")).rows[0].work_mem, "4MB");
+      // The default limits' work_mem (runtime/limits.ts), not the 7MB a's ALTER SYSTEM set.
+      assert.equal((await c.query("SHOW work_mem")).rows[0].work_mem, postgresSettingsFor(server.config.defaultLimits)["work_mem"] ?? "4MB");
       // Its own archive target, applied by a reload after the claim (a new session sees it once the reload is done).
       const dir = server.store.walDir(b.database.id);
       // A sandboxed pre-started server sees only what was bound at its start: the claim renames its pool
