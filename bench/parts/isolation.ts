@@ -151,14 +151,14 @@ function sqlLoop(server: RunningServer, neighbour: Db, clients: number, sql: str
   let done = 0;
   let failed = 0;
   let lastError = "";
-  const loops = Array.from({ length: clients }, async () => {
+  const loops = Array.from({ length: clients }, async (_, client) => {
     while (!stopping) {
       const c = new pg.Client({ ...pgSocket(server, neighbour.id) });
       c.on("error", () => undefined);
       try {
         await c.connect();
         while (!stopping) {
-          for (const s of sql) await c.query(s);
+          for (const s of sql) await c.query(s.replaceAll("${CLIENT}", String(client)));
           done++;
         }
       } catch (err) {
@@ -217,10 +217,11 @@ const WORKLOADS: readonly Workload[] = [
     name: "disk-filling inserts (2 clients)",
     start: (server, neighbour) =>
       sqlLoop(server, neighbour, 2, [
-        "CREATE TABLE IF NOT EXISTS fill (g int, pad text)",
-        "INSERT INTO fill SELECT g, repeat(md5(g::text), 32) FROM generate_series(1, 20000) g",
-        // Bounded so an unlimited neighbour does not fill this machine's disk: ~1.5 GiB, then start over.
-        "DO $$ BEGIN IF pg_total_relation_size('fill') > 1500000000 THEN TRUNCATE fill; END IF; END $$",
+        // One client each: no CREATE TABLE IF NOT EXISTS race between the two.
+        "CREATE TABLE IF NOT EXISTS fill_${CLIENT} (g int, pad text)",
+        "INSERT INTO fill_${CLIENT} SELECT g, repeat(md5(g::text), 32) FROM generate_series(1, 20000) g",
+        // Bounded so an unlimited neighbour does not fill this machine's disk: ~0.75 GiB per client, then start over.
+        "DO $$ BEGIN IF pg_total_relation_size('fill_${CLIENT}') > 750000000 THEN TRUNCATE fill_${CLIENT}; END IF; END $$",
       ]),
   },
 ];
@@ -314,7 +315,7 @@ async function dropFill(server: RunningServer, db: Db): Promise<void> {
   try {
     await c.connect();
     await c.query("SET default_transaction_read_only = off");
-    await c.query("DROP TABLE IF EXISTS fill");
+    await c.query("DROP TABLE IF EXISTS fill_0, fill_1");
   } catch {
     // the next row reports what it finds
   } finally {
