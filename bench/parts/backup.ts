@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -168,7 +168,11 @@ async function measurePitr(server: RunningServer, key: string, id: string, tenan
     } finally {
       await c.end();
     }
-    const log = readFileSync(path.join(path.dirname(server.driver.dataDir(copy)), "postgres.log"), "utf8");
+    // postgres.log until the logging collector starts, then log/*.json (one JSON message a line: the regexes match inside).
+    const instanceDir = path.dirname(server.driver.dataDir(copy));
+    const logDir = path.join(instanceDir, "log");
+    const logFiles = [path.join(instanceDir, "postgres.log"), ...(existsSync(logDir) ? readdirSync(logDir).map((f) => path.join(logDir, f)) : [])];
+    const log = logFiles.filter((f) => existsSync(f)).map((f) => readFileSync(f, "utf8")).join("\n");
     const starts = [...log.matchAll(/redo starts at ([0-9A-F]+\/[0-9A-F]+)/g)].at(-1)?.[1];
     const done = [...log.matchAll(/redo done at ([0-9A-F]+\/[0-9A-F]+).*elapsed: ([\d.]+) s/g)].at(-1);
     if (!starts || !done?.[1] || !done[2]) {
