@@ -45,34 +45,9 @@ export class CcpError extends Error {
 }
 
 /**
- * An error raised by Postgres, with every field Postgres sent (as node-postgres'
- * `DatabaseError` keeps them). `code` is the SQLSTATE, e.g. `23505` for a unique
- * violation or `42601` for a syntax error; `position` is the 1-based character
- * offset in the SQL text; `statementIndex` says which statement of a
- * {@link Client.transaction} failed.
- *
- * @example
- * ```ts
- * import { PostgresError } from "@ccp/client";
- *
- * try {
- *   await db.query("SELEC 1");
- * } catch (err) {
- *   if (err instanceof PostgresError) console.log(err.code, err.position); // "42601" 1
- * }
- * ```
- */
-/**
- * The Postgres error fields ccp's gateway passes through in an error body, as
- * node-postgres names them (besides `code` and `message`): the one list the
- * gateway's `/query` and Neon `/sql` bodies and {@link PostgresError} share.
- *
- * @example
- * ```ts
- * import { POSTGRES_ERROR_FIELDS, PostgresError } from "@ccp/client";
- *
- * if (err instanceof PostgresError) for (const k of POSTGRES_ERROR_FIELDS) if (err[k] !== undefined) console.log(k, err[k]);
- * ```
+ * The fields of a Postgres error besides its code and message, as node-postgres
+ * names them: what ccpd passes through in an error body and what a
+ * {@link PostgresError} carries.
  */
 export const POSTGRES_ERROR_FIELDS = [
   "severity",
@@ -92,6 +67,24 @@ export const POSTGRES_ERROR_FIELDS = [
   "routine",
 ] as const;
 
+/**
+ * An error raised by Postgres, with every field Postgres sent (as node-postgres'
+ * `DatabaseError` keeps them). `code` is the SQLSTATE, e.g. `23505` for a unique
+ * violation or `42601` for a syntax error; `position` is the 1-based character
+ * offset in the SQL text; `statementIndex` says which statement of a
+ * {@link Client.transaction} failed.
+ *
+ * @example
+ * ```ts
+ * import { PostgresError } from "@ccp/client";
+ *
+ * try {
+ *   await db.query("SELEC 1");
+ * } catch (err) {
+ *   if (err instanceof PostgresError) console.log(err.code, err.position); // "42601" 1
+ * }
+ * ```
+ */
 export class PostgresError extends CcpError {
   /** ERROR, FATAL or PANIC. */
   readonly severity: string | undefined;
@@ -107,7 +100,7 @@ export class PostgresError extends CcpError {
   readonly column: string | undefined;
   readonly dataType: string | undefined;
   readonly constraint: string | undefined;
-  /** Where in Postgres's source the error was raised (file, line, function). */
+  /** Where in Postgres' source the error was raised (file, line, function). */
   readonly file: string | undefined;
   readonly line: string | undefined;
   readonly routine: string | undefined;

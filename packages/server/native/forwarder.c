@@ -4,12 +4,14 @@
  * After ccpd has done a session's start-up and SCRAM authentication in
  * JavaScript (wire/proxy.ts), it hands the two sockets of the session (the
  * client's TCP socket and the instance's unix socket) to this addon, which
- * forwards bytes untouched in both directions from one epoll thread, the way
+ * forwards bytes untouched in both directions from one worker thread
+ * (io_uring, or epoll where io_uring is unavailable or refused), the way
  * PgBouncer's event loop does, but without parsing packets (session pooling
  * needs none) and without waking the JavaScript thread for every message.
  *
  * JavaScript API (see wire/forwarder.ts):
- *   init(onClose: (id: number) => void): void
+ *   init(onClose: (id: number) => void, engine: "auto" | "epoll"): "io_uring" | "epoll"
+ *       starts the worker thread; "epoll" refuses io_uring; returns the engine in use.
  *   forward(clientFd, backendFd, toClient: Buffer, toBackend: Buffer): number
  *       dups both fds (close-on-exec; the caller then closes its own copies),
  *       queues the given bytes ahead of anything forwarded, returns a session id.

@@ -5,7 +5,10 @@ export function newDatabaseId(): string {
   return `db-${randomBytes(6).toString("hex")}`;
 }
 
-export const DATABASE_ID_PATTERN = /^db-[0-9a-f]{12}$/;
+/** A database id's shape, for patterns that embed it (a host, a wire user name); the one place it is spelled. */
+export const DATABASE_ID_SHAPE = "db-[0-9a-f]{12}";
+
+export const DATABASE_ID_PATTERN = new RegExp(`^${DATABASE_ID_SHAPE}$`);
 
 /** 256 random bits, hex: the HTTP token of a database (shown once, stored hashed). */
 export function newDatabaseToken(): string {

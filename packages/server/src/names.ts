@@ -1,10 +1,11 @@
 import { CcpError } from "./errors.js";
+import { DATABASE_ID_SHAPE } from "./ids.js";
 
 /** Seed 000 names: 3–32 characters of lowercase letters, digits, `-` and `_`, starting with a letter. */
 export const DATABASE_NAME_PATTERN = /^[a-z][a-z0-9_-]{2,31}$/;
 
 /** `db-` + 12 hex digits in any case: the shape of a database id, so never a name. */
-const ID_SHAPED = /^db-[0-9a-f]{12}$/i;
+const ID_SHAPED = new RegExp(`^${DATABASE_ID_SHAPE}$`, "i");
 
 export function validateDatabaseName(name: unknown): string {
   if (typeof name !== "string" || name.length === 0) {

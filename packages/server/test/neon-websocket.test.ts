@@ -123,8 +123,8 @@ describe("Neon serverless driver over WebSocket (Pool, Client, drizzle neon-serv
 
   it("shares the wire endpoint's per-database connection limit", async () => {
     // Earlier tests' sessions are released when ccpd sees their WebSocket close: wait for that (bounded).
-    for (let i = 0; i < 200 && server.wire.connections(a.id) > 0; i++) await new Promise((r) => setTimeout(r, 20));
-    assert.equal(server.wire.connections(a.id), 0);
+    for (let i = 0; i < 200 && (server.wire.sessionCounts().get(a.id) ?? 0) > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(server.wire.sessionCounts().get(a.id) ?? 0, 0);
     const held: Client[] = [];
     for (let i = 0; i < 4; i++) {
       const c = new Client(a.url);

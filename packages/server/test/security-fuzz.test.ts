@@ -565,6 +565,6 @@ describe(`security: fuzzing ccpd's HTTP and wire endpoints (seed ${SEED}; replay
     await c.end();
     await assert.rejects(connectPg(tenant.url.replace(/:[^:@]+@/, ":wrong-password@")), (e: pg.DatabaseError) => e.code === "28P01");
     // No start-up slot or connection slot leaked.
-    assert.ok(await eventually(() => sec.server.wire.connections(tenant.id) === 0, 10_000), `open wire sessions: ${sec.server.wire.connections(tenant.id)}`);
+    assert.ok(await eventually(() => (sec.server.wire.sessionCounts().get(tenant.id) ?? 0) === 0, 10_000), `open wire sessions: ${sec.server.wire.sessionCounts().get(tenant.id) ?? 0}`);
   });
 });

@@ -78,7 +78,7 @@ function toCcpError(err: FastifyError | Error): CcpError {
 const textValidator = new Ajv({ coerceTypes: "array", useDefaults: true, removeAdditional: false, allErrors: false, strict: false });
 const bodyValidator = new Ajv({ coerceTypes: false, useDefaults: true, removeAdditional: false, allErrors: false, strict: false });
 
-/** ccpd's HTTP app: the control-plane API (and, later, the SQL gateway). */
+/** ccpd's HTTP app: the control-plane API, SQL over HTTP (ccp's and Neon's), /metrics and the web console. */
 export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
   const limits = deps.httpLimits ?? DEFAULT_HTTP_LIMITS;
   const app = Fastify({

@@ -6,15 +6,15 @@ import { EventsTable } from "./events.js";
 import { OperationsTable } from "./operations.js";
 import { CATALOG_MIGRATIONS } from "./schema.js";
 import { SecretHashesTable } from "./secret-hashes.js";
-import type { Queryable } from "./sql.js";
+import { inTransaction, type Queryable } from "./sql.js";
 
 export type { BackupKind, BackupRow } from "./backups.js";
 export type { DatabaseRow, DatabaseStatus, NewDatabase } from "./databases.js";
 export type { EventRow } from "./events.js";
 export type { OperationRow } from "./operations.js";
 
-/** The catalog's tables, each a module of typed statements (one per table, in catalog/). */
-export interface CatalogTables {
+/** The catalog's tables, each a module of typed statements (one per table, in catalog/), all on one connection or pool. */
+export class CatalogTables {
   readonly databases: DatabasesTable;
   readonly operations: OperationsTable;
   readonly backups: BackupsTable;
@@ -22,18 +22,16 @@ export interface CatalogTables {
   readonly events: EventsTable;
   readonly adminKeys: SecretHashesTable;
   readonly metricsTokens: SecretHashesTable;
-}
 
-function tables(q: Queryable): CatalogTables {
-  return {
-    databases: new DatabasesTable(q),
-    operations: new OperationsTable(q),
-    backups: new BackupsTable(q),
-    credentials: new CredentialsTable(q),
-    events: new EventsTable(q),
-    adminKeys: new SecretHashesTable(q, "ccp.api_keys"),
-    metricsTokens: new SecretHashesTable(q, "ccp.metrics_tokens"),
-  };
+  constructor(q: Queryable) {
+    this.databases = new DatabasesTable(q);
+    this.operations = new OperationsTable(q);
+    this.backups = new BackupsTable(q);
+    this.credentials = new CredentialsTable(q);
+    this.events = new EventsTable(q);
+    this.adminKeys = new SecretHashesTable(q, "ccp.api_keys");
+    this.metricsTokens = new SecretHashesTable(q, "ccp.metrics_tokens");
+  }
 }
 
 const MIGRATION_LOCK = 0x63637001; // "ccp" + 1: catalog schema migrations
@@ -42,31 +40,18 @@ const MIGRATION_LOCK = 0x63637001; // "ccp" + 1: catalog schema migrations
  * The control plane's state, in Postgres (embedded or external). Statements
  * live in the table modules; outside a transaction each runs on the pool.
  */
-export class Catalog implements CatalogTables {
+export class Catalog extends CatalogTables {
   readonly #pool: pg.Pool;
-  readonly databases: DatabasesTable;
-  readonly operations: OperationsTable;
-  readonly backups: BackupsTable;
-  readonly credentials: CredentialsTable;
-  readonly events: EventsTable;
-  readonly adminKeys: SecretHashesTable;
-  readonly metricsTokens: SecretHashesTable;
   /** How to reach the catalog (tests inspect it with their own connection). */
   readonly connection: Readonly<pg.PoolConfig>;
 
   constructor(config: pg.PoolConfig) {
+    const pool = new pg.Pool({ max: 8, ...config });
+    super(pool);
+    this.#pool = pool;
     this.connection = Object.freeze({ ...config });
-    this.#pool = new pg.Pool({ max: 8, ...config });
     // A catalog connection dropped while idle must not crash ccpd; the next query reconnects.
     this.#pool.on("error", () => undefined);
-    const t = tables(this.#pool);
-    this.databases = t.databases;
-    this.operations = t.operations;
-    this.backups = t.backups;
-    this.credentials = t.credentials;
-    this.events = t.events;
-    this.adminKeys = t.adminKeys;
-    this.metricsTokens = t.metricsTokens;
   }
 
   async migrate(): Promise<void> {
@@ -77,15 +62,10 @@ export class Catalog implements CatalogTables {
       await client.query("CREATE TABLE IF NOT EXISTS ccp.schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())");
       const { rows } = await client.query<{ v: number | null }>("SELECT max(version) AS v FROM ccp.schema_migrations");
       for (let v = (rows[0]?.v ?? 0) + 1; v <= CATALOG_MIGRATIONS.length; v++) {
-        await client.query("BEGIN");
-        try {
+        await inTransaction(client, async () => {
           await client.query(CATALOG_MIGRATIONS[v - 1] as string);
           await client.query("INSERT INTO ccp.schema_migrations (version) VALUES ($1)", [v]);
-          await client.query("COMMIT");
-        } catch (err) {
-          await client.query("ROLLBACK");
-          throw err;
-        }
+        });
       }
     } finally {
       await client.query("SELECT pg_advisory_unlock($1)", [MIGRATION_LOCK]).catch(() => undefined);
@@ -104,13 +84,7 @@ export class Catalog implements CatalogTables {
   async tx<T>(fn: (t: CatalogTables) => Promise<T>): Promise<T> {
     const client = await this.#pool.connect();
     try {
-      await client.query("BEGIN");
-      const result = await fn(tables(client));
-      await client.query("COMMIT");
-      return result;
-    } catch (err) {
-      await client.query("ROLLBACK").catch(() => undefined);
-      throw err;
+      return await inTransaction(client, () => fn(new CatalogTables(client)));
     } finally {
       client.release();
     }

@@ -15,3 +15,16 @@ export async function one<R extends pg.QueryResultRow>(q: Queryable, text: strin
   if (!row) throw new Error(`catalog: expected a row from ${text.slice(0, 60)}`);
   return row;
 }
+
+/** Run `fn` between BEGIN and COMMIT on one connection; ROLLBACK when it throws. */
+export async function inTransaction<T>(client: Queryable, fn: () => Promise<T>): Promise<T> {
+  await client.query("BEGIN");
+  try {
+    const result = await fn();
+    await client.query("COMMIT");
+    return result;
+  } catch (err) {
+    await client.query("ROLLBACK").catch(() => undefined);
+    throw err;
+  }
+}

@@ -1,22 +1,21 @@
 import { POSTGRES_ERROR_FIELDS } from "@ccp/client";
 import { DatabaseError } from "pg-protocol";
 import { CcpError } from "../errors.js";
+import { mapperFor, mapRow, type JsonValue } from "./json-types.js";
 import type { ColumnDescription, RowSink, Session } from "./session.js";
 
 /**
- * One statement's outcome as Postgres gave it. The core keeps it raw; each
- * endpoint renders it in its own shape (gateway/routes.ts: ccp's JSON types,
- * gateway/neon.ts: Neon's fields and optional raw text, the console's SQL route).
+ * One statement's outcome as Postgres gave it: the column descriptions and the
+ * rows as text values (null for NULL). Each endpoint renders it in its own
+ * shape (routes.ts, neon.ts, api/routes/database-sql.ts).
  */
 export interface StatementResult {
   readonly command: string;
   readonly rowCount: number | null;
-  /** The columns as RowDescription described them. */
+  /** Empty unless the statement described rows (SELECT, RETURNING, SHOW…). */
   readonly columns: readonly ColumnDescription[];
-  /** Rows as Postgres text values (null for NULL), in column order. */
-  readonly rows: readonly (string | null)[][];
-  /** True when the statement described rows (SELECT, RETURNING, SHOW…). */
-  readonly hasRows: boolean;
+  /** Rows as arrays in column order. */
+  readonly rows: (string | null)[][];
 }
 
 /** Fields that are 1-based character offsets: numbers in our JSON. */
@@ -77,6 +76,26 @@ export async function runStatement(
     rowCount: r.rowCount,
     columns: r.columns,
     rows: r.rows as (string | null)[][],
-    hasRows: r.columns.length > 0,
   }));
+}
+
+/** ccp's `fields`: each column's name and type OID. */
+export function fieldsOf(result: StatementResult): { name: string; type_oid: number }[] {
+  return result.columns.map((c) => ({ name: c.name, type_oid: c.dataTypeID }));
+}
+
+/** The rows with values mapped to JSON by column type (json-types.ts), as ccp's endpoints answer. */
+export function jsonRows(result: StatementResult): JsonValue[][] {
+  const mappers = result.columns.map((c) => mapperFor(c.dataTypeID));
+  return result.rows.map((row) => mapRow(row, mappers));
+}
+
+/** Rows as objects keyed by column name (a later duplicate name wins, as in node-postgres). */
+export function rowsAsObjects<V>(columns: readonly ColumnDescription[], rows: readonly V[][]): Record<string, V>[] {
+  const names = columns.map((c) => c.name);
+  return rows.map((row) => {
+    const o: Record<string, V> = {};
+    for (let i = 0; i < names.length; i++) o[names[i] as string] = row[i] as V;
+    return o;
+  });
 }

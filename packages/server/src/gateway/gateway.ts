@@ -36,8 +36,15 @@ export interface Target {
   readonly database: string;
 }
 
-/** A transaction isolation level as SQL spells it; each endpoint translates its own spelling into this once. */
-export type IsolationLevel = "READ UNCOMMITTED" | "READ COMMITTED" | "REPEATABLE READ" | "SERIALIZABLE";
+/** BEGIN ISOLATION LEVEL …, in the words of ccp's API (`POST /transaction`). */
+export const ISOLATION_LEVELS = {
+  read_uncommitted: "READ UNCOMMITTED",
+  read_committed: "READ COMMITTED",
+  repeatable_read: "REPEATABLE READ",
+  serializable: "SERIALIZABLE",
+} as const;
+
+export type IsolationLevel = keyof typeof ISOLATION_LEVELS;
 
 export interface TransactionOptions {
   readonly isolationLevel?: IsolationLevel;
@@ -219,11 +226,7 @@ export class Gateway {
   /** One SQL text; several statements are allowed when there are no parameters. */
   async run(target: Target, stmt: Statement, signal?: AbortSignal): Promise<StatementResult[]> {
     checkStatement(stmt);
-    return this.#withSession(
-      target,
-      (session, budget) => runStatement(session, stmt.sql, stmt.params, this.settings.maxResponseBytes, budget, true),
-      signal,
-    );
+    return this.#withSession(target, (session, budget) => runStatement(session, stmt.sql, stmt.params, this.settings.maxResponseBytes, budget, true), signal);
   }
 
   /** All statements in one transaction: every one commits, or none does. */
@@ -297,7 +300,7 @@ export function nestingDepth(value: unknown, limit: number): number {
 
 function beginStatement(o: TransactionOptions): string {
   const parts = ["BEGIN"];
-  if (o.isolationLevel) parts.push(`ISOLATION LEVEL ${o.isolationLevel}`);
+  if (o.isolationLevel) parts.push(`ISOLATION LEVEL ${ISOLATION_LEVELS[o.isolationLevel]}`);
   if (o.readOnly !== undefined) parts.push(o.readOnly ? "READ ONLY" : "READ WRITE");
   if (o.deferrable !== undefined) parts.push(o.deferrable ? "DEFERRABLE" : "NOT DEFERRABLE");
   return parts.join(" ");

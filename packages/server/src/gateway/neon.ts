@@ -1,9 +1,8 @@
-import { POSTGRES_ERROR_FIELDS } from "@ccp/client";
 import type { FastifyError, FastifyInstance, FastifyRequest } from "fastify";
 import { CcpError, isCcpError } from "../errors.js";
 import { DATABASE_ID_PATTERN } from "../ids.js";
-import { PostgresQueryError, type StatementResult } from "./execute.js";
-import { jsonRows, rowsAsObjects } from "./json-types.js";
+import { POSTGRES_ERROR_FIELDS } from "@ccp/client";
+import { jsonRows, PostgresQueryError, rowsAsObjects, type StatementResult } from "./execute.js";
 import type { Gateway, IsolationLevel, Target, TransactionOptions } from "./gateway.js";
 import { bearer, clientGone } from "./routes.js";
 
@@ -57,16 +56,13 @@ const bodySchema = {
   },
 } as const;
 
-/** Neon's spelling of the isolation levels (the Neon-Batch-Isolation-Level header) → the gateway's. */
-const ISOLATION_LEVELS: Readonly<Record<string, IsolationLevel>> = {
-  Serializable: "SERIALIZABLE",
-  ReadUncommitted: "READ UNCOMMITTED",
-  ReadCommitted: "READ COMMITTED",
-  RepeatableRead: "REPEATABLE READ",
+/** Neon-Batch-Isolation-Level's values (the driver's names), in ccp's words. */
+const NEON_ISOLATION_LEVELS: Readonly<Record<string, IsolationLevel>> = {
+  Serializable: "serializable",
+  ReadUncommitted: "read_uncommitted",
+  ReadCommitted: "read_committed",
+  RepeatableRead: "repeatable_read",
 };
-
-/** Postgres error fields Neon's proxy returns, as its driver copies them onto a NeonDbError: code and the shared list. */
-const PG_ERROR_FIELDS = ["code", ...POSTGRES_ERROR_FIELDS] as const;
 
 const header = (req: FastifyRequest, name: string): string | undefined => {
   const v = req.headers[name];
@@ -122,20 +118,20 @@ async function authorize(req: FastifyRequest, gateway: Gateway, domain: string):
   return target;
 }
 
-/** The batch's transaction settings from Neon's headers, and the isolation level as the client spelled it (echoed back). */
-function batchOptions(req: FastifyRequest): TransactionOptions & { readonly neonIsolationLevel?: string } {
+function batchOptions(req: FastifyRequest): TransactionOptions {
   const level = header(req, "neon-batch-isolation-level");
-  if (level !== undefined && !Object.hasOwn(ISOLATION_LEVELS, level)) {
-    throw new CcpError("invalid_request", `Invalid isolation level "${level}".`, { hint: `Use one of ${Object.keys(ISOLATION_LEVELS).join(", ")}.` });
+  const isolationLevel = level === undefined ? undefined : Object.hasOwn(NEON_ISOLATION_LEVELS, level) ? NEON_ISOLATION_LEVELS[level] : undefined;
+  if (level !== undefined && isolationLevel === undefined) {
+    throw new CcpError("invalid_request", `Invalid isolation level "${level}".`, { hint: `Use one of ${Object.keys(NEON_ISOLATION_LEVELS).join(", ")}.` });
   }
   return {
-    ...(level === undefined ? {} : { isolationLevel: ISOLATION_LEVELS[level] as IsolationLevel, neonIsolationLevel: level }),
+    ...(isolationLevel === undefined ? {} : { isolationLevel }),
     ...(flag(req, "neon-batch-read-only") ? { readOnly: true } : {}),
     ...(flag(req, "neon-batch-deferrable") ? { deferrable: true } : {}),
   };
 }
 
-/** Neon's shape of a result: its column descriptions as Postgres sent them, rows mapped to JSON types unless raw text was asked for. */
+/** The driver asks for raw text (Neon-Raw-Text-Output) and parses types itself; others get ccp's JSON values. */
 function neonResult(results: StatementResult[], arrayMode: boolean, rawText: boolean) {
   const r = results[results.length - 1] as StatementResult;
   const rows = rawText ? r.rows : jsonRows(r);
@@ -159,8 +155,8 @@ function neonResult(results: StatementResult[], arrayMode: boolean, rawText: boo
  */
 function neonErrorBody(err: FastifyError | Error): Record<string, unknown> | undefined {
   if (err instanceof PostgresQueryError) {
-    const body: Record<string, unknown> = { message: err.pg.message };
-    for (const k of PG_ERROR_FIELDS) body[k] = err.pg[k] ?? null;
+    const body: Record<string, unknown> = { message: err.pg.message, code: err.pg.code ?? null };
+    for (const k of POSTGRES_ERROR_FIELDS) body[k] = err.pg[k] ?? null;
     return body;
   }
   if (isCcpError(err)) {
@@ -214,7 +210,7 @@ export function neonRoutes(app: FastifyInstance, gateway: Gateway, domain: strin
           gone,
         );
         // Neon's proxy echoes the transaction settings it applied.
-        if (options.neonIsolationLevel) void reply.header("neon-batch-isolation-level", options.neonIsolationLevel);
+        if (options.isolationLevel) void reply.header("neon-batch-isolation-level", header(req, "neon-batch-isolation-level"));
         if (options.readOnly) void reply.header("neon-batch-read-only", "true");
         if (options.deferrable) void reply.header("neon-batch-deferrable", "true");
         return { results: results.map((r, i) => neonResult(r, body.queries?.[i]?.arrayMode ?? arrayMode, rawText)) };

@@ -1,9 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { CcpError, errorSchema } from "../errors.js";
-import { bearerToken } from "../ids.js";
-import type { StatementResult } from "./execute.js";
-import { fieldsOf, jsonRows, rowsAsObjects } from "./json-types.js";
-import type { Gateway, IsolationLevel, Statement, Target, TransactionOptions } from "./gateway.js";
+import { bearerToken, DATABASE_ID_SHAPE } from "../ids.js";
+import { fieldsOf, jsonRows, rowsAsObjects, type StatementResult } from "./execute.js";
+import { ISOLATION_LEVELS, type Gateway, type IsolationLevel, type Statement, type Target, type TransactionOptions } from "./gateway.js";
 
 const statementSchema = {
   type: "object",
@@ -29,7 +28,7 @@ const transactionSchema = {
     database: databaseField,
     isolation_level: {
       type: "string",
-      enum: ["read_uncommitted", "read_committed", "repeatable_read", "serializable"],
+      enum: Object.keys(ISOLATION_LEVELS),
       description: "BEGIN ISOLATION LEVEL …; the database's default (read committed) when absent",
     },
     read_only: { type: "boolean", description: "BEGIN READ ONLY (true) or READ WRITE (false)" },
@@ -39,28 +38,20 @@ const transactionSchema = {
 
 interface TransactionBody {
   statements: Statement[];
-  isolation_level?: "read_uncommitted" | "read_committed" | "repeatable_read" | "serializable";
+  isolation_level?: IsolationLevel;
   read_only?: boolean;
   deferrable?: boolean;
 }
 
-/** ccp's spelling of the isolation levels (the body's isolation_level) → the gateway's. */
-const ISOLATION: Record<NonNullable<TransactionBody["isolation_level"]>, IsolationLevel> = {
-  read_uncommitted: "READ UNCOMMITTED",
-  read_committed: "READ COMMITTED",
-  repeatable_read: "REPEATABLE READ",
-  serializable: "SERIALIZABLE",
-};
-
 function transactionOptions(body: TransactionBody): TransactionOptions {
   return {
-    ...(body.isolation_level ? { isolationLevel: ISOLATION[body.isolation_level] } : {}),
+    ...(body.isolation_level ? { isolationLevel: body.isolation_level } : {}),
     ...(body.read_only === undefined ? {} : { readOnly: body.read_only }),
     ...(body.deferrable === undefined ? {} : { deferrable: body.deferrable }),
   };
 }
 
-const ID_IN_HOST = /^(db-[0-9a-f]{12})\./;
+const ID_IN_HOST = new RegExp(`^(${DATABASE_ID_SHAPE})\\.`);
 
 export function bearer(req: FastifyRequest): string | undefined {
   return bearerToken(req.headers.authorization);
@@ -90,12 +81,14 @@ export function clientGone(reply: FastifyReply): AbortSignal {
   return controller.signal;
 }
 
+/** Rows as objects with JSON-typed values, and the fields: ccp's `/query` shape. */
+function rendered(r: StatementResult) {
+  return { rows: rowsAsObjects(r.columns, jsonRows(r)), fields: fieldsOf(r) };
+}
+
 function execution(r: StatementResult) {
   const out: Record<string, unknown> = { command: r.command, rows_affected: r.rowCount ?? 0 };
-  if (r.hasRows) {
-    out["rows"] = rowsAsObjects(r.columns, jsonRows(r));
-    out["fields"] = fieldsOf(r);
-  }
+  if (r.columns.length > 0) Object.assign(out, rendered(r));
   return out;
 }
 
@@ -113,7 +106,7 @@ export function gatewayRoutes(app: FastifyInstance, gateway: Gateway, domain: st
     app.post<{ Body: Statement }>(`${prefix}/query`, opts("Run a query; returns { rows, fields }", queryBodySchema), async (req, reply) => {
       const target = await authorize(req);
       const r = last(await gateway.run(target, req.body, clientGone(reply)));
-      return { rows: rowsAsObjects(r.columns, jsonRows(r)), fields: fieldsOf(r), row_count: r.rowCount ?? r.rows.length, command: r.command };
+      return { ...rendered(r), row_count: r.rowCount ?? r.rows.length, command: r.command };
     });
 
     app.post<{ Body: Statement }>(`${prefix}/execute`, opts("Run a statement; returns { rows_affected } (and rows with RETURNING)", queryBodySchema), async (req, reply) => {

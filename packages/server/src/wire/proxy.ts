@@ -2,6 +2,7 @@ import net, { type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import tls from "node:tls";
 import type { Catalog, DatabaseRow } from "../catalog/catalog.js";
+import { DATABASE_ID_PATTERN, DATABASE_ID_SHAPE } from "../ids.js";
 import type { Logger } from "../logger.js";
 import { backendSocketPath } from "../runtime/backend-socket.js";
 import type { Instances, Lease } from "../runtime/instances.js";
@@ -35,9 +36,8 @@ export interface WireProxyOptions {
   };
 }
 
-const ID = /^db-[0-9a-f]{12}$/;
 /** Routing without TLS: the user name carries the instance, `<role>.db-<hex>` (as Supabase's pooler does). */
-const USER_WITH_ID = /^(.+)\.(db-[0-9a-f]{12})$/;
+const USER_WITH_ID = new RegExp(`^(.+)\\.(${DATABASE_ID_SHAPE})$`);
 /** First byte of a TLS handshake record: a direct-TLS client (Postgres 17+ `sslnegotiation=direct`). */
 const TLS_HANDSHAKE = 0x16;
 
@@ -104,7 +104,7 @@ export class WireProxy {
     return databaseUrl({ ...o, domain: this.#o.domain, listen: this.#o.listen, wirePort: this.#port });
   }
 
-  /** Open sessions of every instance (metrics). */
+  /** Open sessions of every instance (metrics, tests). */
   sessionCounts(): ReadonlyMap<string, number> {
     return this.#connections;
   }
@@ -116,11 +116,6 @@ export class WireProxy {
    */
   acceptWebSocket(stream: Duplex, servername: string): void {
     void this.#accept({ stream, transport: "websocket", servername }, undefined);
-  }
-
-  /** Open sessions per instance (for status and tests). */
-  connections(id: string): number {
-    return this.#connections.get(id) ?? 0;
   }
 
   /** Close every session of an instance (destroy, restore). */
@@ -218,7 +213,7 @@ export class WireProxy {
     const fromHost = host.endsWith(`.${this.#o.domain}`) ? host.slice(0, -this.#o.domain.length - 1) : "";
     const m = USER_WITH_ID.exec(user);
     const role = m ? (m[1] as string) : user;
-    const id = ID.test(fromHost) ? fromHost : m?.[2];
+    const id = DATABASE_ID_PATTERN.test(fromHost) ? fromHost : m?.[2];
     if (!id) {
       throw new ClientError({
         severity: "FATAL",

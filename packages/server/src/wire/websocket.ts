@@ -2,12 +2,13 @@ import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
 import { createWebSocketStream, WebSocketServer } from "ws";
 import { CcpError } from "../errors.js";
+import { DATABASE_ID_SHAPE } from "../ids.js";
 import type { WireProxy } from "./proxy.js";
 
 /** Where Neon's driver opens its WebSocket by default (`neonConfig.wsProxy = host => host + "/v2"`). */
 export const WEBSOCKET_PATH = "/v2";
 
-const DB_HOST = /^db-[0-9a-f]{12}\./;
+const DB_HOST = new RegExp(`^${DATABASE_ID_SHAPE}\\.`);
 
 /**
  * The Postgres protocol over a WebSocket on ccpd's HTTP port, as Neon's proxy

@@ -1,5 +1,6 @@
 import pg from "pg";
 import type { Catalog } from "../../src/catalog/catalog.js";
+import { inTransaction } from "../../src/catalog/sql.js";
 
 /**
  * Raw SQL on the catalog, in one transaction on a connection of the test's
@@ -10,13 +11,7 @@ export async function catalogSql<T>(catalog: Catalog, fn: (q: pg.Client) => Prom
   const client = new pg.Client(catalog.connection);
   await client.connect();
   try {
-    await client.query("BEGIN");
-    const result = await fn(client);
-    await client.query("COMMIT");
-    return result;
-  } catch (err) {
-    await client.query("ROLLBACK").catch(() => undefined);
-    throw err;
+    return await inTransaction(client, () => fn(client));
   } finally {
     await client.end();
   }

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import type { DatabaseService } from "../../databases/service.js";
 import type { Gateway } from "../../gateway/gateway.js";
-import { fieldsOf, jsonRows } from "../../gateway/json-types.js";
+import { fieldsOf, jsonRows } from "../../gateway/execute.js";
 import { clientGone } from "../../gateway/routes.js";
 import { errorSchema } from "../../errors.js";
 import { refParams } from "./databases.js";
@@ -66,8 +66,8 @@ export function databaseSqlRoutes(app: FastifyInstance, databases: DatabaseServi
       const started = performance.now();
       const results = await gateway.run(target, { sql: req.body.sql, params: req.body.params }, clientGone(reply));
       const duration_ms = Math.round((performance.now() - started) * 100) / 100;
-      const rawText = req.body.raw_text === true;
-      return { results: results.map((r) => ({ command: r.command, row_count: r.rowCount, fields: fieldsOf(r), rows: rawText ? r.rows : jsonRows(r) })), duration_ms };
+      const rows = req.body.raw_text === true ? (r: (typeof results)[number]) => r.rows : jsonRows;
+      return { results: results.map((r) => ({ command: r.command, row_count: r.rowCount, fields: fieldsOf(r), rows: rows(r) })), duration_ms };
     },
   );
 }

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import type { DatabaseService, DatabaseView } from "../../databases/service.js";
 import { errorSchema } from "../../errors.js";
+import { DATABASE_ID_PATTERN } from "../../ids.js";
 
 const limitViewSchema = {
   type: "object",
@@ -35,7 +36,7 @@ export const databaseSchema = {
   type: "object",
   required: ["id", "name", "status", "host", "database", "user", "pg_version", "runtime", "restarts", "created_at", "suspend_after", "last_active_at"],
   properties: {
-    id: { type: "string", pattern: "^db-[0-9a-f]{12}$" },
+    id: { type: "string", pattern: DATABASE_ID_PATTERN.source },
     name: { type: "string" },
     status: { type: "string", enum: ["creating", "ready", "suspended", "restarting", "restoring", "stopped", "failed", "destroying", "destroyed"] },
     host: { type: "string" },

@@ -246,9 +246,4 @@ export class PostgresServer {
     }
     await exited;
   }
-
-  /** The last lines of the server log, for error messages. */
-  logTail(lines?: number): string {
-    return tail(this.#o.logFile, lines);
-  }
 }

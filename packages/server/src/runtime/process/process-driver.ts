@@ -805,11 +805,6 @@ export class ProcessDriver implements RuntimeDriver {
     return { transport: { kind: "unix", socketDir, port: SOCKET_PORT }, admin: { user: ADMIN_ROLE }, socketDir, port: SOCKET_PORT, adminUser: ADMIN_ROLE };
   }
 
-  /** Postgres's log for an instance, last lines first-to-last (for errors and `info`). */
-  logTail(id: string, lines?: number): string {
-    return this.#server(id).logTail(lines);
-  }
-
   /** Where the instance writes its JSON log files (observability/logs.ts reads them). */
   logDir(id: string): string {
     return this.#paths(id).logDir;
