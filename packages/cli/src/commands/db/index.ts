@@ -15,6 +15,7 @@ const VERBS: readonly Entry[] = [
   { names: ["suspend"], load: () => import("./suspend.js") },
   { names: ["wake"], load: () => import("./wake.js") },
   { names: ["update"], load: () => import("./update.js") },
+  { names: ["limits"], load: () => import("./limits.js") },
   { names: ["destroy", "rm"], load: () => import("./destroy.js") },
   { names: ["exec"], load: () => import("./exec.js") },
   { names: ["connect"], load: () => import("./connect.js") },

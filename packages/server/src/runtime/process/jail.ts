@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -34,17 +34,28 @@ export function probeLauncher(launcher: string, scratch: string, uid: number, re
   return { ok: true, oomShield: r.stdout.includes("oom-shield") };
 }
 
+/** Script libraries some language runtimes read at start-up, by the library that needs them (Debian's paths). */
+const RUNTIME_DATA: readonly (readonly [RegExp, string])[] = [[/^libtcl/, "/usr/share/tcltk"]];
+
 /**
  * Host paths a Postgres server needs read-only: its installation (bin, lib,
  * share under one directory, as the npm package has them) and the directories
- * of the system libraries it links (from `ldd`, so only those).
+ * of the system libraries it and its procedural languages (pltcl …: the
+ * modules that link runtimes from the host; the others link only the
+ * installation's own libraries) need (from `ldd`, so only those), plus the
+ * script library of a linked language runtime.
  */
 export function readOnlyPaths(bin: PgBinaries): string[] {
   const install = realpathSync(path.dirname(path.dirname(bin.postgres)));
   const paths = new Set<string>([install]);
+  const modules = path.join(install, "lib", "postgresql");
   let out = "";
   try {
-    out = execFileSync("ldd", [realpathSync(bin.postgres)], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+    const files = [realpathSync(bin.postgres), ...(existsSync(modules) ? readdirSync(modules).filter((f) => /^pl.*\.so$/.test(f)).map((f) => path.join(modules, f)) : [])];
+    // ldd exits non-zero when one module links a library this host lacks (plperl without libperl): its output still counts.
+    const r = spawnSync("ldd", files, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+    if (r.error) throw r.error;
+    out = r.stdout;
   } catch {
     // no ldd: the usual places
     for (const d of ["/lib", "/lib64", "/usr/lib", "/usr/lib64"]) if (existsSync(d)) paths.add(d);
@@ -57,6 +68,7 @@ export function readOnlyPaths(bin: PgBinaries): string[] {
     const file = m[1];
     if (realpathSync(file).startsWith(`${install}/`)) continue;
     paths.add(path.dirname(file));
+    for (const [lib, dir] of RUNTIME_DATA) if (lib.test(path.basename(file)) && existsSync(dir)) paths.add(dir);
   }
   return [...paths].sort();
 }

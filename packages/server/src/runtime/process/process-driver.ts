@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { appendFileSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { DriverEvents, FileOwner, InstanceEndpoint, InstanceLimits, InstanceState, InstanceStorage, InstanceUsage, IsolationFeature, LimitsApplied, RuntimeDriver, StartOptions } from "../driver.js";
@@ -164,6 +164,8 @@ export class ProcessDriver implements RuntimeDriver {
     });
     this.#scope = createHash("sha256").update(path.resolve(options.instancesDir)).digest("hex").slice(0, 12);
     this.#setUpIsolation();
+    // Each instance's uid reaches its own folder; none may list the others.
+    if (this.#ownIdentity) chmodSync(options.instancesDir, 0o711);
     this.#refill();
   }
 
@@ -225,7 +227,7 @@ export class ProcessDriver implements RuntimeDriver {
    * range derived from the data dir, so two ccpd on one host rarely meet.
    */
   #allocateIdentity(): RunAs {
-    const taken = new Set<number>();
+    const taken = new Set<number>(this.#reserved);
     for (const name of readdirSync(this.#o.instancesDir)) {
       try {
         taken.add(statSync(path.join(this.#o.instancesDir, name)).uid);
@@ -237,15 +239,25 @@ export class ProcessDriver implements RuntimeDriver {
     const start = Number.parseInt(this.#scope.slice(0, 8), 16) % count;
     for (let i = 0; i < count; i++) {
       const uid = first + ((start + i) % count);
-      if (!taken.has(uid)) return { uid, gid: uid, name: `ccp-${uid}` };
+      if (!taken.has(uid)) {
+        this.#reserved.add(uid);
+        return { uid, gid: uid, name: `ccp-${uid}` };
+      }
     }
     throw new Error(`Every uid of the range ${first}-${first + count - 1} is in use by an instance: destroy some, or widen CCP_UID_RANGE.`);
   }
 
-  /** Make an instance's (or pool slot's) folder owned by a fresh identity; the shared user when instances have no identity of their own. */
+  /** uids handed out whose folder may not show them yet (a copy being made). */
+  readonly #reserved = new Set<number>();
+
+  /** Make an instance's folder owned by a fresh identity; the shared user when instances have no identity of their own. */
   #makeOwnedRoot(root: string): RunAs | undefined {
     const identity = this.#ownIdentity ? this.#allocateIdentity() : this.#o.runAs;
-    makeDir(root, 0o700, identity);
+    try {
+      makeDir(root, 0o700, identity);
+    } finally {
+      if (identity) this.#reserved.delete(identity.uid);
+    }
     return identity;
   }
 
@@ -304,7 +316,7 @@ export class ProcessDriver implements RuntimeDriver {
     if (this.#refilling || this.#closed) return;
     this.#refilling = (async () => {
       for (let dir = this.#staleDirs.pop(); dir; dir = this.#staleDirs.pop()) {
-        await new PostgresServer({ ...this.#serverOptions(path.join(dir, "data"), path.join(dir, "run"), path.join(dir, "postgres.log"), {}, undefined), jail: () => ({}) as JailSpec })
+        await new PostgresServer(this.#serverOptions(path.join(dir, "data"), path.join(dir, "run"), path.join(dir, "postgres.log"), {}, undefined))
           .stopStale()
           .catch(() => undefined);
         await this.#forgetSandbox(dir);
@@ -323,8 +335,11 @@ export class ProcessDriver implements RuntimeDriver {
   async #copySpare(): Promise<boolean> {
     const suffix = randomBytes(6).toString("hex");
     const tmp = path.join(this.#o.instancesDir, `.spare-tmp-${suffix}`);
+    // Owned by a uid of its own already, so the create that takes it needs no chown on its path.
+    const identity = this.#ownIdentity ? this.#allocateIdentity() : undefined;
     try {
       await copyTree(this.#o.templateDir, tmp);
+      if (identity) await chownTree(tmp, identity);
       const ready = path.join(this.#o.instancesDir, `.spare-${this.#o.bin.version}-${suffix}`);
       renameSync(tmp, ready);
       this.#spares.push(ready);
@@ -332,7 +347,31 @@ export class ProcessDriver implements RuntimeDriver {
     } catch {
       rmSync(tmp, { recursive: true, force: true });
       return false; // a create copies the template itself meanwhile
+    } finally {
+      if (identity) this.#reserved.delete(identity.uid);
     }
+  }
+
+  /**
+   * A spare data dir for a new instance (or pool slot), with the identity that
+   * owns it (a fresh one for a fresh copy of the template).
+   */
+  async #takeSpare(root: string, data: string): Promise<RunAs | undefined> {
+    const spare = this.#spares.shift();
+    const owner = spare && this.#ownIdentity ? statSync(spare).uid : undefined;
+    const { first, count } = this.#uidRange();
+    // A spare made before identities (owned by the shared user) gets a fresh one.
+    const identity = owner !== undefined && owner >= first && owner < first + count ? { uid: owner, gid: owner, name: `ccp-${owner}` } : undefined;
+    const made = identity ?? (this.#ownIdentity ? this.#allocateIdentity() : this.#o.runAs);
+    try {
+      makeDir(root, 0o700, made);
+    } finally {
+      if (made) this.#reserved.delete(made.uid);
+    }
+    if (spare) renameSync(spare, data);
+    else await copyTree(this.#o.templateDir, data);
+    if (this.#ownIdentity && made && !identity) await chownTree(data, made);
+    return made;
   }
 
   /**
@@ -348,8 +387,8 @@ export class ProcessDriver implements RuntimeDriver {
     const archive = path.join(root, POOL_ARCHIVE);
     let server: PostgresServer | undefined;
     try {
-      // Its own uid from the start, so a claim needs no chown.
-      const identity = this.#makeOwnedRoot(root);
+      // Its own uid from the start (its spare's), so a claim needs no chown.
+      const identity = await this.#takeSpare(root, data);
       makeDir(run, 0o700, identity);
       makeDir(log, 0o700, identity);
       makeDir(archive, 0o700, identity);
@@ -365,10 +404,6 @@ export class ProcessDriver implements RuntimeDriver {
           this.#jailFor(root, data, () => [data, run, log, archive], identity, () => this.#readLimits(root) ?? this.#o.defaultLimits ?? {}),
         ),
       );
-      const spare = this.#spares.shift();
-      if (spare) renameSync(spare, data);
-      else await copyTree(this.#o.templateDir, data);
-      if (this.#ownIdentity && identity) await chownTree(data, identity);
       // The claim writes the database's own settings here and signals a reload: no connection, no restart.
       appendFileSync(path.join(data, "postgresql.conf"), `include_if_exists = '${INSTANCE_CONF}'\n`);
       if (this.#closed) throw new Error("driver closed");
@@ -550,11 +585,7 @@ export class ProcessDriver implements RuntimeDriver {
 
   async #createFromCopy(id: string): Promise<void> {
     const p = this.#paths(id);
-    const identity = this.#makeOwnedRoot(p.root);
-    const spare = this.#spares.shift();
-    if (spare) renameSync(spare, p.data);
-    else await copyTree(this.#o.templateDir, p.data);
-    if (this.#ownIdentity && identity) await chownTree(p.data, identity);
+    const identity = await this.#takeSpare(p.root, p.data);
     makeDir(p.run, 0o700, identity);
     this.#refill();
   }
@@ -712,7 +743,9 @@ export class ProcessDriver implements RuntimeDriver {
     const server = this.#servers.get(id);
     const p = this.#paths(id);
     server?.relocate({ settings: { ...INSTANCE_SETTINGS, log_directory: p.logDir, ...this.#archiveSettings(id), ...postgresSettingsFor(limits) } });
-    return { live, nextStart: (Object.keys(limits) as (keyof InstanceLimits)[]).filter((k) => !live.includes(k)) };
+    // Memory's hard limit holds at once, the Postgres settings that follow it (shared_buffers …) from the next start: both.
+    const settingsFollow = (k: keyof InstanceLimits) => k === "memoryBytes" || k === "connections";
+    return { live, nextStart: (Object.keys(limits) as (keyof InstanceLimits)[]).filter((k) => !live.includes(k) || settingsFollow(k)) };
   }
 
   /** Storage is the data dir's size (data and WAL); memory, CPU time and processes as the instance's cgroup counts them while it runs. */
