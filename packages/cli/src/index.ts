@@ -6,10 +6,11 @@ import { CliError, EXIT } from "./errors.js";
 import { Output } from "./output.js";
 
 /**
- * Build the `ccp` program. Each command registers itself (commands/**.ts);
- * an action that decides its exit code sets `run.code`.
+ * Build the `ccp` program for the command line `args` (after `ccp`). Each
+ * command registers itself (commands/**.ts), and only the one being run is
+ * loaded; an action that decides its exit code sets `run.code`.
  */
-function program(run: CliRun): Command {
+async function program(run: CliRun, args: readonly string[]): Promise<Command> {
   const ccp = new Command("ccp")
     .description("ccp: managed Postgres on your own machine")
     .version(VERSION)
@@ -18,7 +19,7 @@ function program(run: CliRun): Command {
     // `ccp run -- cmd --flags`: options after the command belong to it (passThroughOptions there).
     .enablePositionalOptions()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
-  registerCommands(ccp, run);
+  await registerCommands(ccp, run, args);
   return ccp;
 }
 
@@ -41,7 +42,7 @@ export async function main(argv: string[]): Promise<number> {
   const run: CliRun = { code: EXIT.ok };
   const out = new Output();
   try {
-    await program(run).parseAsync(argv);
+    await (await program(run, argv.slice(2))).parseAsync(argv);
     return run.code;
   } catch (err) {
     if (err instanceof CommanderError) {

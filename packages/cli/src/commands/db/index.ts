@@ -1,36 +1,39 @@
 import type { Command } from "commander";
-import type { CliRun } from "../../command.js";
-import * as backup from "./backup/index.js";
-import * as branch from "./branch/index.js";
-import * as connect from "./connect.js";
-import * as create from "./create.js";
-import * as destroy from "./destroy.js";
-import * as exec from "./exec.js";
-import * as info from "./info.js";
-import * as insights from "./insights.js";
-import * as limits from "./limits.js";
-import * as list from "./list.js";
-import * as logs from "./logs.js";
-import * as migrateNew from "./migrate-new.js";
-import * as migrate from "./migrate.js";
-import * as provision from "./provision.js";
-import * as resetPassword from "./reset-password.js";
-import * as restore from "./restore.js";
-import * as rollback from "./rollback.js";
-import * as status from "./status.js";
-import * as suspend from "./suspend.js";
-import * as token from "./token/index.js";
-import * as update from "./update.js";
-import * as use from "./use.js";
-import * as wake from "./wake.js";
+import { registerEntries, type CliRun, type Entry } from "../../command.js";
+
+const VERBS: readonly Entry[] = [
+  { names: ["create"], load: () => import("./create.js") },
+  { names: ["provision"], load: () => import("./provision.js") },
+  { names: ["list", "ls"], load: () => import("./list.js") },
+  { names: ["info"], load: () => import("./info.js") },
+  { names: ["status"], load: () => import("./status.js") },
+  { names: ["logs"], load: () => import("./logs.js") },
+  { names: ["insights"], load: () => import("./insights.js") },
+  { names: ["reset-password"], load: () => import("./reset-password.js") },
+  { names: ["use"], load: () => import("./use.js") },
+  { names: ["token"], load: () => import("./token/index.js") },
+  { names: ["suspend"], load: () => import("./suspend.js") },
+  { names: ["wake"], load: () => import("./wake.js") },
+  { names: ["update"], load: () => import("./update.js") },
+  { names: ["limits"], load: () => import("./limits.js") },
+  { names: ["destroy", "rm"], load: () => import("./destroy.js") },
+  { names: ["exec"], load: () => import("./exec.js") },
+  { names: ["connect"], load: () => import("./connect.js") },
+  { names: ["backup"], load: () => import("./backup/index.js") },
+  { names: ["restore"], load: () => import("./restore.js") },
+  { names: ["branch"], load: () => import("./branch/index.js") },
+  // `migrate new` is a subcommand of `migrate`, registered with it.
+  { names: ["migrate"], load: async () => ({ register: registerMigrate }) },
+  { names: ["rollback"], load: () => import("./rollback.js") },
+];
+
+async function registerMigrate(db: Command, run: CliRun): Promise<void> {
+  const [migrate, migrateNew] = await Promise.all([import("./migrate.js"), import("./migrate-new.js")]);
+  migrateNew.register(migrate.register(db, run));
+}
 
 /** `ccp db …`: create and manage databases. */
-export function register(ccp: Command, run: CliRun): Command {
+export async function register(ccp: Command, run: CliRun, args: readonly string[]): Promise<void> {
   const db = ccp.command("db").description("create and manage databases");
-  for (const c of [create, provision, list, info, status, logs, insights, resetPassword, use, token, suspend, wake, update, limits, destroy, exec, connect, backup, restore, branch]) {
-    c.register(db, run);
-  }
-  migrateNew.register(migrate.register(db, run));
-  rollback.register(db, run);
-  return db;
+  await registerEntries(db, run, args, VERBS);
 }

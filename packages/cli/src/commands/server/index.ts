@@ -1,12 +1,14 @@
 import type { Command } from "commander";
-import type { CliRun } from "../../command.js";
-import * as metricsToken from "./metrics-token.js";
-import * as start from "./start.js";
-import * as status from "./status.js";
+import { registerEntries, type CliRun, type Entry } from "../../command.js";
+
+const VERBS: readonly Entry[] = [
+  { names: ["start"], load: () => import("./start.js") },
+  { names: ["status"], load: () => import("./status.js") },
+  { names: ["metrics-token"], load: () => import("./metrics-token.js") },
+];
 
 /** `ccp server …`: run and inspect ccpd. */
-export function register(ccp: Command, run: CliRun): Command {
+export async function register(ccp: Command, run: CliRun, args: readonly string[]): Promise<void> {
   const server = ccp.command("server").description("run and inspect ccpd, the control plane");
-  for (const c of [start, status, metricsToken]) c.register(server, run);
-  return server;
+  await registerEntries(server, run, args, VERBS);
 }

@@ -1,11 +1,14 @@
 import type { Command } from "commander";
-import * as create from "./create.js";
-import * as list from "./list.js";
-import * as reset from "./reset.js";
+import { registerEntries, type CliRun, type Entry } from "../../../command.js";
+
+const VERBS: readonly Entry[] = [
+  { names: ["create"], load: () => import("./create.js") },
+  { names: ["list", "ls"], load: () => import("./list.js") },
+  { names: ["reset"], load: () => import("./reset.js") },
+];
 
 /** `ccp db branch …`: full copies of a database, resettable, expiring. */
-export function register(db: Command): Command {
+export async function register(db: Command, run: CliRun, args: readonly string[]): Promise<void> {
   const branch = db.command("branch").description("branches: full copies of a database from now or an earlier instant, resettable, expiring");
-  for (const c of [create, list, reset]) c.register(branch);
-  return branch;
+  await registerEntries(branch, run, args, VERBS);
 }

@@ -1,9 +1,10 @@
 import type { Command } from "commander";
-import * as rotate from "./rotate.js";
+import { registerEntries, type CliRun, type Entry } from "../../../command.js";
+
+const VERBS: readonly Entry[] = [{ names: ["rotate"], load: () => import("./rotate.js") }];
 
 /** `ccp db token …`: a database's HTTP token. */
-export function register(db: Command): Command {
+export async function register(db: Command, run: CliRun, args: readonly string[]): Promise<void> {
   const token = db.command("token").description("manage a database's HTTP token");
-  rotate.register(token);
-  return token;
+  await registerEntries(token, run, args, VERBS);
 }
