@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -124,14 +124,66 @@ export class TestCcpd {
   }
 }
 
-/** PID of an instance's postmaster, from its postmaster.pid. */
+/**
+ * Host PID of an instance's running postmaster. Its postmaster.pid is not enough: a sandboxed
+ * postmaster writes its pid inside its own pid namespace. Undefined when there is no postmaster.pid
+ * (a clean shutdown removes it) or no postmaster runs in the data dir.
+ */
 export function postmasterPid(dataDir: string): number | undefined {
-  try {
-    return Number(readFileSync(path.join(dataDir, "postmaster.pid"), "utf8").split("\n")[0]);
-  } catch {
-    return undefined;
-  }
+  if (!existsSync(path.join(dataDir, "postmaster.pid"))) return undefined;
+  return postmasters(dataDir)[0]?.pid;
 }
+
+/** Whether `ancestor` is `pid`'s parent, or its parent's parent (a sandboxed postmaster's parent is its launcher, ccpd's child). */
+export function descendsFrom(pid: number | undefined, ancestor: number | undefined): boolean {
+  const parent = (p: number): number | undefined => {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, "utf8");
+      return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    } catch {
+      return undefined;
+    }
+  };
+  for (let p = pid, depth = 0; p !== undefined && p > 1 && depth < 3; depth++) {
+    p = parent(p);
+    if (p === ancestor) return true;
+  }
+  return false;
+}
+
+/** Postmasters whose working directory is `dataDir`, with their parent pid (a killed ccpd's orphans included). */
+export function postmasters(dataDir: string): { pid: number; ppid: number }[] {
+  let real: string;
+  try {
+    real = realpathSync(dataDir);
+  } catch {
+    return [];
+  }
+  const found: { pid: number; ppid: number }[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      // A sandboxed postmaster's data dir is bound at the path ccpd named, which may be a link (a claimed pre-started server).
+      const here = (p: string) => p === real || p === dataDir;
+      if (!here(readlinkSync(`/proc/${name}/cwd`))) continue;
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (fields[0] === "Z") continue;
+      const ppid = Number(fields[1]);
+      let parentCwd = "";
+      try {
+        parentCwd = readlinkSync(`/proc/${ppid}/cwd`);
+      } catch {
+        // parent gone or not ours to read
+      }
+      if (!here(parentCwd)) found.push({ pid: Number(name), ppid });
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return found;
+}
+
 
 export function isAlive(pid: number): boolean {
   try {

@@ -86,7 +86,8 @@ describe("ccp observability commands against a real ccpd", () => {
     const r = await ccpd.ccp(["db", "status", id]);
     assert.equal(r.code, 0, r.stderr);
     for (const label of ["Connections", "TPS \\(1 min\\)", "Cache hit", "Size", "Last backup", "Archive lag"]) assert.match(r.stdout, new RegExp(`^\\s+${label}\\s+\\S`, "m"));
-    assert.match(r.stdout, /\(no limit\)/);
+    // The size next to its storage limit: the server's default (10 GiB) applies to a database created without its own.
+    assert.match(r.stdout, /^\s+Size\s+\d+(\.\d+)? [kMG]?B of 10 GB$/m);
   });
 
   it("ccp server metrics-token issues a token that reads /metrics", async () => {

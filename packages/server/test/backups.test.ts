@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import os from "node:os";
+import { existsSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
@@ -10,38 +9,27 @@ import { catalogSql } from "./support/catalog-sql.js";
 import { BackupScheduler } from "../src/backups/scheduler.js";
 import { BackupService } from "../src/backups/service.js";
 import { restoreToPointInTime } from "../src/backups/pitr.js";
-import { resolveServerConfig, startServer, type RunningServer } from "../src/index.js";
+import type { RunningServer } from "../src/index.js";
+import { sqlAs } from "./support/instance-sql.js";
+import { startTestServer, type TestServer } from "./support/test-server.js";
 
 describe("backups and point-in-time restore, with real data", () => {
-  const root = mkdtempSync(path.join(os.tmpdir(), "ccp-backups-"));
+  let t: TestServer;
   let server: RunningServer;
   let db: { id: string; token: string };
 
   before(async () => {
-    const config = resolveServerConfig(
-      { dataDir: path.join(root, "data"), port: 0, wirePort: 0, backupAt: "off", archiveTimeoutS: 5 },
-      { ...process.env, XDG_CONFIG_HOME: path.join(root, "config"), CCP_LOG_LEVEL: "silent" },
-    );
-    server = await startServer(config);
+    t = await startTestServer("backups", { archiveTimeoutS: 5 });
+    server = t.server;
     const created = await server.databases.create("backed-up");
     db = { id: created.database.id, token: created.token };
     await sql(db.id, "CREATE TABLE batches (batch int, n int)");
   });
   after(async () => {
-    await server?.close();
-    rmSync(root, { recursive: true, force: true });
+    await t?.dispose();
   });
 
-  async function sql<T extends pg.QueryResultRow = Record<string, unknown>>(id: string, text: string): Promise<T[]> {
-    const ep = server.driver.endpoint(id);
-    const c = new pg.Client({ host: ep.socketDir, port: ep.port, user: "clusterbase", database: "default" });
-    await c.connect();
-    try {
-      return (await c.query<T>(text)).rows;
-    } finally {
-      await c.end();
-    }
-  }
+  const sql = <T extends pg.QueryResultRow = Record<string, unknown>>(id: string, text: string) => sqlAs<T>(server, id, text);
   const insertBatch = (id: string, b: number) => sql(id, `INSERT INTO batches SELECT ${b}, g FROM generate_series(1, 1000) g`);
   const batches = async (id: string) => (await sql<{ batch: number }>(id, "SELECT DISTINCT batch FROM batches ORDER BY batch")).map((r) => r.batch);
   const count = async (id: string) => Number((await sql<{ c: string }>(id, "SELECT count(*) AS c FROM batches"))[0]?.c);

@@ -1,47 +1,35 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from "node:fs";
-import os from "node:os";
+import { existsSync, mkdirSync, readdirSync, renameSync } from "node:fs";
 import path from "node:path";
-import { mkdtempSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
 import { catalogSql } from "./support/catalog-sql.js";
 import { parseTtl } from "../src/branches/service.js";
 import { isCcpError } from "../src/errors.js";
-import { resolveServerConfig, startServer, type RunningServer } from "../src/index.js";
+import type { RunningServer } from "../src/index.js";
+import { connectInstance, sqlAs } from "./support/instance-sql.js";
+import { startTestServer, type TestServer } from "./support/test-server.js";
 import { connectPg, tlsBySni } from "./wire-clients.js";
 
 describe("branches: a full copy of a database, from now or an instant, resettable, expiring", () => {
-  const root = mkdtempSync(path.join(os.tmpdir(), "ccp-branches-"));
+  let t: TestServer;
   let server: RunningServer;
   let parent: { id: string; token: string; password: string };
 
   before(async () => {
-    const config = resolveServerConfig(
-      { dataDir: path.join(root, "data"), port: 0, wirePort: 0, backupAt: "off", archiveTimeoutS: 5 },
-      { ...process.env, XDG_CONFIG_HOME: path.join(root, "config"), CCP_LOG_LEVEL: "silent" },
-    );
-    server = await startServer(config);
+    t = await startTestServer("branches", { archiveTimeoutS: 5 });
+    server = t.server;
     const created = await server.databases.create("parent-db");
     parent = { id: created.database.id, token: created.token, password: created.password };
     await sql(parent.id, "CREATE TABLE batches (batch int, n int)");
   });
   after(async () => {
-    await server?.close();
-    rmSync(root, { recursive: true, force: true });
+    await t?.dispose();
   });
 
-  async function sql<T extends pg.QueryResultRow = Record<string, unknown>>(id: string, text: string, user = "clusterbase", database = "default"): Promise<T[]> {
-    const ep = server.driver.endpoint(id);
-    const c = new pg.Client({ host: ep.socketDir, port: ep.port, user, database });
-    await c.connect();
-    try {
-      return (await c.query<T>(text)).rows;
-    } finally {
-      await c.end();
-    }
-  }
+  const sql = <T extends pg.QueryResultRow = Record<string, unknown>>(id: string, text: string, user = "clusterbase", database = "default") =>
+    sqlAs<T>(server, id, text, { user, database });
   const insertBatch = (id: string, b: number) => sql(id, `INSERT INTO batches SELECT ${b}, g FROM generate_series(1, 1000) g`);
   const batches = async (id: string) => (await sql<{ batch: number }>(id, "SELECT DISTINCT batch FROM batches ORDER BY batch")).map((r) => r.batch);
   const count = async (id: string) => Number((await sql<{ c: string }>(id, "SELECT count(*) AS c FROM batches"))[0]?.c);
@@ -164,8 +152,7 @@ describe("branches: a full copy of a database, from now or an instant, resettabl
     let stop = false;
     let written = 0;
     const writer = async (w: number) => {
-      const c = new pg.Client({ host: server.driver.endpoint(parent.id).socketDir, port: server.driver.endpoint(parent.id).port, user: "clusterbase", database: "default" });
-      await c.connect();
+      const c = await connectInstance(server, parent.id);
       try {
         while (!stop) {
           await c.query(`BEGIN; INSERT INTO ledger (v) SELECT ${w} FROM generate_series(1, 50); UPDATE totals SET n = n + 50; COMMIT`);

@@ -1,13 +1,11 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
 import net from "node:net";
-import os from "node:os";
-import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { withAdmin } from "../src/databases/admin-connection.js";
-import { resolveServerConfig, startServer, type RunningServer } from "../src/index.js";
+import type { RunningServer } from "../src/index.js";
 import { forwarderKind, nativeSessions, type NativeEngine } from "../src/wire/forwarder.js";
+import { startTestServer, type TestServer } from "./support/test-server.js";
 import { connectPg, tlsBySni } from "./wire-clients.js";
 
 /**
@@ -18,19 +16,18 @@ import { connectPg, tlsBySni } from "./wire-clients.js";
  */
 export function forwarderSuite(engine: NativeEngine): void {
   describe(`native wire forwarder on ${engine}`, () => {
-    const root = mkdtempSync(path.join(os.tmpdir(), `ccp-fwd-${engine}-`));
+    let t: TestServer;
     let server: RunningServer;
     let db: { id: string; url: string; password: string };
 
     before(async () => {
-      const config = resolveServerConfig({ dataDir: path.join(root, "data"), port: 0, wirePort: 0, wireMaxConnections: 40 }, { ...process.env, XDG_CONFIG_HOME: path.join(root, "config"), CCP_LOG_LEVEL: "silent" });
-      server = await startServer(config);
+      t = await startTestServer(`fwd-${engine}`, { wireMaxConnections: 40 });
+      server = t.server;
       const created = await server.databases.create("fwd-a");
       db = { id: created.database.id, url: created.database_url, password: created.password };
     });
     after(async () => {
-      await server?.close();
-      rmSync(root, { recursive: true, force: true });
+      await t?.dispose();
     });
 
     const connect = connectPg;

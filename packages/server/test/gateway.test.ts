@@ -1,34 +1,32 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
 import http from "node:http";
-import os from "node:os";
-import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import pg from "pg";
-import { resolveServerConfig, startServer, type RunningServer } from "../src/index.js";
+import type pg from "pg";
+import type { RunningServer } from "../src/index.js";
+import { connectInstance } from "./support/instance-sql.js";
+import { poll } from "./support/poll.js";
+import { startTestServer, type TestServer } from "./support/test-server.js";
 
 /**
  * The SQL-over-HTTP gateway against real instances: what HTTP returns must be
  * what node-postgres returns over the socket, after the README's type mapping.
  */
 describe("SQL over HTTP gateway", () => {
-  const root = mkdtempSync(path.join(os.tmpdir(), "ccp-gateway-"));
+  let t: TestServer;
   let server: RunningServer;
   let a: { id: string; token: string };
   let b: { id: string; token: string };
   let direct: pg.Client;
 
   before(async () => {
-    const config = resolveServerConfig({ dataDir: path.join(root, "data"), port: 0, wirePort: 0 }, { ...process.env, XDG_CONFIG_HOME: path.join(root, "config"), CCP_LOG_LEVEL: "silent" });
     // One pooled connection, so consecutive requests share a session: the leak tests then can fail.
-    server = await startServer({ ...config, gateway: { poolSize: 1, statementTimeoutMs: 1_000, maxResponseBytes: 1024 * 1024, maxBodyBytes: 64 * 1024 } });
+    t = await startTestServer("gateway", {}, (c) => ({ ...c, gateway: { poolSize: 1, statementTimeoutMs: 1_000, maxResponseBytes: 1024 * 1024, maxBodyBytes: 64 * 1024 } }));
+    server = t.server;
     const ca = await server.databases.create("gw-a");
     const cb = await server.databases.create("gw-b");
     a = { id: ca.database.id, token: ca.token };
     b = { id: cb.database.id, token: cb.token };
-    const ep = server.driver.endpoint(a.id);
-    direct = new pg.Client({ host: ep.socketDir, port: ep.port, user: "clusterbase", database: "default" });
-    await direct.connect();
+    direct = await connectInstance(server, a.id);
     await direct.query(`
       CREATE TABLE people (id int PRIMARY KEY, name text, email text UNIQUE, score numeric, tags text[], meta jsonb, born date, seen timestamptz);
       INSERT INTO people VALUES
@@ -40,8 +38,7 @@ describe("SQL over HTTP gateway", () => {
   });
   after(async () => {
     await direct?.end();
-    await server?.close();
-    rmSync(root, { recursive: true, force: true });
+    await t?.dispose();
   });
 
   async function call(endpoint: string, body: unknown, options: { token?: string | null; id?: string; raw?: string; headers?: Record<string, string> } = {}) {
@@ -316,16 +313,7 @@ describe("SQL over HTTP gateway", () => {
   });
 
   describe("a client that goes away mid-statement", () => {
-    /** Poll `fn` every 50 ms until it returns something other than undefined. */
-    async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
-      const deadline = Date.now() + ms;
-      for (;;) {
-        const v = await fn();
-        if (v !== undefined) return v;
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    }
+    const until = <T>(what: string, fn: () => Promise<T | undefined>) => poll(what, fn, { deadlineMs: 15_000 });
     const activePid = async (sql: string) =>
       (await direct.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE query = $1 AND state = 'active'", [sql])).rows[0]?.pid;
 

@@ -8,7 +8,10 @@ import pg from "pg";
 import { resolveServerConfig, startServer, type RunningServer } from "../src/index.js";
 import { Cgroups } from "../src/runtime/process/cgroups.js";
 import { readOnlyPaths } from "../src/runtime/process/jail.js";
-import { postmastersOf, waitFor } from "./lifecycle.test.js";
+import { postmastersOf } from "./support/drivers.js";
+import { poll } from "./support/poll.js";
+
+const waitFor = (what: string, check: () => boolean | Promise<boolean>, deadlineMs = 60_000) => poll(what, check, { deadlineMs });
 
 /**
  * #15 isolation, the kernel side: each database's Postgres as its own uid, in

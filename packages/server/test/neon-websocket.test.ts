@@ -1,14 +1,12 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Client, neonConfig, Pool } from "@neondatabase/serverless";
 import { eq, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/neon-serverless";
 import { integer, pgTable, text } from "drizzle-orm/pg-core";
 import { WebSocket } from "ws";
-import { resolveServerConfig, startServer, type RunningServer } from "../src/index.js";
+import type { RunningServer } from "../src/index.js";
+import { startTestServer, type TestServer } from "./support/test-server.js";
 import { connectPg } from "./wire-clients.js";
 
 /**
@@ -18,18 +16,15 @@ import { connectPg } from "./wire-clients.js";
  * 18): Pool.query and Client.connect got "Unexpected server response: 404".
  */
 describe("Neon serverless driver over WebSocket (Pool, Client, drizzle neon-serverless)", () => {
-  const root = mkdtempSync(path.join(os.tmpdir(), "ccp-neon-ws-"));
+  let t: TestServer;
   let server: RunningServer;
   let a: { id: string; url: string; password: string };
   let b: { id: string; url: string; password: string };
   let httpHost: string;
 
   before(async () => {
-    const config = resolveServerConfig(
-      { dataDir: path.join(root, "data"), port: 0, wirePort: 0, wireMaxConnections: 4 },
-      { ...process.env, XDG_CONFIG_HOME: path.join(root, "config"), CCP_LOG_LEVEL: "silent" },
-    );
-    server = await startServer({ ...config, wireStartupTimeoutMs: 1_500 });
+    t = await startTestServer("neon-ws", { wireMaxConnections: 4 }, (c) => ({ ...c, wireStartupTimeoutMs: 1_500 }));
+    server = t.server;
     const ca = await server.databases.create("ws-a");
     const cb = await server.databases.create("ws-b");
     a = { id: ca.database.id, url: ca.database_url, password: ca.password };
@@ -42,8 +37,7 @@ describe("Neon serverless driver over WebSocket (Pool, Client, drizzle neon-serv
     neonConfig.useSecureWebSocket = false;
   });
   after(async () => {
-    await server?.close();
-    rmSync(root, { recursive: true, force: true });
+    await t?.dispose();
   });
 
   it("Pool.query runs on the database the DATABASE_URL names (pipelined cleartext password, the driver's default)", async () => {

@@ -1,27 +1,25 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { neon, neonConfig, NeonDbError, Pool } from "@neondatabase/serverless";
-import pg from "pg";
-import { resolveServerConfig, startServer, type RunningServer } from "../src/index.js";
+import type pg from "pg";
+import type { RunningServer } from "../src/index.js";
+import { connectInstance } from "./support/instance-sql.js";
+import { startTestServer, type TestServer } from "./support/test-server.js";
 
 /**
  * The unmodified @neondatabase/serverless driver against a real ccpd's POST /sql:
  * what it returns must be what node-postgres returns over the instance socket.
  */
 describe("Neon serverless driver over POST /sql", () => {
-  const root = mkdtempSync(path.join(os.tmpdir(), "ccp-neon-"));
+  let t: TestServer;
   let server: RunningServer;
   let a: { id: string; token: string; url: string };
   let b: { id: string; token: string; url: string };
   let direct: pg.Client;
 
   before(async () => {
-    server = await startServer(
-      resolveServerConfig({ dataDir: path.join(root, "data"), port: 0, wirePort: 0 }, { ...process.env, XDG_CONFIG_HOME: path.join(root, "config"), CCP_LOG_LEVEL: "silent" }),
-    );
+    t = await startTestServer("neon");
+    server = t.server;
     const connection = (c: { database: { id: string }; token: string }) => ({
       id: c.database.id,
       token: c.token,
@@ -31,9 +29,7 @@ describe("Neon serverless driver over POST /sql", () => {
     b = connection(await server.databases.create("neon-b"));
     neonConfig.fetchEndpoint = `${server.url}/sql`;
 
-    const ep = server.driver.endpoint(a.id);
-    direct = new pg.Client({ host: ep.socketDir, port: ep.port, user: "clusterbase", database: "default" });
-    await direct.connect();
+    direct = await connectInstance(server, a.id);
     await direct.query(`
       CREATE TABLE things (id int PRIMARY KEY, name text, big bigint, price numeric, ok boolean, tags text[], meta jsonb,
                            born date, seen timestamptz, at timestamp, raw bytea, span interval, uid uuid, ratio float8);
@@ -47,8 +43,7 @@ describe("Neon serverless driver over POST /sql", () => {
   });
   after(async () => {
     await direct?.end();
-    await server?.close();
-    rmSync(root, { recursive: true, force: true });
+    await t?.dispose();
   });
 
   /**

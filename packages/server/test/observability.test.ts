@@ -6,20 +6,12 @@ import { Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 import parsePrometheusTextFormat, { type PromFamily } from "parse-prometheus-text-format";
-import pg from "pg";
 import { pino } from "pino";
 import { resolveServerConfig, startServer, type LogEntry, type RunningServer, type StatementInsight } from "../src/index.js";
+import { connectInstance } from "./support/instance-sql.js";
+import { poll } from "./support/poll.js";
 
-/** Poll `fn` until it returns a value (not undefined); fails after `ms`. */
-async function eventually<T>(what: string, fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
+const eventually = <T>(what: string, fn: () => Promise<T | undefined>) => poll(what, fn, { deadlineMs: 20_000, everyMs: 100 });
 
 /** Every file under `dir`, recursively. */
 function filesUnder(dir: string): string[] {
@@ -356,9 +348,7 @@ describe("observability: metrics, logs, insights", () => {
     assert.equal((await insights(b, "sort=calls", asA)).status, 401);
     assert.equal((await get(`/v1/databases/${b.id}/logs`, asA)).status, 401);
     // And over SQL the tenant cannot read pg_stat_statements at all (it is not in its databases, and it cannot add it).
-    const ep = server.driver.endpoint(a.id);
-    const tenant = new pg.Client({ host: ep.socketDir, port: ep.port, user: "clusterbase", database: "default" });
-    await tenant.connect();
+    const tenant = await connectInstance(server, a.id);
     try {
       await assert.rejects(tenant.query("SELECT query FROM pg_stat_statements"), /does not exist/);
       await assert.rejects(tenant.query("CREATE EXTENSION pg_stat_statements"), /permission denied/);

@@ -1,10 +1,9 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
-import { resolveServerConfig, startServer, type RunningServer } from "../src/index.js";
+import type { RunningServer } from "../src/index.js";
+import { sqlAs } from "./support/instance-sql.js";
+import { startTestServer, type TestServer } from "./support/test-server.js";
 
 /**
  * Issue 7: `provision` (owner role and password of one's choosing, seed 003's
@@ -12,7 +11,7 @@ import { resolveServerConfig, startServer, type RunningServer } from "../src/ind
  * databases per instance, through the API, the gateway and the wire endpoint.
  */
 describe("provision, status, reset-password, token rotation, databases per instance", () => {
-  const root = mkdtempSync(path.join(os.tmpdir(), "ccp-provision-"));
+  let t: TestServer;
   let server: RunningServer;
   let adminKey: string;
   let db: { id: string; token: string; password: string; url: string };
@@ -32,20 +31,11 @@ describe("provision, status, reset-password, token rotation, databases per insta
     await c.connect();
     return c;
   };
-  const admin = async <T extends pg.QueryResultRow>(sql: string, database = "postgres"): Promise<T[]> => {
-    const ep = server.driver.endpoint(db.id);
-    const c = new pg.Client({ host: ep.socketDir, port: ep.port, user: ep.adminUser, database });
-    await c.connect();
-    try {
-      return (await c.query<T>(sql)).rows;
-    } finally {
-      await c.end();
-    }
-  };
+  const admin = <T extends pg.QueryResultRow>(sql: string, database = "postgres") => sqlAs<T>(server, db.id, sql, { admin: true, database });
 
   before(async () => {
-    const config = resolveServerConfig({ dataDir: path.join(root, "data"), port: 0, wirePort: 0 }, { ...process.env, XDG_CONFIG_HOME: path.join(root, "config"), CCP_LOG_LEVEL: "silent" });
-    server = await startServer(config);
+    t = await startTestServer("provision");
+    server = t.server;
     assert.ok(server.createdAdminKey);
     adminKey = server.createdAdminKey;
     const r = await api("POST", "/v1/databases", { name: "my_app", owner: OWNER, password: PASSWORD });
@@ -55,8 +45,7 @@ describe("provision, status, reset-password, token rotation, databases per insta
     assert.equal(database.user, OWNER);
   });
   after(async () => {
-    await server?.close();
-    rmSync(root, { recursive: true, force: true });
+    await t?.dispose();
   });
 
   describe("validation: seed 003's rules at their boundaries, 400 with the reason", () => {

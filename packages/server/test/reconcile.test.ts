@@ -1,25 +1,25 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import os from "node:os";
+import { existsSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { catalogSql } from "./support/catalog-sql.js";
-import { resolveServerConfig, startServer, type RunningServer } from "../src/index.js";
+import type { RunningServer } from "../src/index.js";
 import { newDatabaseId } from "../src/ids.js";
+import { startTestServer, type TestServer } from "./support/test-server.js";
 
 describe("reconcile after a ccpd killed mid-operation", () => {
-  const root = mkdtempSync(path.join(os.tmpdir(), "ccp-reconcile-"));
+  let t: TestServer;
   let server: RunningServer;
 
   before(async () => {
-    server = await startServer(resolveServerConfig({ dataDir: path.join(root, "data"), port: 0, wirePort: 0 }, { ...process.env, XDG_CONFIG_HOME: path.join(root, "config"), CCP_LOG_LEVEL: "silent" }));
+    t = await startTestServer("reconcile");
+    server = t.server;
   });
   after(async () => {
-    await server.close();
-    rmSync(root, { recursive: true, force: true });
+    await t?.dispose();
   });
 
-  const instanceDir = (id: string) => path.join(root, "data", "instances", id);
+  const instanceDir = (id: string) => path.join(t.root, "data", "instances", id);
   const opState = async (id: string) =>
     (await catalogSql(server.catalog, (q) => q.query<{ kind: string; state: string }>("SELECT kind, state FROM ccp.operations WHERE database_id = $1 ORDER BY id", [id]))).rows.map(
       (r) => `${r.kind}:${r.state}`,

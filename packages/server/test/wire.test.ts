@@ -1,18 +1,18 @@
 import assert from "node:assert/strict";
 import { execFile, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import net from "node:net";
-import os from "node:os";
 import path from "node:path";
 import tls from "node:tls";
 import { promisify } from "node:util";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
 import { serialize } from "pg-protocol";
-import { resolveServerConfig, startServer, type RunningServer } from "../src/index.js";
+import type { RunningServer } from "../src/index.js";
 import { resolvePgBinaries } from "../src/runtime/process/binaries.js";
 import { MessageReader } from "../src/wire/messages.js";
+import { startTestServer, type TestServer } from "./support/test-server.js";
 import { connectPg, tlsBySni } from "./wire-clients.js";
 
 // Child processes must run asynchronously: the proxy under test lives in this process's event loop.
@@ -35,23 +35,22 @@ function ensurePostgresClient(): boolean {
 }
 
 describe("Postgres wire endpoint", () => {
-  const root = mkdtempSync(path.join(os.tmpdir(), "ccp-wire-"));
   const haveClient = ensurePostgresClient();
+  let t: TestServer;
   let server: RunningServer;
   let a: { id: string; url: string; password: string };
   let b: { id: string; url: string; password: string };
 
   before(async () => {
-    const config = resolveServerConfig({ dataDir: path.join(root, "data"), port: 0, wirePort: 0, wireMaxConnections: 4 }, { ...process.env, XDG_CONFIG_HOME: path.join(root, "config"), CCP_LOG_LEVEL: "silent" });
-    server = await startServer({ ...config, wireStartupTimeoutMs: 1_500 });
+    t = await startTestServer("wire", { wireMaxConnections: 4 }, (c) => ({ ...c, wireStartupTimeoutMs: 1_500 }));
+    server = t.server;
     const ca = await server.databases.create("wire-a");
     const cb = await server.databases.create("wire-b");
     a = { id: ca.database.id, url: ca.database_url, password: ca.password };
     b = { id: cb.database.id, url: cb.database_url, password: cb.password };
   });
   after(async () => {
-    await server?.close();
-    rmSync(root, { recursive: true, force: true });
+    await t?.dispose();
   });
 
   const connect = connectPg;

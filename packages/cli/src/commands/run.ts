@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import type { Command } from "commander";
 import type { CliRun } from "../command.js";
 import { CliError, EXIT, usageError } from "../errors.js";
@@ -40,6 +39,8 @@ export async function runWithDatabase(command: readonly string[], cwd = process.
     DATABASE_HTTP_URL: project.httpUrl ?? databaseHttpUrl(project.apiUrl, project.databaseId, project.host),
   };
   if (project.databaseUrl) env["DATABASE_URL"] = project.databaseUrl;
+  // Loaded here: every other command starts without child_process.
+  const { spawn } = await import("node:child_process");
   return new Promise<number>((resolve, reject) => {
     const child = spawn(bin, args, { stdio: "inherit", env, cwd });
     child.on("error", (err: NodeJS.ErrnoException) =>

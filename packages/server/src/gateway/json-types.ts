@@ -80,3 +80,29 @@ export function mapRow(values: readonly (string | null)[], mappers: readonly Map
   }
   return out;
 }
+
+/** A column as ccp's endpoints show it: name and type OID. */
+export interface Field {
+  readonly name: string;
+  readonly type_oid: number;
+}
+
+/** The columns of a result as ccp's endpoints show them. */
+export function fieldsOf(r: { readonly columns: readonly { readonly name: string; readonly dataTypeID: number }[] }): Field[] {
+  return r.columns.map((f) => ({ name: f.name, type_oid: f.dataTypeID }));
+}
+
+/** A result's rows of Postgres text as JSON values, by column type (the mapping above). */
+export function jsonRows(r: { readonly columns: readonly { readonly dataTypeID: number }[]; readonly rows: readonly (readonly (string | null)[])[] }): JsonValue[][] {
+  const mappers = r.columns.map((f) => mapperFor(f.dataTypeID));
+  return r.rows.map((row) => mapRow(row, mappers));
+}
+
+/** Rows as objects keyed by column name (a later duplicate name wins, as in node-postgres). */
+export function rowsAsObjects(columns: readonly { readonly name: string }[], rows: readonly (readonly JsonValue[])[]): Record<string, JsonValue>[] {
+  return rows.map((row) => {
+    const o: Record<string, JsonValue> = {};
+    for (let i = 0; i < columns.length; i++) o[(columns[i] as { name: string }).name] = row[i] as JsonValue;
+    return o;
+  });
+}

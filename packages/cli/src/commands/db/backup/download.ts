@@ -1,7 +1,6 @@
 import { createWriteStream, renameSync, rmSync, statSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
-import { pipeline } from "node:stream/promises";
 import type { Command } from "commander";
 import { ApiClient } from "../../../api.js";
 import { CliError, EXIT } from "../../../errors.js";
@@ -51,6 +50,8 @@ export async function downloadBackup(api: ApiClient, ref: string, backupId: stri
     await api.request("GET", url.pathname);
     throw new CliError("bad_response", `ccpd answered HTTP ${res.statusCode} to the download.`);
   }
+  // Loaded here: every other command starts without it.
+  const { pipeline } = await import("node:stream/promises");
   try {
     // A cut response ("aborted") rejects the pipeline: the archive is incomplete.
     await pipeline(res, createWriteStream(partial, { mode: 0o600 }));

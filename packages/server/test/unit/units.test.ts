@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { CcpError } from "../src/errors.js";
-import { DATABASE_ID_PATTERN, hashSecret, newDatabaseId, newDatabaseToken, secretMatches } from "../src/ids.js";
-import { validateDatabaseName } from "../src/names.js";
-import { encodeParam } from "../src/gateway/session.js";
+import { CcpError } from "../../src/errors.js";
+import { DATABASE_ID_PATTERN, hashSecret, newDatabaseId, newDatabaseToken, secretMatches } from "../../src/ids.js";
+import { validateDatabaseName } from "../../src/names.js";
+import { encodeParam } from "../../src/gateway/session.js";
 import { createRequire } from "node:module";
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -11,9 +11,9 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { CancelKeys } from "../src/wire/backend.js";
-import { makeVerifier, parseVerifier, passwordMatches, ScramError, ScramExchange, tlsServerEndPoint } from "../src/wire/scram.js";
-import { formatDuration, parseSuspendAfter } from "../src/runtime/suspend-after.js";
+import { CancelKeys } from "../../src/wire/backend.js";
+import { makeVerifier, parseVerifier, passwordMatches, ScramError, ScramExchange, tlsServerEndPoint } from "../../src/wire/scram.js";
+import { formatDuration, parseSuspendAfter } from "../../src/runtime/suspend-after.js";
 
 describe("suspend timeouts", () => {
   for (const [text, ms] of [["30s", 30_000], ["5m", 300_000], ["2h", 7_200_000], ["1d", 86_400_000], ["1500ms", 1_500], [" 10M ", 600_000], ["never", null]] as const) {

@@ -3,8 +3,8 @@ import { mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from "nod
 import os from "node:os";
 import path from "node:path";
 import { describe, it } from "node:test";
-import { isCcpError, parseLevel, parseSince } from "../src/index.js";
-import { pruneLogs } from "../src/runtime/process/process-driver.js";
+import { isCcpError, parseLevel, parseSince } from "../../src/index.js";
+import { pruneLogs } from "../../src/runtime/process/process-driver.js";
 
 describe("ccp db logs: --since and --level", () => {
   const now = Date.parse("2026-12-01T12:00:00Z");

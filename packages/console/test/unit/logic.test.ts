@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { branchBody, branchesFromConflict, branchesOf, branchOfLabel, localToRfc3339 } from "../src/lib/branches.js";
-import { columnsInScope } from "../src/lib/completion.js";
-import { csvField, toCsv, toJson, toJsonRows } from "../src/lib/csv.js";
-import { lifecycleOf, parsePrometheus, rates, readingOf } from "../src/lib/prometheus.js";
-import { browseSql, quoteIdent, quoteLiteral, updateRowSql } from "../src/lib/sql-text.js";
-import { errorOffset, splitStatements, statementAt } from "../src/lib/statements.js";
+import { branchBody, branchesFromConflict, branchesOf, branchOfLabel, localToRfc3339 } from "../../src/lib/branches.js";
+import { columnsInScope } from "../../src/lib/completion.js";
+import { csvField, toCsv, toJson, toJsonRows } from "../../src/lib/csv.js";
+import { lifecycleOf, parsePrometheus, rates, readingOf } from "../../src/lib/prometheus.js";
+import { browseSql, quoteIdent, quoteLiteral, updateRowSql } from "../../src/lib/sql-text.js";
+import { errorOffset, splitStatements, statementAt } from "../../src/lib/statements.js";
 
 describe("console: CSV and JSON export", () => {
   it("quotes commas, quotes, newlines and edge spaces; NULL is empty; JSON values as JSON; CRLF lines", () => {
