@@ -4,6 +4,7 @@ import { appendFileSync, chmodSync, chownSync, existsSync, lstatSync, mkdirSync,
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { DriverEvents, FileOwner, InstanceEndpoint, InstanceLimits, InstanceState, InstanceStorage, InstanceUsage, IsolationFeature, LimitsApplied, RuntimeDriver, StartOptions } from "../driver.js";
+import { DATABASE_ID_PATTERN } from "../../ids.js";
 import { postgresSettingsFor } from "../limits.js";
 import type { PgBinaries } from "./binaries.js";
 import { Cgroups } from "./cgroups.js";
@@ -68,7 +69,8 @@ export interface UidRange {
 /** Far above the uids of people and system users; one ccpd per host should own a range (CCP_UID_RANGE). */
 export const DEFAULT_UID_RANGE: UidRange = Object.freeze({ first: 900_000, count: 100_000 });
 
-const ID_DIR = /^db-[0-9a-f]{12}$/;
+/** Instance folders are named by database id. */
+const ID_DIR = DATABASE_ID_PATTERN;
 /** Present in an instance's folder while it is suspended (asleep; woken on demand). */
 const SUSPENDED_MARKER = "suspended";
 /** A claimed pre-started server's own settings, included by its postgresql.conf. */
