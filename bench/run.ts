@@ -10,6 +10,7 @@ import { branchPart } from "./parts/branch.ts";
 import { cliPart } from "./parts/cli.ts";
 import { createPart } from "./parts/create.ts";
 import { gatewayPart } from "./parts/gateway.ts";
+import { isolationPart } from "./parts/isolation.ts";
 import { lifecyclePart } from "./parts/lifecycle.ts";
 import { observabilityPart } from "./parts/observability.ts";
 import { wirePart } from "./parts/wire.ts";
@@ -23,6 +24,7 @@ const PARTS: Readonly<Record<string, Part>> = {
   branch: branchPart,
   cli: cliPart,
   lifecycle: lifecyclePart,
+  isolation: isolationPart,
 };
 
 const { values } = parseArgs({

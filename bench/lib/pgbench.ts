@@ -18,6 +18,8 @@ export interface PgbenchRun {
   readonly connection: PgEnv;
   /** -M; default simple. */
   readonly protocol?: "simple" | "extended" | "prepared";
+  /** Run pgbench under `nice -n <n>`: a load generator that stands for clients on other machines. */
+  readonly nice?: number;
 }
 
 export interface PgbenchResult {
@@ -44,7 +46,8 @@ export async function runPgbench(o: PgbenchRun): Promise<PgbenchResult> {
   try {
     // Only the libpq variables given: nothing from the caller's environment leaks into where pgbench connects.
     const env = { PATH: process.env["PATH"] ?? "/usr/bin:/bin", LC_ALL: "C", ...o.connection };
-    ({ stdout } = await execFileAsync("pgbench", args, { env, maxBuffer: 16 * 1024 * 1024 }));
+    const [cmd, argv] = o.nice === undefined ? ["pgbench", args] : ["nice", ["-n", String(o.nice), "pgbench", ...args]];
+    ({ stdout } = await execFileAsync(cmd, argv, { env, maxBuffer: 16 * 1024 * 1024 }));
   } catch (err) {
     const e = err as Error & { stdout?: string; stderr?: string };
     throw new Error(`pgbench -c ${o.clients} failed: ${e.message}\n${e.stdout ?? ""}${(e.stderr ?? "").split("\n").slice(-10).join("\n")}`);

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -46,7 +46,8 @@ function segmentEnd(name: string | null, segmentBytes: number): number | undefin
 function dirBytes(dir: string): number {
   let total = 0;
   for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    if (e.isFile()) total += statSync(path.join(e.parentPath, e.name)).size;
+    // A file may go between the listing and the stat (WAL recycled, archive status renamed).
+    if (e.isFile()) total += statSync(path.join(e.parentPath, e.name), { throwIfNoEntry: false })?.size ?? 0;
   }
   return total;
 }
@@ -167,7 +168,11 @@ async function measurePitr(server: RunningServer, key: string, id: string, tenan
     } finally {
       await c.end();
     }
-    const log = readFileSync(path.join(path.dirname(server.driver.dataDir(copy)), "postgres.log"), "utf8");
+    // postgres.log until the logging collector starts, then log/*.json (one JSON message a line: the regexes match inside).
+    const instanceDir = path.dirname(server.driver.dataDir(copy));
+    const logDir = path.join(instanceDir, "log");
+    const logFiles = [path.join(instanceDir, "postgres.log"), ...(existsSync(logDir) ? readdirSync(logDir).map((f) => path.join(logDir, f)) : [])];
+    const log = logFiles.filter((f) => existsSync(f)).map((f) => readFileSync(f, "utf8")).join("\n");
     const starts = [...log.matchAll(/redo starts at ([0-9A-F]+\/[0-9A-F]+)/g)].at(-1)?.[1];
     const done = [...log.matchAll(/redo done at ([0-9A-F]+\/[0-9A-F]+).*elapsed: ([\d.]+) s/g)].at(-1);
     if (!starts || !done?.[1] || !done[2]) {
@@ -307,7 +312,7 @@ export async function backupPart(options: PartOptions): Promise<void> {
       renderGrid(`base backup vs raw copy`, ["read MiB", "written", "seconds", "MiB/s"], [
         { label: "cp -r data dir + sync", cells: [fmt(raw.bytes / MiB), fmt(raw.bytes / MiB), fmt(raw.cpSeconds, 2), fmt(rawRate)] },
         { label: "tar -czf data dir + sync", cells: [fmt(raw.bytes / MiB), fmt(raw.tarBytes / MiB), fmt(raw.tarSeconds, 2), fmt(raw.bytes / MiB / raw.tarSeconds)] },
-        { label: "ccp backup (gzip -1, 4 files)", cells: [fmt(backupRead / MiB), fmt(backupStored / MiB), fmt(backupSeconds, 2), fmt(backupRate)] },
+        { label: "ccp backup (lz4, 4 files)", cells: [fmt(backupRead / MiB), fmt(backupStored / MiB), fmt(backupSeconds, 2), fmt(backupRate)] },
         { label: "ratio ccp backup / cp -r", cells: ["", "", "", `${ratio.toFixed(2)}x`] },
       ]),
     );

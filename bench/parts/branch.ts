@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { readdirSync, statSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -18,6 +18,8 @@ const MiB = 2 ** 20;
 const GiB = 2 ** 30;
 /** Issue 20's target: a branch from now of 1 GiB within 1.5× a `cp -r` of its data dir. */
 const TARGET_BRANCH_VS_CP = 1.5;
+/** Issue 20's target for restore in place and PITR. */
+const TARGET_RESTORE_S_PER_GIB = 5;
 /** How far back the branch at an instant goes (it must come from a backup + WAL). */
 const INSTANT_BACK_S = 60;
 const FILL_CHUNK_ROWS = 250_000;
@@ -41,13 +43,14 @@ async function scalar(c: Pg, sql: string): Promise<number> {
 function dirBytes(dir: string): number {
   let total = 0;
   for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    if (e.isFile()) total += statSync(path.join(e.parentPath, e.name)).size;
+    // A file may go between the listing and the stat (WAL recycled, archive status renamed).
+    if (e.isFile()) total += statSync(path.join(e.parentPath, e.name), { throwIfNoEntry: false })?.size ?? 0;
   }
   return total;
 }
 
 /** One measured row: seconds, or the reason it failed (the run goes on). */
-type Figure = { seconds: number; note?: string } | { error: string };
+type Figure = { seconds: number; note?: string; per?: number } | { error: string };
 
 /**
  * Branch from now (POST …/branches until the branch answers its first query
@@ -92,7 +95,7 @@ export async function branchPart(options: PartOptions): Promise<void> {
       }
     };
 
-    const { database } = await s.databases.create("bench-parent");
+    const { database, token: parentToken } = await s.databases.create("bench-parent");
     const id = database.id;
     const tenant = await connect(s, id, "tenant");
     const admin = await connect(s, id, "admin");
@@ -114,7 +117,7 @@ export async function branchPart(options: PartOptions): Promise<void> {
     const dataBytes = dirBytes(dataDir);
 
     const figures = new Map<string, Figure>();
-    const measure = async (label: string, fn: () => Promise<{ seconds: number; note?: string }>) => {
+    const measure = async (label: string, fn: () => Promise<{ seconds: number; note?: string; per?: number }>) => {
       process.stderr.write(`  ${label}…\n`);
       const r = await retrying(label, fn, 2);
       figures.set(label, r ?? { error: "failed (see stderr)" });
@@ -207,9 +210,49 @@ export async function branchPart(options: PartOptions): Promise<void> {
       return { seconds: ms / 1000 };
     });
 
+    // Restore rows come last: restoring the parent in place rewinds it to the backup.
+    const backupBytes = (JSON.parse(readFileSync(path.join(s.store.backupDir(id, backup.id), "manifest.json"), "utf8")) as { files: { size: number }[] }).files.reduce((t, f) => t + f.size, 0);
+    await measure("tar -x of the backup's bytes + sync", async () => {
+      const scratch = makeTempDir("ccp-bench-branch-tar-");
+      try {
+        const archive = path.join(scratch, "data.tar");
+        await execFileAsync("tar", ["-cf", archive, "--exclude=./pg_wal", "--exclude=./postmaster.pid", "--warning=no-file-changed", "-C", dataDir, "."]).catch((err: { code?: number }) => {
+          if (err.code !== 1) throw err; // 1: a file changed while read (the server runs)
+        });
+        mkdirSync(path.join(scratch, "out"));
+        const [, ms] = await timed(async () => {
+          await execFileAsync("tar", ["-xf", archive, "-C", path.join(scratch, "out")]);
+          await execFileAsync("sync");
+        });
+        return { seconds: ms / 1000, per: backupBytes };
+      } finally {
+        removeDir(scratch);
+      }
+    });
+    await measure("PITR to now (new database) → first query", async () => {
+      const time = new Date().toISOString();
+      const [created, ms] = await timed(async () => {
+        const r = (await api("POST", `/v1/databases/${id}/restore`, { time, name: `bench-pitr-${++n}` })) as { database: { id: string }; token: string };
+        await firstQuery(r.database.id, r.token);
+        return r;
+      });
+      const got = await rowsOf(created.database.id);
+      await s.databases.destroy(created.database.id);
+      if (got !== rows) throw new Error(`the PITR copy has ${got} rows, the parent had ${rows}`);
+      return { seconds: ms / 1000, per: backupBytes, note: "unpack + WAL since the backup" };
+    });
+    // Its server stops during the restore: no idle session of ours may be cut under it.
+    for (const c of clients.splice(0)) await c.end().catch(() => undefined);
+    await measure("restore in place → first query", async () => {
+      const [, ms] = await timed(async () => {
+        await s.backups.restoreInPlace(id, backup.id);
+        await firstQuery(id, parentToken);
+      });
+      return { seconds: ms / 1000, per: backupBytes };
+    });
+
     const cp = figures.get("cp -r data dir + sync");
     const cpSeconds = cp && "seconds" in cp ? cp.seconds : undefined;
-    const gib = dataBytes / GiB;
     console.log(`Postgres ${s.driver.pgVersion}, node ${process.version}, ${os.cpus().length} cores; database ${(size / GiB).toFixed(2)} GiB (pg_database_size, ${rows.toLocaleString("en")} rows), data dir ${(dataBytes / MiB).toFixed(0)} MiB incl. pg_wal`);
     console.log(`(base backup for the branch at an instant took ${(backupMs / 1000).toFixed(2)} s; all copies read warm pages)\n`);
     console.log(
@@ -219,7 +262,7 @@ export async function branchPart(options: PartOptions): Promise<void> {
         [...figures].map(([label, f]) =>
           "error" in f
             ? { label, cells: ["failed", "", "", f.error] }
-            : { label, cells: [f.seconds.toFixed(2), (f.seconds / gib).toFixed(2), cpSeconds ? `${(f.seconds / cpSeconds).toFixed(2)}x` : "?", f.note ?? ""] },
+            : { label, cells: [f.seconds.toFixed(2), (f.seconds / ((f.per ?? dataBytes) / GiB)).toFixed(2), cpSeconds ? `${(f.seconds / cpSeconds).toFixed(2)}x` : "?", f.note ?? ""] },
         ),
       ),
     );
@@ -228,6 +271,16 @@ export async function branchPart(options: PartOptions): Promise<void> {
       const ratio = now.seconds / cpSeconds;
       console.log(`target: branch from now ≤ ${TARGET_BRANCH_VS_CP}× cp -r of the data dir: ${ratio <= TARGET_BRANCH_VS_CP ? "met" : "NOT met"} (${ratio.toFixed(2)}×${sizeGb < 1 ? `, at ${sizeGb} GiB; the target is stated for 1 GiB` : ""})`);
     }
+    for (const label of ["restore in place → first query", "PITR to now (new database) → first query"]) {
+      const f = figures.get(label);
+      const tar = figures.get("tar -x of the backup's bytes + sync");
+      if (!f || !("seconds" in f)) continue;
+      const perGib = f.seconds / (backupBytes / GiB);
+      const tarPerGib = tar && "seconds" in tar ? ` ; tar -x ${(tar.seconds / (backupBytes / GiB)).toFixed(2)} s/GiB` : "";
+      console.log(`target: ${label.split(" →")[0]} ≤ ${TARGET_RESTORE_S_PER_GIB} s/GiB: ${perGib <= TARGET_RESTORE_S_PER_GIB ? "met" : "NOT met"} (${perGib.toFixed(2)} s/GiB${tarPerGib})`);
+    }
+    console.log(`(s/GiB: per GiB of the data dir for the branch rows and cp -r; per GiB of the backup's content, ${(backupBytes / MiB).toFixed(0)} MiB (the data dir without pg_wal), for tar -x, PITR and restore)`);
+    console.log("(restore: unpack the ccp-lz4 backup, every file checked against its sha256 as it streams, recovery to the backup's end, first query; PITR: the same plus the WAL archived since)");
     console.log("(branch from now: backup mode + file copy (reflink where the filesystem has it) + WAL since, recovery to consistency, register; at an instant: unpack the base backup + replay the WAL archive)");
   } finally {
     for (const c of clients) await c.end().catch(() => undefined);

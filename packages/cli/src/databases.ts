@@ -37,9 +37,9 @@ export async function createDatabase(
   name: string,
   cwd = process.cwd(),
   provision?: { owner: string; password: string },
-  settings: { suspendAfter?: string } = {},
+  settings: { suspendAfter?: string; limits?: Record<string, string | null> } = {},
 ): Promise<CreateResult> {
-  const body = { name, ...provision, ...(settings.suspendAfter === undefined ? {} : { suspend_after: settings.suspendAfter }) };
+  const body = { name, ...provision, ...(settings.suspendAfter === undefined ? {} : { suspend_after: settings.suspendAfter }), ...(settings.limits ? { limits: settings.limits } : {}) };
   const { database, token, database_url } = await api.request<{ database: DatabaseView; token: string; database_url: string }>("POST", "/v1/databases", body);
   const configFile = writeProjectConfig(projectConfigFor(database, { token, apiUrl: api.target.apiUrl, databaseUrl: database_url }), cwd);
   return { database, token, databaseUrl: database_url, configFile };

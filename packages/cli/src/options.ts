@@ -1,4 +1,4 @@
-import { isCcpError, parseSuspendAfter } from "@ccp/server/client-side";
+import { formatSize, isCcpError, LIMIT_NAMES, parseLimits, parseSuspendAfter, type LimitName, type LimitView } from "@ccp/server/client-side";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { usageError } from "./errors.js";
 
@@ -59,3 +59,74 @@ export function parseSteps(value: string): number {
 
 /** `--db-id` of the `ccp db backup …` commands; backupTarget() reads it. */
 export const backupDbIdOption = (): Option => new Option("--db-id <id>", "database id or name (default: from .cluster/config.json)");
+
+const LIMIT_HELP: Readonly<Record<LimitName, string>> = {
+  memory: "memory limit, e.g. 512MiB or 2GiB (at least 128MiB)",
+  cpu: "CPU quota in cores, e.g. 0.5",
+  storage: "storage for data + WAL, e.g. 10GiB; past it the database turns read-only",
+  connections: "client connections at once, 1–90",
+  pids: "processes (Postgres's own included), at least connections + 25",
+  io: "read and write bandwidth per second, e.g. 50MiB (cgroup v2 only)",
+};
+
+/**
+ * --memory, --cpu, --storage, --connections, --pids, --io, each checked with the
+ * server's own rules before contacting ccpd. `allowDefault`: the word "default"
+ * puts a limit back to the server's default (ccp db limits).
+ */
+export function limitOptions(command: Command, allowDefault = false, flagPrefix = ""): Command {
+  for (const name of LIMIT_NAMES) {
+    const help = flagPrefix ? `default ${LIMIT_HELP[name]}; none: unlimited (env CCP_DEFAULT_${name.toUpperCase()})` : `${LIMIT_HELP[name]}${allowDefault ? "; default: the server's" : ""}`;
+    command.option(`--${flagPrefix}${name} <value>`, help, (value: string) => {
+      if (allowDefault && value === "default") return value;
+      if (flagPrefix && value === "none") return value;
+      try {
+        parseLimits({ [name]: value });
+      } catch (err) {
+        throw new InvalidArgumentError(isCcpError(err) && err.hint ? `${err.message} ${err.hint}` : isCcpError(err) ? err.message : String(err));
+      }
+      return value;
+    });
+  }
+  return command;
+}
+
+/** The limit options given, as the API takes them ("default" → null). */
+export function limitsFrom(o: Partial<Record<LimitName, string>>): Record<string, string | null> {
+  const out: Record<string, string | null> = {};
+  for (const name of LIMIT_NAMES) {
+    const v = o[name];
+    if (v !== undefined) out[name] = v === "default" ? null : v;
+  }
+  return out;
+}
+
+/** A limit's value or usage in its unit: sizes with a binary unit, cpu in cores. */
+export function formatLimitValue(name: LimitName, v: number | null): string {
+  if (v === null) return "-";
+  if (name === "memory" || name === "storage") return formatSize(v);
+  if (name === "io") return `${formatSize(v)}/s`;
+  if (name === "cpu") return `${Number(v.toFixed(2))} core${v === 1 ? "" : "s"}`;
+  return String(v);
+}
+
+/** Rows of the limits table (info, db limits). */
+export function limitRows(limits: readonly LimitView[]): string[][] {
+  return limits.map((l) => [
+    l.name,
+    l.limit === null ? "unlimited" : formatLimitValue(l.name, l.limit),
+    l.name === "cpu" && l.usage !== null ? `${l.usage.toFixed(1)} s total` : formatLimitValue(l.name, l.usage),
+    l.source,
+    l.limit === null ? "-" : l.enforced ? "yes" : "no",
+    l.detail,
+  ]);
+}
+
+export const LIMIT_COLUMNS = [
+  { name: "LIMIT", align: "left" },
+  { name: "VALUE", align: "right" },
+  { name: "USAGE", align: "right" },
+  { name: "SOURCE", align: "left" },
+  { name: "ENFORCED", align: "left" },
+  { name: "HOW", align: "left" },
+] as const;

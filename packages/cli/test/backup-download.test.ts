@@ -3,7 +3,6 @@ import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { gzipSync } from "node:zlib";
 import pg from "pg";
 import { resolvePgBinaries } from "@ccp/server";
 import { TestCcpd, tempProject, waitFor, type RunResult } from "./helpers.js";
@@ -81,7 +80,11 @@ describe("ccp db backup download: an archive plain PostgreSQL starts from", () =
     const manifest = JSON.parse(readFileSync(path.join(filesDir, "..", "manifest.json"), "utf8")) as { files: { path: string; size: number }[] };
     // The biggest file, so the cut comes after bytes were already sent.
     const victim = [...manifest.files].sort((a, b) => b.size - a.size)[0] as { path: string; size: number };
-    writeFileSync(path.join(filesDir, `${victim.path}.gz`), gzipSync(Buffer.alloc(victim.size, 7)));
+    // Bytes flipped in the middle of its stored (compressed) form.
+    const stored = path.join(filesDir, `${victim.path}.lz4`);
+    const bytes = readFileSync(stored);
+    bytes.fill(0x55, Math.floor(bytes.length / 2), Math.floor(bytes.length / 2) + 64);
+    writeFileSync(stored, bytes);
     const file = path.join(ccpd.root, "bad.tar");
     const r = await ccpd.ccp(["db", "backup", "download", backupId, "-o", file], { cwd: dir });
     assert.equal(r.code, 5, r.stderr);

@@ -147,7 +147,7 @@ describe("ccp db backup / ccp db restore against a real ccpd", () => {
     const filesDir = path.join(ccpd.dataDir, "backups", app.id, "base", bad.id, "files");
     // The largest packed file of the default database: flip bytes in its middle.
     const packed = (readdirSync(filesDir, { recursive: true }) as string[])
-      .filter((f) => f.endsWith(".gz"))
+      .filter((f) => f.endsWith(".lz4") || f.endsWith(".gz"))
       .map((f) => path.join(filesDir, f))
       .sort((a, b) => statSync(b).size - statSync(a).size)[0] as string;
     const bytes = readFileSync(packed);

@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 import { gzipSync } from "node:zlib";
 import pg from "pg";
 import { catalogSql } from "./support/catalog-sql.js";
+import { packFile, storedPath, unpackFile, type ManifestFile } from "../src/backups/files.js";
 import { BackupScheduler } from "../src/backups/scheduler.js";
 import { BackupService } from "../src/backups/service.js";
 import { restoreToPointInTime } from "../src/backups/pitr.js";
@@ -84,6 +85,11 @@ describe("backups and point-in-time restore, with real data", () => {
     assert.notEqual(restored.database.id, source);
     assert.deepEqual(await batches(restored.database.id), [1, 2]);
     assert.deepEqual(await batches(source), [1, 2, 3]);
+    // The WAL was replayed from pg_wal (staged), not fetched a segment at a time through restore_command.
+    const logDir = path.join(path.dirname(server.driver.dataDir(restored.database.id)), "log");
+    const log = readdirSync(logDir).map((f) => readFileSync(path.join(logDir, f), "utf8")).join("");
+    assert.match(log, /entering standby mode/);
+    assert.doesNotMatch(log, /restored log file/);
     // The copy is a full database: writable, with its own token.
     await insertBatch(restored.database.id, 9);
     assert.deepEqual(await batches(restored.database.id), [1, 2, 9]);
@@ -136,13 +142,56 @@ describe("backups and point-in-time restore, with real data", () => {
     const backup = await server.backups.create(db.id);
     await insertBatch(db.id, 5);
     const files = path.join(server.store.backupDir(db.id, backup.id), "files", "global");
-    const victim = readdirSync(files).find((f) => f.endsWith(".gz"));
+    const victim = readdirSync(files).find((f) => f.endsWith(".lz4"));
     assert.ok(victim);
-    writeFileSync(path.join(files, victim), gzipSync(Buffer.from("not the original content")));
+    // A well-formed file holding other content: only the manifest's checksum can tell.
+    writeFileSync(path.join(t.root, "other-content"), "not the original content");
+    await packFile(path.join(t.root, "other-content"), path.join(files, victim));
     await assert.rejects(server.backups.verify(db.id, backup.id), /does not match its manifest/);
     await assert.rejects(server.backups.restoreInPlace(db.id, backup.id), /does not match its manifest/);
     assert.deepEqual(await batches(db.id), [1, 2, 5]);
     assert.equal((await server.databases.get(db.id)).status, "ready");
+    await server.backups.delete(db.id, backup.id);
+  });
+
+  it("refuses a backup with a corrupted lz4 chunk while streaming: nothing staged, the data and server untouched", async () => {
+    const backup = await server.backups.create(db.id);
+    const manifest = JSON.parse(readFileSync(path.join(server.store.backupDir(db.id, backup.id), "manifest.json"), "utf8")) as { files: ManifestFile[] };
+    const biggest = [...manifest.files].sort((a, b) => b.size - a.size)[0] as ManifestFile;
+    const stored = storedPath(path.join(server.store.backupDir(db.id, backup.id), "files"), biggest);
+    const bytes = readFileSync(stored);
+    bytes.fill(0x55, Math.floor(bytes.length / 2), Math.floor(bytes.length / 2) + 64);
+    writeFileSync(stored, bytes);
+    const dataDir = server.driver.dataDir(db.id);
+    const pid = readFileSync(path.join(dataDir, "postmaster.pid"), "utf8").split("\n")[0];
+    await assert.rejects(server.backups.restoreInPlace(db.id, backup.id), (e: Error & { status?: number }) => e.status === 409 && /does not match its manifest/.test(e.message));
+    assert.equal(existsSync(`${dataDir}.restore`), false);
+    assert.equal(readFileSync(path.join(dataDir, "postmaster.pid"), "utf8").split("\n")[0], pid, "the server was never stopped");
+    assert.deepEqual(await batches(db.id), [1, 2, 5]);
+    await server.backups.delete(db.id, backup.id);
+  });
+
+  it("restores a backup taken before ccp-lz4 (gzip files, no codec in the manifest), and a mixed one", async () => {
+    const backup = await server.backups.create(db.id);
+    await insertBatch(db.id, 6);
+    const dir = server.store.backupDir(db.id, backup.id);
+    const manifestFile = path.join(dir, "manifest.json");
+    const manifest = JSON.parse(readFileSync(manifestFile, "utf8")) as { files: ManifestFile[] };
+    // Every other file (the biggest included) back to the old format: one gzip stream, `.gz`, no codec field.
+    const bySize = [...manifest.files].sort((a, b) => b.size - a.size);
+    const old = new Set(bySize.filter((_f, i) => i % 2 === 0).map((f) => f.path));
+    for (const f of manifest.files.filter((x) => old.has(x.path))) {
+      const lz4 = storedPath(path.join(dir, "files"), f);
+      const raw = path.join(t.root, "raw");
+      await unpackFile(lz4, raw, f, undefined);
+      writeFileSync(path.join(dir, "files", `${f.path}.gz`), gzipSync(readFileSync(raw), { level: 1 }));
+      rmSync(lz4);
+    }
+    const mixed = { ...manifest, files: manifest.files.map((f) => (old.has(f.path) ? { path: f.path, size: f.size, sha256: f.sha256 } : f)) };
+    writeFileSync(manifestFile, JSON.stringify(mixed));
+    assert.ok(mixed.files.some((f) => f.codec === "lz4") && mixed.files.some((f) => f.codec === undefined));
+    await server.backups.restoreInPlace(db.id, backup.id);
+    assert.deepEqual(await batches(db.id), [1, 2, 5]);
     await server.backups.delete(db.id, backup.id);
   });
 

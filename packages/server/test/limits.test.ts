@@ -126,24 +126,34 @@ describe("limits per database", () => {
     assert.equal(instanceDirs(), dirs);
   });
 
-  it("a change says truthfully what is live (connections) and what waits for the next start (memory); restart applies it", async () => {
+  it("a change says truthfully what is live and what waits for the next start; lowering memory live is refused; restart applies it", async () => {
     const id = ((await api("POST", "/v1/databases", { name: "changing" })).body as unknown as Created).database.id;
-    const change = await api("PATCH", `/v1/databases/${id}/limits`, { limits: { connections: 10, memory: "256MiB" } });
+    const lower = await api("PATCH", `/v1/databases/${id}/limits`, { limits: { connections: 10, memory: "256MiB" } });
+    assert.equal(lower.status, 409, JSON.stringify(lower.body));
+    assert.match(lower.body.error?.message ?? "", /needs a restart/);
+    assert.equal((await limitsOf(id)).find((l) => l.name === "connections")?.limit, 90, "a refused change changes nothing");
+
+    const change = await api("PATCH", `/v1/databases/${id}/limits`, { limits: { connections: 10, storage: "5GiB" } });
     assert.equal(change.status, 200, JSON.stringify(change.body));
-    assert.deepEqual(change.body["changed"], ["memory", "connections"]);
-    assert.ok((change.body["live"] as string[]).includes("connections"));
-    assert.ok((change.body["next_start"] as string[]).includes("memory"));
-    const [now] = await sqlAsAdmin<{ sb: string; conn: number }>(id, "SELECT current_setting('shared_buffers') AS sb, (SELECT rolconnlimit FROM pg_roles WHERE rolname = 'clusterbase') AS conn");
+    assert.deepEqual(change.body["changed"], ["storage", "connections"]);
+    assert.deepEqual(change.body["live"], ["storage", "connections"]);
+    assert.deepEqual(change.body["next_start"], []);
+    assert.equal(change.body["settings_next_start"], true);
+    const [now] = await sqlAsAdmin<{ mc: string; conn: number; wal: string }>(
+      id,
+      "SELECT current_setting('max_connections') AS mc, current_setting('max_wal_size') AS wal, (SELECT rolconnlimit FROM pg_roles WHERE rolname = 'clusterbase') AS conn",
+    );
     assert.equal(now?.conn, 10, "the role's connection limit is live");
-    assert.notEqual(now?.sb, "64MB", "shared_buffers did not change before a restart");
+    assert.deepEqual([now?.mc, now?.wal], ["100", "1GB"], "Postgres settings wait for the next start");
 
     const restarted = await api("PATCH", `/v1/databases/${id}/limits`, { limits: { memory: "384MiB" }, restart: true });
     assert.equal(restarted.status, 200, JSON.stringify(restarted.body));
     assert.equal(restarted.body["restarted"], true);
     assert.deepEqual(restarted.body["live"], ["memory"]);
+    assert.equal(restarted.body["settings_next_start"], false);
     assert.deepEqual(restarted.body["next_start"], []);
-    const [after] = await sqlAsAdmin<{ sb: string }>(id, "SELECT current_setting('shared_buffers') AS sb");
-    assert.equal(after?.sb, "96MB");
+    const [after] = await sqlAsAdmin<{ sb: string; mc: string }>(id, "SELECT current_setting('shared_buffers') AS sb, current_setting('max_connections') AS mc");
+    assert.deepEqual([after?.sb, after?.mc], ["96MB", "20"]);
 
     // null: back to the server's default.
     const back = await api("PATCH", `/v1/databases/${id}/limits`, { limits: { connections: null } });

@@ -370,7 +370,8 @@ describe("observability: metrics, logs, insights", () => {
     assert.equal(typeof s["tps"], "number");
     assert.ok((s["tps"] as number) >= 0);
     assert.ok((s["cache_hit_rate"] as number) > 0 && (s["cache_hit_rate"] as number) <= 1);
-    assert.equal(s["size_limit_bytes"], null);
+    // The database has no storage limit of its own: the server's default is its limit.
+    assert.equal(s["size_limit_bytes"], server.config.defaultLimits.storageBytes ?? null);
     assert.equal(typeof s["wal_archive_lag_bytes"], "number");
   });
 

@@ -1,10 +1,9 @@
-import { createHash } from "node:crypto";
 import { createReadStream, statSync } from "node:fs";
 import path from "node:path";
 import { Readable, type Writable } from "node:stream";
-import { createGunzip, constants as zlib } from "node:zlib";
 import tar from "tar-stream";
-import { ChecksumMismatch } from "./files.js";
+import { checked } from "./codec.js";
+import { storedPath } from "./files.js";
 import type { Manifest } from "./service.js";
 
 const WAL_SEGMENT = /^[0-9A-F]{24}$/;
@@ -24,6 +23,8 @@ async function fill(entry: Writable, source: AsyncIterable<Buffer>, onChunk?: (b
     entry.once("finish", () => resolve());
     entry.once("error", reject);
   });
+  // A source that fails mid-entry (a corrupt backup file) destroys the pack, and so the entry: that error is the source's, already on its way.
+  done.catch(() => undefined);
   for await (const chunk of source) {
     onChunk?.(chunk);
     if (!entry.write(chunk)) await new Promise((r) => entry.once("drain", r));
@@ -51,10 +52,8 @@ export function backupArchive(manifest: Manifest, filesDir: string, walDir: stri
       new Promise<void>((resolve, reject) => void pack.entry({ mtime, mode: 0o600, ...header }, content, (err) => (err ? reject(err) : resolve())));
     for (const dir of manifest.dirs) await add({ name: `${dir}/`, type: "directory", mode: 0o700 });
     for (const f of manifest.files) {
-      const h = createHash("sha256");
       const entry = pack.entry({ name: f.path, size: f.size, mtime, mode: 0o600 }) as unknown as Writable;
-      await fill(entry, createReadStream(path.join(filesDir, `${f.path}.gz`)).pipe(createGunzip({ finishFlush: zlib.Z_SYNC_FLUSH })), (b) => h.update(b));
-      if (h.digest("hex") !== f.sha256) throw new ChecksumMismatch(`${f.path}: content does not match the backup's manifest`);
+      await fill(entry, checked(storedPath(filesDir, f), f));
     }
     await add({ name: "backup_label" }, manifest.backup_label);
     if (manifest.tablespace_map) await add({ name: "tablespace_map" }, manifest.tablespace_map);

@@ -73,36 +73,53 @@ export async function pointInTimeSource(o: PitrDeps, source: DatabaseRow, time: 
   }
   const backup = await o.backups.backupBefore(source.id, time);
   if (!backup) throw new CcpError("invalid_request", `No backup of ${source.id} finished before ${time.toISOString()}.`);
-  await archiveWalNow(o.instances, source);
-  return backupSource(o, source, backup.id, { time });
+  // A flushed archive holds a commit stamped after `time`: recovery is sure to reach it, so it may replay from pg_wal.
+  const flushed = await archiveWalNow(o.instances, source);
+  return backupSource(o, source, backup.id, { time }, flushed);
 }
 
 /** Unpack `backupId` of `source` into the new instance, then replay the source's archived WAL to `target`. */
-export function backupSource(o: Pick<PitrDeps, "backups" | "instances">, source: DatabaseRow, backupId: string, target: { time?: Date; lsn?: string }): RestoreSource {
+export function backupSource(
+  o: Pick<PitrDeps, "backups" | "instances">,
+  source: DatabaseRow,
+  backupId: string,
+  target: { time?: Date; lsn?: string },
+  targetArchived = false,
+): RestoreSource {
+  const startOnce: { settings: Record<string, string>; timeoutMs: number; restoreWalFrom?: string } = { ...o.backups.recoveryStart(source.id, target), timeoutMs: RECOVERY_TIMEOUT_MS };
   return {
     owner: source.owner_role,
     from: source.id,
     populate: async (id) => {
       o.instances.storage.prepareEmpty(id);
-      await o.backups.unpack(source.id, backupId, o.instances.storage.dataDir(id), id);
+      const dataDir = o.instances.storage.dataDir(id);
+      await o.backups.unpack(source.id, backupId, dataDir, id);
+      // WAL replay from pg_wal rather than a process per segment (BackupService.stageWal), where that is safe: no archive to read then.
+      const staged = targetArchived ? await o.backups.stageWal(source.id, backupId, dataDir, target, id) : undefined;
+      if (staged) {
+        startOnce.settings = staged;
+        delete startOnce.restoreWalFrom;
+      }
     },
-    startOnce: { ...o.backups.recoveryStart(source.id, target), timeoutMs: RECOVERY_TIMEOUT_MS },
+    startOnce,
   };
 }
 
 /**
  * Archive the source's WAL up to now, for a recovery target near now. A
  * suspended source archived its WAL (stamped with a commit) when it was
- * suspended: nothing to flush, no wake.
+ * suspended: nothing to flush, no wake. True when it flushed (a commit
+ * stamped now is in the archive).
  */
-export async function archiveWalNow(instances: Instances, source: DatabaseRow): Promise<void> {
-  if (source.status !== "ready" || (await instances.state(source.id)) !== "running") return;
+export async function archiveWalNow(instances: Instances, source: DatabaseRow): Promise<boolean> {
+  if (source.status !== "ready" || (await instances.state(source.id)) !== "running") return false;
   const lease = await instances.use(source.id); // not suspended under the flush
   try {
     await flushWalToArchive(lease.endpoint, source.id);
   } finally {
     lease.release();
   }
+  return true;
 }
 
 /**

@@ -176,7 +176,8 @@ export interface LimitView {
   readonly detail: string;
 }
 
-const USAGE_OF: Partial<Record<LimitName, keyof InstanceUsage>> = { memory: "memoryBytes", storage: "storageBytes", pids: "pids" };
+/** cpu: CPU seconds used since the instance started (a quota in cores has no "current" value to compare). */
+const USAGE_OF: Partial<Record<LimitName, keyof InstanceUsage>> = { memory: "memoryBytes", cpu: "cpuSeconds", storage: "storageBytes", pids: "pids" };
 
 /** Which isolation feature enforces each limit (IsolationFeature.name). */
 const FEATURE_OF: Readonly<Record<LimitName, string>> = { memory: "memory", cpu: "cpu", storage: "storage", connections: "connections", pids: "pids", io: "io" };

@@ -63,6 +63,8 @@ export interface LimitsChange {
   readonly next_start: LimitName[];
   /** The database was restarted to apply everything now (`restart: true`). */
   readonly restarted: boolean;
+  /** Postgres settings that follow the limits (shared_buffers, max_connections, max_wal_size…) wait for the next start. */
+  readonly settings_next_start: boolean;
 }
 
 /** `GET /v1/databases/:ref/status`: live figures are null while the instance is not running. */
@@ -565,6 +567,13 @@ export class DatabaseService {
     const after = effectiveLimits(own, this.defaultLimits);
     const changed = LIMIT_NAMES.filter((n) => before[LIMIT_FIELD[n]] !== after[LIMIT_FIELD[n]]);
     const { instances } = this.#o;
+    const lowered = after.memoryBytes !== undefined && (before.memoryBytes === undefined || after.memoryBytes < before.memoryBytes);
+    if (lowered && !options.restart && (await instances.state(row.id)) === "running") {
+      // The running server's shared_buffers were sized for the old limit: a live kernel limit below them would thrash or kill it.
+      throw new CcpError("conflict", `Lowering memory of ${row.id} to ${formatSize(after.memoryBytes as number)} needs a restart: the running Postgres sized its shared buffers for ${before.memoryBytes === undefined ? "no limit" : formatSize(before.memoryBytes)}.`, {
+        hint: "Apply it with a restart (`ccp db limits ... --restart`, API: restart=true), or suspend the database first: it then takes effect at the next wake.",
+      });
+    }
     this.#busy.add(row.id);
     let restarted = false;
     const live = new Set<LimitName>();
@@ -600,6 +609,7 @@ export class DatabaseService {
       live: inForce,
       next_start: changed.filter((n) => !inForce.includes(n) || (!restarted && settingsWait.has(n))),
       restarted,
+      settings_next_start: !restarted && (await instances.state(row.id)) === "running" && changed.some((n) => n !== "pids" && n !== "io"),
     };
   }
 
@@ -661,6 +671,10 @@ export class DatabaseService {
         log.warn(`reconcile: removing orphan instance ${id} (no catalog row)`);
         await instances.destroy(id);
       }
+    }
+    // Databases without limits of their own follow the server's defaults as they are now (a restart may have changed them).
+    for (const row of rows.filter((r) => r.runtime === instances.driverName && (r.status === "ready" || r.status === "suspended" || r.status === "stopped"))) {
+      await instances.setLimits(row.id, this.limitsOf(row)).catch((err: Error) => log.error(`reconcile: limits of ${row.id}: ${err.message}`));
     }
     // Suspended ones stay asleep (a server left running by a ccpd killed mid-wake is stopped).
     for (const row of rows.filter((r) => r.status === "suspended" && r.runtime === instances.driverName)) {

@@ -8,6 +8,7 @@ import * as destroy from "./destroy.js";
 import * as exec from "./exec.js";
 import * as info from "./info.js";
 import * as insights from "./insights.js";
+import * as limits from "./limits.js";
 import * as list from "./list.js";
 import * as logs from "./logs.js";
 import * as migrateNew from "./migrate-new.js";
@@ -26,7 +27,7 @@ import * as wake from "./wake.js";
 /** `ccp db …`: create and manage databases. */
 export function register(ccp: Command, run: CliRun): Command {
   const db = ccp.command("db").description("create and manage databases");
-  for (const c of [create, provision, list, info, status, logs, insights, resetPassword, use, token, suspend, wake, update, destroy, exec, connect, backup, restore, branch]) {
+  for (const c of [create, provision, list, info, status, logs, insights, resetPassword, use, token, suspend, wake, update, limits, destroy, exec, connect, backup, restore, branch]) {
     c.register(db, run);
   }
   migrateNew.register(migrate.register(db, run));

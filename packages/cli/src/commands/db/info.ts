@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { ApiClient } from "../../api.js";
 import { getDatabase, getDatabaseWithSecrets } from "../../databases.js";
 import { branchTime } from "../../format/branch.js";
-import { jsonOption } from "../../options.js";
+import { jsonOption, LIMIT_COLUMNS, limitRows } from "../../options.js";
 import { Output } from "../../output.js";
 
 export function register(db: Command): Command {
@@ -40,7 +40,12 @@ export function printInfo(out: Output, d: DatabaseView, databaseUrl?: string): v
     if (d.expires_at) rows.push(["Expires", `${branchTime(d.expires_at)} (ccpd destroys it then)`]);
     if (d.restarts > 0) rows.push(["Restarts", String(d.restarts)]);
     if (d.last_error) rows.push(["Last error", d.last_error]);
+    if (d.read_only) rows.push(["Read-only", out.style("bold", d.read_only.message)]);
     if (databaseUrl !== undefined) rows.push(["DATABASE_URL", databaseUrl]);
     out.fields(rows);
+    if (d.limits) {
+      out.line();
+      out.table(LIMIT_COLUMNS, limitRows(d.limits));
+    }
   });
 }

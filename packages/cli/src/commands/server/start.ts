@@ -3,7 +3,7 @@ import type { ServerOptions } from "@ccp/server";
 import { type Command, InvalidArgumentError } from "commander";
 import type { CliRun } from "../../command.js";
 import { CliError, EXIT, usageError } from "../../errors.js";
-import { positiveInt, suspendAfter } from "../../options.js";
+import { limitOptions, positiveInt, suspendAfter } from "../../options.js";
 import { Output } from "../../output.js";
 
 function port(value: string): number {
@@ -40,11 +40,29 @@ interface StartFlags {
   suspendAfter: string;
   wakeTimeout: number;
   warmPool: number;
+  defaultMemory?: string;
+  defaultCpu?: string;
+  defaultStorage?: string;
+  defaultConnections?: string;
+  defaultPids?: string;
+  defaultIo?: string;
+}
+
+/** --default-<limit> flags as ServerOptions.defaultLimits ("none": unlimited); unset ones come from CCP_DEFAULT_* or the built-in defaults. */
+function defaultLimitsFrom(o: StartFlags): NonNullable<ServerOptions["defaultLimits"]> {
+  const given: [string, string | undefined][] = [
+    ["memory", o.defaultMemory],
+    ["cpu", o.defaultCpu],
+    ["storage", o.defaultStorage],
+    ["connections", o.defaultConnections],
+    ["pids", o.defaultPids],
+    ["io", o.defaultIo],
+  ];
+  return Object.fromEntries(given.filter(([, v]) => v !== undefined).map(([k, v]) => [k, v === "none" ? null : v]));
 }
 
 export function register(server: Command, run: CliRun): Command {
-  return server
-    .command("start")
+  return limitOptions(server.command("start"), false, "default-")
     .description("start ccpd in the foreground")
     .option("--data-dir <dir>", "where ccpd keeps its catalog and databases (default: $CCP_HOME, $XDG_DATA_HOME/ccp or ~/.local/share/ccp)")
     .option("--port <port>", "HTTP port: API and SQL over HTTP", port, 7070)
@@ -82,6 +100,7 @@ export function register(server: Command, run: CliRun): Command {
         suspendAfter: o.suspendAfter,
         wakeTimeoutMs: o.wakeTimeout,
         warmPool: o.warmPool,
+        defaultLimits: defaultLimitsFrom(o),
       });
     });
 }

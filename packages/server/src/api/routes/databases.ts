@@ -10,7 +10,7 @@ const limitViewSchema = {
     name: { type: "string", enum: ["memory", "cpu", "storage", "connections", "pids", "io"] },
     limit: { type: ["number", "null"], description: "Bytes (memory, storage), cores (cpu), count (connections, pids) or bytes/s (io); null: unlimited" },
     source: { type: "string", enum: ["database", "default", "none"], description: "Set on this database, the server's default, or unlimited" },
-    usage: { type: ["number", "null"], description: "Current usage in the same unit; null: not measured here (or not running)" },
+    usage: { type: ["number", "null"], description: "Current usage in the same unit (cpu: CPU seconds used since start); null: not measured here (or not running)" },
     enforced: { type: "boolean", description: "Whether something on this host enforces it now" },
     detail: { type: "string", description: "How it is enforced, or why not" },
   },
@@ -245,13 +245,14 @@ export function databaseRoutes(app: FastifyInstance, databases: DatabaseService)
         response: {
           200: {
             type: "object",
-            required: ["database", "changed", "live", "next_start", "restarted"],
+            required: ["database", "changed", "live", "next_start", "restarted", "settings_next_start"],
             properties: {
               database: databaseSchema,
               changed: { type: "array", items: { type: "string" }, description: "Limits whose value changed" },
               live: { type: "array", items: { type: "string" }, description: "Changes in force now" },
               next_start: { type: "array", items: { type: "string" }, description: "Changes that take effect at the next start (restart=true, a suspend and wake, or a ccpd restart)" },
               restarted: { type: "boolean" },
+              settings_next_start: { type: "boolean", description: "Postgres settings that follow the limits (shared_buffers, max_connections, max_wal_size…) take effect at the next start" },
             },
           },
           "4xx": errorSchema,

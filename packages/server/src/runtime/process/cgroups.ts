@@ -17,6 +17,8 @@ import type { InstanceLimits, InstanceUsage, IsolationFeature } from "../driver.
 
 /** CPU quota period (µs): the kernel's default. */
 export const CPU_PERIOD_US = 100_000;
+/** The largest cpu.shares cgroup v1 takes. */
+const V1_MAX_SHARES = 262_144;
 /** The soft memory limit (v2 memory.high, v1 soft_limit_in_bytes), as a share of the hard one: reclaimed from first. */
 export const SOFT_MEMORY_SHARE = 0.9;
 
@@ -142,6 +144,11 @@ export class Cgroups {
       const parent = path.join(mount, where, "ccp", scope);
       try {
         mkdirSync(parent, { recursive: true });
+        // On v1 the tasks left in the root group (ccpd, clients) each weigh as much as one group: with the
+        // default 1024 shares all of ccp's Postgres processes together would weigh as one such task, and a
+        // sandboxed database would get half the CPU a plain one gets under load. The ccp groups weigh the
+        // most v1 allows; the databases share it by their own weights (apply: cpu.shares by CPU limit).
+        if (h === "cpu") for (const dir of [path.join(mount, where, "ccp"), parent]) writeFileSync(path.join(dir, "cpu.shares"), String(V1_MAX_SHARES));
         parents.set(h, parent);
       } catch (err) {
         why.set(h, `cannot make ${parent} (${(err as NodeJS.ErrnoException).code ?? String(err)}): ccpd needs root`);
@@ -248,6 +255,8 @@ export class Cgroups {
         attempt("cpu", () => {
           put(d["cpu"], "cpu.cfs_period_us", String(CPU_PERIOD_US));
           put(d["cpu"], "cpu.cfs_quota_us", quota === undefined ? "-1" : String(quota));
+          // Under contention databases share the ccp group by their CPU limits (a core: 1024 × 64, the weight of 64 root tasks).
+          put(d["cpu"], "cpu.shares", String(Math.min(V1_MAX_SHARES, Math.max(2, Math.round((limits.cpu ?? 4) * 65_536)))));
         });
       }
       if (this.enforces("pids")) attempt("pids", () => put(d["pids"], "pids.max", limits.pids === undefined ? "max" : String(limits.pids)));
