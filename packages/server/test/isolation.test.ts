@@ -242,7 +242,8 @@ describe("isolation: own identity, sandbox, cgroup limits", { skip: !isRoot && "
       }
       assert.ok(clients.length <= 2, `${clients.length} connections got through a limit of 2 more processes`);
       assert.ok(errors.length >= 4, errors.join("; "));
-      assert.match(errors[0] ?? "", /fork|resource|server closed|terminat/i);
+      // The postmaster's fork fails (EAGAIN): it says so, or closes the socket before the client's start-up is written.
+      for (const e of errors) assert.match(e, /fork|resource|server closed|terminat|EPIPE|ECONNRESET/i);
       assert.equal((await admin(server, b, (c) => c.query<{ x: number }>("SELECT 1 AS x"))).rows[0]?.x, 1);
     } finally {
       await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
