@@ -8,7 +8,7 @@ export { CcpError, isCcpError, type ErrorCode } from "./errors.js";
 export { DATABASE_NAME_PATTERN, validateDatabaseName } from "./names.js";
 export { MIN_PASSWORD_LENGTH, PROVISION_NAME_PATTERN, validateOwnerRole, validatePassword, validateProvisionName } from "./databases/provision-rules.js";
 export { readUserConfig, writeUserConfig, writeSecretFile, userConfigPath, type UserConfig } from "./user-config.js";
-export type { DatabaseStatusView, DatabaseView } from "./databases/service.js";
+export type { DatabaseStatusView, DatabaseView, LimitsChange } from "./databases/service.js";
 export { VERSION } from "./version.js";
 export { INSIGHT_SORTS, LOG_LEVELS, parseLevel, parseSince, type InsightSort, type LogLevel } from "./observability/params.js";
 export type { LogEntry } from "./observability/logs.js";

@@ -7,18 +7,8 @@ import { after, describe, it } from "node:test";
 import { gzipSync } from "node:zlib";
 import { CHUNK } from "../src/backups/codec.js";
 import { ChecksumMismatch, packFile, unpackFile, type ManifestFile } from "../src/backups/files.js";
+import { prng } from "./support/security.js";
 
-/** mulberry32: a seeded generator, so a failing case can be replayed from the printed seed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SEED = Number(process.env["CCP_TEST_SEED"] ?? Date.now() % 1_000_000);
 
@@ -50,7 +40,7 @@ describe("backup file codec (ccp-lz4 and the old gzip)", () => {
   }
 
   it(`round-trips files of every shape through ccp-lz4 (seed ${SEED})`, async () => {
-    const rand = random(SEED);
+    const rand = prng(SEED);
     const sizes = [0, 1, 8192, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK, 2 * CHUNK + 12_345];
     for (const size of sizes) {
       for (const kind of ["text", "noise", "mixed", "zero"] as const) {
@@ -69,7 +59,7 @@ describe("backup file codec (ccp-lz4 and the old gzip)", () => {
   });
 
   it(`refuses a corrupted, truncated or swapped ccp-lz4 file while streaming (seed ${SEED})`, async () => {
-    const rand = random(SEED + 1);
+    const rand = prng(SEED + 1);
     const original = content(5 * CHUNK + 777, rand, "mixed");
     const { stored, entry } = await pack(original);
     const good = readFileSync(stored);
@@ -91,12 +81,12 @@ describe("backup file codec (ccp-lz4 and the old gzip)", () => {
       await assert.rejects(unpackFile(stored, out, entry, undefined), ChecksumMismatch, `${what}, seed ${SEED}`);
     }
     // A well-formed file with other content: only the checksum can tell.
-    const other = await pack(content(entry.size, random(SEED + 2), "mixed"));
+    const other = await pack(content(entry.size, prng(SEED + 2), "mixed"));
     await assert.rejects(unpackFile(other.stored, out, entry, undefined), /does not match the backup's manifest/);
   });
 
   it("still reads gzip files (backups taken before ccp-lz4), and refuses a corrupt one", async () => {
-    const original = content(2 * CHUNK + 99, random(SEED + 3), "mixed");
+    const original = content(2 * CHUNK + 99, prng(SEED + 3), "mixed");
     const gz = path.join(dir, "old.gz");
     writeFileSync(gz, gzipSync(original, { level: 1 }));
     const entry: ManifestFile = { path: "old", size: original.length, sha256: sha256(original) }; // no codec: gzip

@@ -1,4 +1,4 @@
-import type { DatabaseView, LimitName, LimitView } from "@ccp/server/client-side";
+import type { LimitName, LimitsChange, LimitView } from "@ccp/server/client-side";
 import type { Command } from "commander";
 import { ApiClient } from "../../api.js";
 import { jsonOption, LIMIT_COLUMNS, limitOptions, limitRows, limitsFrom } from "../../options.js";
@@ -20,15 +20,6 @@ export function register(db: Command): Command {
       if (Object.keys(limits).length === 0) return printLimits(out, await getLimits(new ApiClient(), ref));
       printChange(out, await changeLimits(new ApiClient(), ref, limits, o.restart === true));
     });
-}
-
-export interface LimitsChange {
-  readonly database: DatabaseView;
-  readonly changed: LimitName[];
-  readonly live: LimitName[];
-  readonly next_start: LimitName[];
-  readonly restarted: boolean;
-  readonly settings_next_start: boolean;
 }
 
 /** `ccp db limits <ref>`: every limit next to its usage (a suspended database is not woken). */
