@@ -12,3 +12,15 @@ export async function api(server: RunningServer, key: string, method: string, ro
   if (res.status !== expected) throw new Error(`${method} ${route}: HTTP ${res.status} ${JSON.stringify(json)}`);
   return json;
 }
+
+/** Call ccpd's API; throws on any answer of 300 or more (the body, cut at 300 characters, in the message). */
+export async function call(server: Pick<RunningServer, "url">, key: string, method: string, route: string, body?: unknown): Promise<Record<string, unknown>> {
+  const res = await fetch(`${server.url}${route}`, {
+    method,
+    headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const json = (await res.json()) as Record<string, unknown>;
+  if (res.status >= 300) throw new Error(`${method} ${route}: HTTP ${res.status} ${JSON.stringify(json).slice(0, 300)}`);
+  return json;
+}

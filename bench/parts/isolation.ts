@@ -5,10 +5,11 @@ import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { resolveServerConfig, startServer, type RunningServer } from "../../packages/server/dist/index.js";
 import { aptInstall, which } from "../lib/apt.ts";
+import { call } from "../lib/api.ts";
 import type { PartOptions } from "../lib/part.ts";
 import { runPgbench, type PgEnv } from "../lib/pgbench.ts";
 import { retrying } from "../lib/retry.ts";
-import { percentile } from "../lib/stats.ts";
+import { percentile, prng } from "../lib/stats.ts";
 import { renderGrid } from "../lib/table.ts";
 import { makeTempDir, removeDir } from "../lib/tmp.ts";
 
@@ -34,17 +35,6 @@ interface Db {
   readonly id: string;
   readonly token: string;
   readonly url: string;
-}
-
-async function call(server: RunningServer, key: string, method: string, route: string, body?: unknown): Promise<Record<string, unknown>> {
-  const res = await fetch(`${server.url}${route}`, {
-    method,
-    headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const json = (await res.json()) as Record<string, unknown>;
-  if (res.status >= 300) throw new Error(`${method} ${route}: HTTP ${res.status} ${JSON.stringify(json).slice(0, 300)}`);
-  return json;
 }
 
 async function create(server: RunningServer, key: string, name: string, limits?: Record<string, unknown>): Promise<Db> {
@@ -89,18 +79,6 @@ async function withServer<T>(label: string, isolation: "auto" | "off", warmPool:
     await server.close();
     removeDir(work);
   }
-}
-
-/** A seeded PRNG (mulberry32): the same lookups every run; the seed is printed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const VICTIM_ROWS = 100_000;

@@ -5,6 +5,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { resolvePgBinaries, resolveServerConfig, startServer, type RunningServer } from "../../packages/server/dist/index.js";
 import { resolveRunAs } from "../../packages/server/dist/runtime/process/system-user.js";
+import { call } from "../lib/api.ts";
 import type { PartOptions } from "../lib/part.ts";
 import { PlainPostgres, type Instance } from "../lib/plain-postgres.ts";
 import { percentile } from "../lib/stats.ts";
@@ -65,17 +66,6 @@ async function measure(label: string, fn: (samples: number[]) => Promise<void>):
     const message = (err as Error).message.split("\n")[0] ?? "error";
     return samples.length > 0 ? { label, samples, stopped: message } : { label, error: message };
   }
-}
-
-async function call(server: RunningServer, key: string, method: string, route: string, body?: unknown): Promise<Record<string, unknown>> {
-  const res = await fetch(`${server.url}${route}`, {
-    method,
-    headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const json = (await res.json()) as Record<string, unknown>;
-  if (res.status >= 300) throw new Error(`${method} ${route}: HTTP ${res.status} ${JSON.stringify(json)}`);
-  return json;
 }
 
 interface Created {
