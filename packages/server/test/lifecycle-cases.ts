@@ -64,6 +64,9 @@ export function lifecycleSuite(driver: TestDriver): void {
       return res.body as { rows: Record<string, unknown>[] };
     }
     async function suspend(id: string) {
+      // A client's end() returns before ccpd has seen its wire session close (the lease goes with it): a manual
+      // suspend meanwhile is refused as "in use", rightly. Wait for what the test's clients closed.
+      await poll("closed wire sessions to end", () => (server.wire.sessionCounts().get(id) ?? 0) === 0);
       await server.databases.suspend(id);
       assert.equal(await status(id), "suspended");
       assert.equal(await server.instances.state(id), "suspended");
