@@ -100,6 +100,9 @@ describe("isolation: own identity, sandbox, cgroup limits", { skip: !isRoot && "
       bArchive: server.store.walDir(b),
       bSocketDir: server.driver.endpoint(b).socketDir,
       catalogData: path.join(root, "data", "catalog", "data"),
+      // The folders holding every database's: traversable to reach one's own, not listable (no other database's id).
+      backupStore: path.join(root, "data", "backups"),
+      instancesDir: path.join(root, "data", "instances"),
     };
     const script = `
       const fs = require("node:fs"), net = require("node:net");
@@ -114,6 +117,8 @@ describe("isolation: own identity, sandbox, cgroup limits", { skip: !isRoot && "
         writeBArchive: code(() => fs.writeFileSync(t.bArchive + "/000000010000000000000099", "x")),
         readCatalog: code(() => fs.readdirSync(t.catalogData)),
         writeCatalog: code(() => fs.writeFileSync(t.catalogData + "/intruder", "x")),
+        listBackupStore: code(() => fs.readdirSync(t.backupStore)),
+        listInstances: code(() => fs.readdirSync(t.instancesDir)),
       };
       const s = net.connect(t.bSocketDir + "/.s.PGSQL.5432");
       s.on("connect", () => { out.connectB = "ok"; s.destroy(); done(); });
@@ -122,7 +127,7 @@ describe("isolation: own identity, sandbox, cgroup limits", { skip: !isRoot && "
     `;
     const out = runAs(owner, script);
     assert.equal(out["ownData"], "ok", "A reaches its own data (the check can succeed)");
-    for (const key of ["readB", "readBVersion", "writeB", "readBArchive", "writeBArchive", "readCatalog", "writeCatalog", "connectB"]) {
+    for (const key of ["readB", "readBVersion", "writeB", "readBArchive", "writeBArchive", "readCatalog", "writeCatalog", "connectB", "listBackupStore", "listInstances"]) {
       assert.equal(out[key], "EACCES", `${key}: ${JSON.stringify(out)}`);
     }
   });

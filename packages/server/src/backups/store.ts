@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
+import { chmodSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import path from "node:path";
 
 /**
@@ -30,7 +30,9 @@ export class DirBackupStore implements BackupStore {
 
   constructor(root: string) {
     this.#root = root;
-    mkdirSync(root, { recursive: true, mode: 0o755 });
+    // Each database's uid traverses it to its own WAL archive; none may list it (the other databases' ids).
+    mkdirSync(root, { recursive: true, mode: 0o711 });
+    chmodSync(root, 0o711);
   }
 
   walDir(databaseId: string): string {
