@@ -331,7 +331,11 @@ export class ProcessDriver implements RuntimeDriver {
           if (!(await this.#copySpare())) return;
         } else return;
       }
-    })().finally(() => (this.#refilling = undefined));
+    })()
+      // Background work must never reject unhandled (that ends ccpd): a failure (its folder removed under it, a full
+      // disk) ends this refill, and a create copies the template itself meanwhile.
+      .catch(() => undefined)
+      .finally(() => (this.#refilling = undefined));
   }
 
   async #copySpare(): Promise<boolean> {
@@ -347,7 +351,11 @@ export class ProcessDriver implements RuntimeDriver {
       this.#spares.push(ready);
       return true;
     } catch {
-      rmSync(tmp, { recursive: true, force: true });
+      try {
+        rmSync(tmp, { recursive: true, force: true });
+      } catch {
+        // removed under us, or not removable now: a later start drops partial copies (.spare-tmp-*)
+      }
       return false; // a create copies the template itself meanwhile
     } finally {
       if (identity) this.#reserved.delete(identity.uid);
