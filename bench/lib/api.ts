@@ -24,3 +24,16 @@ export async function call(server: Pick<RunningServer, "url">, key: string, meth
   if (res.status >= 300) throw new Error(`${method} ${route}: HTTP ${res.status} ${JSON.stringify(json).slice(0, 300)}`);
   return json;
 }
+
+/** POST `SELECT 1` to a database's /query with its token; the ms until the whole answer is in (it must be a 200). */
+export async function timedSelectOne(server: Pick<RunningServer, "url">, db: { readonly id: string; readonly token: string }): Promise<number> {
+  const t0 = performance.now();
+  const res = await fetch(`${server.url}/v1/databases/${db.id}/query`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${db.token}`, "content-type": "application/json" },
+    body: JSON.stringify({ sql: "SELECT 1" }),
+  });
+  await res.arrayBuffer();
+  if (res.status !== 200) throw new Error(`SELECT 1 over HTTP: HTTP ${res.status}`);
+  return performance.now() - t0;
+}

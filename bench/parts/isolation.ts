@@ -5,7 +5,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { resolveServerConfig, startServer, type RunningServer } from "../../packages/server/dist/index.js";
 import { aptInstall, which } from "../lib/apt.ts";
-import { call } from "../lib/api.ts";
+import { call, timedSelectOne } from "../lib/api.ts";
 import type { PartOptions } from "../lib/part.ts";
 import { runPgbench, type PgEnv } from "../lib/pgbench.ts";
 import { retrying } from "../lib/retry.ts";
@@ -335,15 +335,7 @@ async function wakeOnce(server: RunningServer, key: string, db: Db): Promise<num
       await sleep(10);
     }
   }
-  const t0 = performance.now();
-  const res = await fetch(`${server.url}/v1/databases/${db.id}/query`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${db.token}`, "content-type": "application/json" },
-    body: JSON.stringify({ sql: "SELECT 1" }),
-  });
-  await res.arrayBuffer();
-  if (res.status !== 200) throw new Error(`wake query: HTTP ${res.status}`);
-  return performance.now() - t0;
+  return timedSelectOne(server, db);
 }
 
 /**

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { resolvePgBinaries, resolveServerConfig, startServer, type RunningServer } from "../../packages/server/dist/index.js";
 import { resolveRunAs } from "../../packages/server/dist/runtime/process/system-user.js";
-import { call } from "../lib/api.ts";
+import { call, timedSelectOne } from "../lib/api.ts";
 import type { PartOptions } from "../lib/part.ts";
 import { PlainPostgres, type Instance } from "../lib/plain-postgres.ts";
 import { percentile } from "../lib/stats.ts";
@@ -203,15 +203,8 @@ async function wakeRows(wakes: number): Promise<Samples[]> {
     const http = await measure("ccp HTTP /query", async (samples) => {
       for (let i = -1; i < wakes; i++) {
         await suspend();
-        const t0 = performance.now();
-        const res = await fetch(`${server.url}/v1/databases/${db.id}/query`, {
-          method: "POST",
-          headers: { authorization: `Bearer ${db.token}`, "content-type": "application/json" },
-          body: JSON.stringify({ sql: "SELECT 1" }),
-        });
-        await res.arrayBuffer();
-        if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
-        if (i >= 0) samples.push(performance.now() - t0);
+        const ms = await timedSelectOne(server, db);
+        if (i >= 0) samples.push(ms);
       }
     });
     const plain = new PlainPostgres(resolvePgBinaries(), resolveRunAs());

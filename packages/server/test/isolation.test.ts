@@ -11,6 +11,7 @@ import { Cgroups } from "../src/runtime/process/cgroups.js";
 import { ProcessDriver } from "../src/runtime/process/process-driver.js";
 import { readOnlyPaths } from "../src/runtime/process/jail.js";
 import { postmastersOf } from "./support/drivers.js";
+import { connectInstance } from "./support/instance-sql.js";
 import { poll } from "./support/poll.js";
 
 const waitFor = (what: string, check: () => boolean | Promise<boolean>, deadlineMs = 60_000) => poll(what, check, { deadlineMs });
@@ -34,11 +35,9 @@ function config(dataDir: string, extra: { isolation?: "auto" | "off" } = {}) {
 }
 
 async function admin<T>(server: RunningServer, id: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const ep = server.driver.endpoint(id);
-  const c = new pg.Client({ host: ep.socketDir, port: ep.port, user: ep.adminUser, database: "postgres" });
+  const c = await connectInstance(server, id, { admin: true, database: "postgres" });
   // A backend killed under it (the memory test) ends the connection: the query's rejection says so.
   c.on("error", () => undefined);
-  await c.connect();
   try {
     return await fn(c);
   } finally {
