@@ -145,7 +145,6 @@ function bootRuntime(config: ServerConfig, host: Host, catalog: Catalog, cleanup
     isolation: config.isolation,
     ...(config.uidRange ? { uidRange: config.uidRange } : {}),
   });
-  for (const f of driver.isolation()) if (!f.enforced) log.warn(`isolation: ${f.name} not enforced: ${f.detail}`);
   cleanups.push(() => driver.shutdown());
   const instances = new Instances({ driver, catalog, log, suspendAfterMs: config.suspendAfterMs, wakeTimeoutMs: config.wakeTimeoutMs });
   cleanups.push(() => instances.close());
@@ -263,6 +262,8 @@ async function compose(
     defaultLimits: defaults,
     limitsChanged: (id) => quota.check(id),
   });
+  // What is not in force, as status reports it: the driver's mechanisms with what ccpd enforces itself (the soft storage quota).
+  for (const f of databases.isolation()) if (!f.enforced) log.warn(`isolation: ${f.name} not enforced: ${f.detail}`);
   const { retentionDays } = config.backups;
   const backups = new BackupService({ catalog, instances, store, databases, log, retentionDays, observer: obs.backupObserver() });
   const branches = new BranchService({ catalog, instances, databases, backups, log, retentionDays });
