@@ -20,13 +20,19 @@ export interface CcpdProcess {
 
 const CLOCK_TICKS = 100; // sysconf(_SC_CLK_TCK) on Linux
 
-export async function startCcpdProcess(dir: string, options: { metrics?: boolean; env?: Record<string, string> } = {}): Promise<CcpdProcess> {
+/**
+ * `cpus`: pin the ccpd (and so the Postgres servers it starts, which inherit
+ * the affinity) to these CPUs, a taskset list such as "0".
+ */
+export async function startCcpdProcess(dir: string, options: { metrics?: boolean; env?: Record<string, string>; cpus?: string } = {}): Promise<CcpdProcess> {
   mkdirSync(dir, { recursive: true });
   const log = path.join(dir, "ccpd.log");
   const logFd = openSync(log, "a");
   let child: ChildProcess;
   try {
-    child = spawn(process.execPath, ["--import", "tsx", MAIN, JSON.stringify({ dataDir: path.join(dir, "data"), ...options, env: { XDG_CONFIG_HOME: path.join(dir, "config"), ...options.env } })], {
+    const { cpus, ...rest } = options;
+    const args = [process.execPath, "--import", "tsx", MAIN, JSON.stringify({ dataDir: path.join(dir, "data"), ...rest, env: { XDG_CONFIG_HOME: path.join(dir, "config"), ...rest.env } })];
+    child = spawn(cpus === undefined ? (args[0] as string) : "taskset", cpus === undefined ? args.slice(1) : ["-c", cpus, ...args], {
       stdio: ["ignore", "pipe", logFd],
     });
   } finally {

@@ -18,6 +18,8 @@ export interface HttpLoad {
   readonly seconds: number;
   /** Directory for the generated wrk script. */
   readonly dir: string;
+  /** Pin wrk to these CPUs (a taskset list such as "1"), so it does not share a core with the server under test. */
+  readonly cpus?: string;
 }
 
 export interface HttpLoadResult {
@@ -74,7 +76,8 @@ export async function runHttpLoad(bin: string, load: HttpLoad): Promise<HttpLoad
   const file = path.join(load.dir, "load.lua");
   writeFileSync(file, `${script}\n`);
   const threads = String(Math.min(2, load.connections));
-  const { stdout } = await execFileAsync(bin, ["-t", threads, "-c", String(load.connections), "-d", `${load.seconds}s`, "--timeout", "30s", "-s", file, load.url], {
+  const args = ["-t", threads, "-c", String(load.connections), "-d", `${load.seconds}s`, "--timeout", "30s", "-s", file, load.url];
+  const { stdout } = await execFileAsync(load.cpus === undefined ? bin : "taskset", load.cpus === undefined ? args : ["-c", load.cpus, bin, ...args], {
     maxBuffer: 1024 * 1024,
   });
   // wrk prints its own summary around the line done() writes.

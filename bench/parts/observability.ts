@@ -2,6 +2,7 @@ import os from "node:os";
 import path from "node:path";
 import { Metrics } from "../../packages/server/dist/observability/metrics.js";
 import { startCcpdProcess, type CcpdProcess } from "../lib/ccpd-process.ts";
+import { which } from "../lib/apt.ts";
 import { ensureWrk, type HttpLoad } from "../lib/http-load.ts";
 import type { PartOptions } from "../lib/part.ts";
 import { renderGrid } from "../lib/table.ts";
@@ -17,7 +18,7 @@ const CONCURRENCY = [1, 16] as const;
  * machine) hits every variant alike; the median round is shown, and the cost is
  * the median of each round's own ratio (variants measured back to back).
  */
-const ROUNDS = 5;
+const ROUNDS = 9;
 const WARMUP_SECONDS = 2;
 /** A Prometheus scrape interval, compressed: /metrics is scraped this often during the "scraped" runs. */
 const SCRAPE_EVERY_MS = 5_000;
@@ -26,8 +27,14 @@ const TARGET_OVERHEAD = 0.03;
 const SCRAPED = "ccp, metrics on, scraped every 5 s";
 const ON = "ccp, metrics on, not scraped";
 const OFF = "ccp, --no-metrics";
-/** A second --no-metrics ccpd: the A/A pair (OFF vs OFF, same code) shows what "cost" the method reads from noise and placement alone. */
-const CONTROL = "ccp, --no-metrics (A/A control)";
+/**
+ * Two ccpds per side (metrics on, --no-metrics): one ccpd against one other
+ * read up to 8% "cost" between two --no-metrics ccpds (same code) in earlier
+ * runs, so each side is the mean of two, and the A/A pairs (a against b, same
+ * code) show what the method still reads from noise and placement.
+ */
+const ON_B = `${ON} (b)`;
+const OFF_B = `${OFF} (b)`;
 
 interface Variant {
   readonly label: string;
@@ -85,25 +92,30 @@ function scrapeLoop(v: Variant, ms: number): { stop(): Promise<number[]> } {
 
 /**
  * The cost of observability on the gateway's hot path: the same primary-key
- * lookups as the gateway part, against four ccpds, each in a process of its
+ * lookups as the gateway part, against five ccpds, each in a process of its
  * own (own event loop, own CPU accounting): metrics on and scraped every 5 s,
- * metrics on and not scraped (the hot path alone), --no-metrics, and a second
- * --no-metrics as an A/A control; rounds rotate the order.
+ * two with metrics on and not scraped (the hot path alone), two with
+ * --no-metrics; rounds rotate the order.
  */
 export async function observabilityPart({ duration }: PartOptions): Promise<void> {
   const wrk = await ensureWrk();
   const work = makeTempDir("ccp-bench-obs-");
   const servers: CcpdProcess[] = [];
+  // Pin the ccpds (and the Postgres servers they start, which inherit it) to one
+  // core and wrk to the other: on two cores, where the scheduler put wrk against
+  // the server moved a round's req/s by ±20%, more than the cost measured.
+  const pin = os.cpus().length >= 2 && (await which("taskset")) ? { server: "0", wrk: "1" } : undefined;
   try {
     const variants: Variant[] = [];
     for (const [label, metrics] of [
       [SCRAPED, true],
       [ON, true],
+      [ON_B, true],
       [OFF, false],
-      [CONTROL, false],
+      [OFF_B, false],
     ] as const) {
       const dir = path.join(work, `variant-${variants.length}`);
-      const server = await startCcpdProcess(dir, { metrics, env: { CCP_LOG_LEVEL: process.env["CCP_LOG_LEVEL"] ?? "warn" } });
+      const server = await startCcpdProcess(dir, { metrics, env: { CCP_LOG_LEVEL: process.env["CCP_LOG_LEVEL"] ?? "warn" }, ...(pin ? { cpus: pin.server } : {}) });
       servers.push(server);
       const res = await fetch(`${server.url}/v1/databases`, {
         method: "POST",
@@ -116,7 +128,7 @@ export async function observabilityPart({ duration }: PartOptions): Promise<void
       await initPgbench(path.join(dir, "data", "instances", created.database.id, "run"), 5432);
       variants.push({ label, server, url: `${server.url}/v1/databases/${created.database.id}/query`, token: created.token, key: server.key });
     }
-    const [scraped, on, off, control] = variants as [Variant, Variant, Variant, Variant];
+    const [scraped, on, onB, off, offB] = variants as [Variant, Variant, Variant, Variant, Variant];
     const metricsOff = await fetch(`${off.server.url}/metrics`, { headers: { authorization: `Bearer ${off.key}` } });
     if (metricsOff.status !== 404) throw new Error(`--no-metrics ccpd answered /metrics with ${metricsOff.status}, expected 404`);
 
@@ -128,6 +140,7 @@ export async function observabilityPart({ duration }: PartOptions): Promise<void
       connections,
       seconds,
       dir: work,
+      ...(pin ? { cpus: pin.wrk } : {}),
     });
 
     const warm = Math.min(WARMUP_SECONDS, duration);
@@ -139,7 +152,7 @@ export async function observabilityPart({ duration }: PartOptions): Promise<void
     for (const c of CONCURRENCY) {
       for (let round = 0; round < ROUNDS; round++) {
         // Rotate which goes first, so none always runs right after another.
-        const order = [scraped, on, off, control];
+        const order = [scraped, on, off, onB, offB];
         for (const v of [...order.slice(round % order.length), ...order.slice(0, round % order.length)]) {
           const scraper = v === scraped ? scrapeLoop(v, SCRAPE_EVERY_MS) : undefined;
           const cpu0 = v.server.cpuMicros();
@@ -154,7 +167,8 @@ export async function observabilityPart({ duration }: PartOptions): Promise<void
 
     console.log(`node ${process.version}, ${os.cpus().length} cores, load average ${os.loadavg()[0]?.toFixed(2)} at start`);
     console.log(`POST /v1/databases/{id}/query, random aid per request: ${SELECT}`);
-    console.log(`four ccpds, each in its own process (one database each, pgbench_accounts ${ROWS.toLocaleString("en-US")} rows); wrk, keep-alive; CPU: the ccpd process's own user + system time;`);
+    console.log(`five ccpds, each in its own process (one database each, pgbench_accounts ${ROWS.toLocaleString("en-US")} rows); wrk, keep-alive; CPU: the ccpd process's own user + system time;`);
+    console.log(pin ? `ccpds and their Postgres pinned to CPU ${pin.server}, wrk to CPU ${pin.wrk} (taskset)` : "not pinned (fewer than two cores, or no taskset)");
     console.log(`${ROUNDS} rounds of ${duration} s per variant and concurrency, order rotated; median round shown; cost: median of the rounds' ratios\n`);
     const lines: string[] = [];
     for (const c of CONCURRENCY) {
@@ -178,15 +192,22 @@ export async function observabilityPart({ duration }: PartOptions): Promise<void
         ),
       );
       console.log("");
-      const [withScrapes, withMetrics, without, aa] = rows as [(typeof rows)[number], (typeof rows)[number], (typeof rows)[number], (typeof rows)[number]];
+      const byLabel = (label: string) => rows.find((r) => r.label === label) as (typeof rows)[number];
+      const [withScrapes, onA, onB2, offA, offB2] = [byLabel(SCRAPED), byLabel(ON), byLabel(ON_B), byLabel(OFF), byLabel(OFF_B)];
+      /** Per round: the mean of the two ccpds of a side. */
+      const pair = (a: number[], b: number[]) => a.map((x, i) => (x + (b[i] as number)) / 2);
+      const onRates = pair(onA.all, onB2.all);
+      const offRates = pair(offA.all, offB2.all);
+      const onCpus = pair(onA.cpus, onB2.cpus);
+      const offCpus = pair(offA.cpus, offB2.cpus);
       const cost = (xs: number[], base: number[]) => median(xs.map((x, i) => 1 - x / (base[i] as number)));
-      const cpuCost = (xs: number[]) => median(xs.map((x, i) => x / (without.cpus[i] as number) - 1));
-      const overhead = cost(withMetrics.all, without.all);
+      const cpuCost = (xs: number[], base: number[]) => median(xs.map((x, i) => x / (base[i] as number) - 1));
+      const overhead = cost(onRates, offRates);
       const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
       lines.push(
-        `  throughput cost of metrics (on, not scraped vs --no-metrics), c=${c}: ${pct(overhead)} (target ≤ ${TARGET_OVERHEAD * 100}%): ${overhead <= TARGET_OVERHEAD ? "met" : "NOT met"}`,
-        `    ccpd CPU per request, same pair: ${pct(cpuCost(withMetrics.cpus))}; with a scrape every 5 s: throughput ${pct(cost(withScrapes.all, without.all))}, CPU ${pct(cpuCost(withScrapes.cpus))}`,
-        `    A/A control (a second --no-metrics ccpd vs the first, same code): throughput ${pct(cost(aa.all, without.all))}, CPU ${pct(cpuCost(aa.cpus))} — what the method reads from noise alone`,
+        `  throughput cost of metrics (on, not scraped vs --no-metrics, two ccpds each side), c=${c}: ${pct(overhead)} (target ≤ ${TARGET_OVERHEAD * 100}%): ${overhead <= TARGET_OVERHEAD ? "met" : "NOT met"}`,
+        `    ccpd CPU per request, same pairs: ${pct(cpuCost(onCpus, offCpus))}; with a scrape every 5 s (one ccpd): throughput ${pct(cost(withScrapes.all, offRates))}, CPU ${pct(cpuCost(withScrapes.cpus, offCpus))}`,
+        `    A/A (same code, b vs a): --no-metrics throughput ${pct(cost(offB2.all, offA.all))}, CPU ${pct(cpuCost(offB2.cpus, offA.cpus))}; metrics on throughput ${pct(cost(onB2.all, onA.all))}, CPU ${pct(cpuCost(onB2.cpus, onA.cpus))} — what the method reads from noise alone`,
       );
     }
     const sorted = [...scrapes].sort((a, b) => a - b);
