@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -228,6 +228,18 @@ describe("isolation: own identity, sandbox, cgroup limits", { skip: !isRoot && "
     await server.driver.setLimits(a, {});
   });
 
+  it("ccpd starved by a busy database on cgroup v1 (it weighed 1/256 of a database): ccpd runs in a cpu group of its own, as heavy as an unlimited database", { skip: existsSync("/sys/fs/cgroup/cgroup.controllers") && "cgroup v2 host: ccpd stays in its own slice" }, async () => {
+    const line = readFileSync("/proc/self/cgroup", "utf8").split("\n").find((l) => l.split(":")[1]?.split(",").includes("cpu")) as string;
+    const where = line.split(":").slice(2).join(":");
+    assert.match(where, /\/ccp\/[0-9a-f]{12}\/ccpd$/, line);
+    const dirs = server.driver.cgroupDirs(b) as Record<string, string>;
+    const self = path.join(path.dirname(dirs["cpu"] as string), "ccpd");
+    // An unlimited database's group weighs 4 cores × 65536; a database's own weight never exceeds it.
+    assert.equal(readCg(self, "cpu.shares").trim(), "262144");
+    assert.ok(Number(readCg(dirs["cpu"] as string, "cpu.shares")) <= 262144);
+    assert.ok(readCg(self, "cgroup.procs").split("\n").includes(String(process.pid)));
+  });
+
   it("the process limit refuses A's connections beyond pids.max while B is fine", async () => {
     const dirs = server.driver.cgroupDirs(a) as Record<string, string>;
     const current = Number(readCg(dirs["pids"] as string, "pids.current"));
@@ -451,6 +463,23 @@ describe("cgroups against a directory laid out like cgroupfs", () => {
     writeFileSync(path.join(dirs["memory"] as string, "memory.usage_in_bytes"), "4096\n");
     writeFileSync(path.join(dirs["pids"] as string, "pids.current"), "5\n");
     assert.deepEqual(cg.usage("db-000000000002"), { memoryBytes: 4096, cpuSeconds: 3, pids: 5 });
+  });
+
+  it("v1: ccpd joins a group of its own beside the databases', a second ccpd of the same process does not nest under it, and leaves it at shutdown", () => {
+    const v1 = path.join(fake, "v1-self");
+    for (const h of ["memory", "cpu", "cpuacct", "pids", "blkio"]) mkdirSync(path.join(v1, h), { recursive: true });
+    const cg = Cgroups.detect({ root: v1, scope: "0123456789ab", selfCgroup: "2:cpuacct:/\n1:cpu:/svc\n4:memory:/\n8:pids:/\n" });
+    assert.ok(typeof cg !== "string");
+    const joined = cg.joinSelf(4242);
+    assert.equal(joined, path.join(v1, "cpu", "svc", "ccp", "0123456789ab", "ccpd"));
+    assert.equal(readFileSync(path.join(joined, "cgroup.procs"), "utf8"), "4242");
+    assert.equal(readFileSync(path.join(joined, "cpu.shares"), "utf8"), "262144");
+    const second = Cgroups.detect({ root: v1, scope: "ba9876543210", selfCgroup: "2:cpuacct:/\n1:cpu:/svc/ccp/0123456789ab/ccpd\n4:memory:/\n8:pids:/\n" });
+    assert.ok(typeof second !== "string");
+    assert.equal(second.dirs("db-000000000003")["cpu"], path.join(v1, "cpu", "svc", "ccp", "ba9876543210", "db-000000000003"));
+    // The fake cgroupfs cannot move a process: the group stays (not empty), the write back goes to the group ccpd came from.
+    cg.leaveSelf(4242, "1:cpu:/svc/ccp/0123456789ab/ccpd\n");
+    assert.equal(readFileSync(path.join(v1, "cpu", "svc", "cgroup.procs"), "utf8"), "4242");
   });
 
   it("no cgroups at all: a sentence saying why", () => {

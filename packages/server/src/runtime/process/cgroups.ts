@@ -23,6 +23,10 @@ const V1_MAX_SHARES = 262_144;
 export const SOFT_MEMORY_SHARE = 0.9;
 
 type Controller = "memory" | "cpu" | "pids" | "io";
+/** ccpd's own group on v1, beside the databases' groups in the cpu hierarchy (see joinSelf). */
+const SELF_GROUP = "ccpd";
+/** A ccpd's own group, as /proc/self/cgroup shows it once joined: a second ccpd in the same process must not nest under it. */
+const SELF_GROUP_PATH = new RegExp(`/ccp/[0-9a-f]{12}/${SELF_GROUP}$`);
 const CONTROLLERS: readonly Controller[] = ["memory", "cpu", "pids", "io"];
 /** v1 hierarchies ccp uses: cpuacct counts the CPU time (cpu only limits it), blkio is io's v1 name. */
 const V1_HIERARCHIES = ["memory", "cpu", "cpuacct", "pids", "blkio"] as const;
@@ -73,10 +77,17 @@ export class Cgroups {
   readonly #parents: ReadonlyMap<string, string>;
   readonly #features: readonly IsolationFeature[];
 
-  private constructor(version: 1 | 2, parents: Map<string, string>, features: IsolationFeature[]) {
+  /** Where cgroupfs is mounted. */
+  readonly #cgroupfs: string;
+  /** v1: the cpu group ccpd was in before joinSelf (it goes back there at leaveSelf). */
+  readonly #ownCpuGroup: string | undefined;
+
+  private constructor(version: 1 | 2, cgroupfs: string, parents: Map<string, string>, features: IsolationFeature[], ownCpuGroup?: string) {
     this.version = version;
+    this.#cgroupfs = cgroupfs;
     this.#parents = parents;
     this.#features = Object.freeze(features);
+    this.#ownCpuGroup = ownCpuGroup;
   }
 
   /**
@@ -122,7 +133,7 @@ export class Cgroups {
       return { name: c, enforced: false, detail: `cgroup v2 ${c} controller could not be enabled for ${parent} (cgroup.subtree_control)` };
     });
     if (!features.some((f) => f.enforced)) return `cgroup v2: no controller could be enabled under ${parent}`;
-    return new Cgroups(2, new Map([["unified", parent]]), features);
+    return new Cgroups(2, root, new Map([["unified", parent]]), features);
   }
 
   static #detectV1(root: string, self: string, scope: string): Cgroups | string {
@@ -132,7 +143,8 @@ export class Cgroups {
     for (const line of self.split("\n")) {
       const [, names, where] = line.split(":");
       if (names === undefined || where === undefined) continue;
-      for (const n of names.split(",")) own.set(n, where);
+      // Another ccpd of this process may have moved it into its own group already (joinSelf): count from where that ccpd was.
+      for (const n of names.split(",")) own.set(n, where.replace(SELF_GROUP_PATH, "") || "/");
     }
     for (const h of V1_HIERARCHIES) {
       const mount = path.join(root, h);
@@ -169,7 +181,8 @@ export class Cgroups {
       { name: "io", enforced: false, detail: "cgroup v1: blkio cannot limit writes through the page cache; I/O bandwidth limits need cgroup v2" },
     ];
     if (parents.size === 0) return `cgroup v1: ${[...why.values()].join("; ")}`;
-    return new Cgroups(1, parents, features);
+    const cpuWhere = own.get("cpu");
+    return new Cgroups(1, root, parents, features, cpuWhere === undefined ? undefined : path.join(root, "cpu", cpuWhere));
   }
 
   /** memory, cpu, pids and io: which this host enforces and how. */
@@ -301,6 +314,62 @@ export class Cgroups {
           await sleep(20);
         }
       }
+    }
+  }
+
+  /**
+   * cgroup v1: move ccpd itself (every thread: HTTP gateway, wire forwarder) into
+   * a cpu group of its own beside the databases', weighing as much as an
+   * unlimited database. Left in its root group, ccpd weighs as one task against
+   * the ccp groups' 262144 shares: while any database burned CPU (even within its
+   * quota) ccpd got 1/256 of a core's time and every other database's HTTP and
+   * wire traffic, which all passes through ccpd, waited with it. On v2 the ccp
+   * tree is a sibling of ccpd's own slice at equal weight, so nothing is moved.
+   * Returns the group joined, or undefined (v2, no cpu hierarchy, or refused).
+   */
+  joinSelf(pid = process.pid): string | undefined {
+    const parent = this.#parents.get("cpu");
+    if (this.version !== 1 || parent === undefined || this.#ownCpuGroup === undefined) return undefined;
+    const dir = path.join(parent, SELF_GROUP);
+    try {
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(path.join(dir, "cpu.shares"), String(V1_MAX_SHARES));
+      writeFileSync(path.join(dir, "cgroup.procs"), String(pid));
+      return dir;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Back to the cpu group ccpd was in before joinSelf (shutdown), if it is still in this ccpd's own one. */
+  leaveSelf(pid = process.pid, selfCgroup?: string): void {
+    const parent = this.#parents.get("cpu");
+    if (this.version !== 1 || parent === undefined || this.#ownCpuGroup === undefined) return;
+    const dir = path.join(parent, SELF_GROUP);
+    let self: string;
+    try {
+      self = selfCgroup ?? readFileSync(`/proc/${pid}/cgroup`, "utf8");
+    } catch {
+      return;
+    }
+    const cpuLine = self.split("\n").find((l) => l.split(":")[1]?.split(",").includes("cpu"));
+    const where = cpuLine?.split(":").slice(2).join(":");
+    if (where !== undefined && path.join(this.#cgroupfs, "cpu", where) === dir) {
+      try {
+        writeFileSync(path.join(this.#ownCpuGroup, "cgroup.procs"), String(pid));
+      } catch {
+        // its old group is gone: the hierarchy's root takes any process
+        try {
+          writeFileSync(path.join(this.#cgroupfs, "cpu", "cgroup.procs"), String(pid));
+        } catch {
+          return;
+        }
+      }
+    }
+    try {
+      rmdirSync(dir);
+    } catch {
+      // a process ccpd started (a client tool) is still in it, or it is gone
     }
   }
 

@@ -208,7 +208,11 @@ export class ProcessDriver implements RuntimeDriver {
     this.#jail = { launcher, readOnly, oomShield: probe.oomShield };
     const cgroups = Cgroups.detect({ scope: this.#scope, ...(this.#o.cgroupRoot ? { root: this.#o.cgroupRoot } : {}) });
     if (typeof cgroups === "string") this.#cgroupsWhy = cgroups;
-    else this.#cgroups = cgroups;
+    else {
+      this.#cgroups = cgroups;
+      // v1: ccpd weighs as much as an unlimited database, so a busy one cannot starve the traffic of the others through it.
+      cgroups.joinSelf();
+    }
   }
 
   /** Root-owned: each sandbox's mount point and lock (outside the instance's own folder, which its uid may change). */
@@ -873,6 +877,7 @@ export class ProcessDriver implements RuntimeDriver {
       await this.#forgetSandbox(p.root).catch(() => undefined);
       rmSync(p.root, { recursive: true, force: true });
     }
+    this.#cgroups?.leaveSelf();
     this.#cgroups?.removeScope();
   }
 }
