@@ -14,11 +14,13 @@ const SELECT = "SELECT abalance FROM pgbench_accounts WHERE aid = $1";
 const AID = "%AID%";
 const CONCURRENCY = [1, 16] as const;
 /**
- * Rounds per variant, the order rotated each round so drift (other work on the
- * machine) hits every variant alike; the median round is shown, and the cost is
- * the median of each round's own ratio (variants measured back to back).
+ * Short runs, many rounds: each round runs every variant for RUN_SECONDS back
+ * to back, the order rotated, so drift (other work on the machine, which moves
+ * over seconds) hits the variants of a round alike; the cost is the median of
+ * the rounds' own ratios. --duration N gives 3N rounds (at least 9).
  */
-const ROUNDS = 9;
+const RUN_SECONDS = 1;
+const roundsFor = (duration: number) => Math.max(9, 3 * duration);
 const WARMUP_SECONDS = 2;
 /** A Prometheus scrape interval, compressed: /metrics is scraped this often during the "scraped" runs. */
 const SCRAPE_EVERY_MS = 5_000;
@@ -61,6 +63,11 @@ function hotPathMicros(): number {
   }
   return median(rounds);
 }
+
+const quantile = (xs: readonly number[], q: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(s.length * q))] as number;
+};
 
 const median = (xs: readonly number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -144,19 +151,20 @@ export async function observabilityPart({ duration }: PartOptions): Promise<void
     });
 
     const warm = Math.min(WARMUP_SECONDS, duration);
+    const rounds = roundsFor(duration);
     for (const v of variants) await httpRun(wrk, v.label, load(v, 16, warm));
 
     /** Each round's figures, with this process's CPU time (user + system) per completed request, µs. */
     const results = new Map<string, (Summary & { cpuUs: number })[]>();
     const scrapes: number[] = [];
     for (const c of CONCURRENCY) {
-      for (let round = 0; round < ROUNDS; round++) {
+      for (let round = 0; round < rounds; round++) {
         // Rotate which goes first, so none always runs right after another.
         const order = [scraped, on, off, onB, offB];
         for (const v of [...order.slice(round % order.length), ...order.slice(0, round % order.length)]) {
           const scraper = v === scraped ? scrapeLoop(v, SCRAPE_EVERY_MS) : undefined;
           const cpu0 = v.server.cpuMicros();
-          const r = await httpRun(wrk, v.label, load(v, c, duration));
+          const r = await httpRun(wrk, v.label, load(v, c, RUN_SECONDS));
           const cpu = v.server.cpuMicros() - cpu0;
           if (scraper) scrapes.push(...(await scraper.stop()));
           const key = `${v.label}\u0000${c}`;
@@ -169,7 +177,7 @@ export async function observabilityPart({ duration }: PartOptions): Promise<void
     console.log(`POST /v1/databases/{id}/query, random aid per request: ${SELECT}`);
     console.log(`five ccpds, each in its own process (one database each, pgbench_accounts ${ROWS.toLocaleString("en-US")} rows); wrk, keep-alive; CPU: the ccpd process's own user + system time;`);
     console.log(pin ? `ccpds and their Postgres pinned to CPU ${pin.server}, wrk to CPU ${pin.wrk} (taskset)` : "not pinned (fewer than two cores, or no taskset)");
-    console.log(`${ROUNDS} rounds of ${duration} s per variant and concurrency, order rotated; median round shown; cost: median of the rounds' ratios\n`);
+    console.log(`${rounds} rounds of ${RUN_SECONDS} s per variant and concurrency, order rotated; median round shown; cost: median of the rounds' ratios\n`);
     const lines: string[] = [];
     for (const c of CONCURRENCY) {
       const rows = variants.map((v) => {
@@ -187,8 +195,8 @@ export async function observabilityPart({ duration }: PartOptions): Promise<void
       console.log(
         renderGrid(
           `concurrency ${c}`,
-          ["req/s", "p50 ms", "p99 ms", "CPU µs/req", "rounds req/s"],
-          rows.map((r) => ({ label: r.label, cells: [r.rate.toFixed(0), r.p50.toFixed(3), r.p99.toFixed(3), r.cpu.toFixed(1), r.all.map((x) => x.toFixed(0)).join(" ")] })),
+          ["req/s", "p50 ms", "p99 ms", "CPU µs/req", "rounds' req/s p25–p75"],
+          rows.map((r) => ({ label: r.label, cells: [r.rate.toFixed(0), r.p50.toFixed(3), r.p99.toFixed(3), r.cpu.toFixed(1), `${quantile(r.all, 0.25).toFixed(0)}–${quantile(r.all, 0.75).toFixed(0)}`] })),
         ),
       );
       console.log("");
