@@ -359,7 +359,8 @@ async function sandboxCost(seconds: number, n: number): Promise<void> {
           dbs.set(side.label, db);
           await execFileAsync("pgbench", ["-i", "-q", "-s", "10"], { env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", ...socketEnv(side.server, db.id) } });
         }
-        const rounds = Math.max(3, Math.round(seconds / 2));
+        // Many short rounds: the two sides of a round run back to back, under the same drift of the machine's other load.
+        const rounds = Math.max(8, 2 * seconds);
         for (let r = 0; r < rounds; r++) {
           // Alternate which goes first, too.
           for (const side of r % 2 === 0 ? sides : [...sides].reverse()) {
