@@ -1,0 +1,136 @@
+// Runs INSIDE the cgroup-v2-vm.sh guest (a real cgroup v2 kernel, cgroup2 on
+// /sys/fs/cgroup): the real Cgroups class from dist/ against the kernel's own
+// files, and real processes in the groups so the kernel enforces each limit.
+// One line per check: "ok" or "FAIL", with the kernel's figures. Exit 1 on any FAIL.
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../..");
+const { Cgroups, deviceOf } = await import(path.join(repo, "packages/server/dist/runtime/process/cgroups.js"));
+
+const MiB = 1024 * 1024;
+const CG = "/sys/fs/cgroup";
+const dataDir = process.env.CCP_VM_DATA ?? "/tmp";
+const scope = "0123456789ab";
+let failures = 0;
+
+function check(name, ok, figures) {
+  if (!ok) failures++;
+  console.log(`${ok ? "ok  " : "FAIL"} ${name}: ${figures}`);
+}
+const read = (dir, file) => {
+  try {
+    return readFileSync(path.join(dir, file), "utf8").trim();
+  } catch (err) {
+    return `(unreadable: ${err.code ?? err})`;
+  }
+};
+const field = (text, name) => Number(new RegExp(`^${name} (\\d+)`, "m").exec(text)?.[1]);
+const oneLine = (text) => text.replace(/\n/g, "; ");
+
+/** Start a process that joins the group itself (its own pid into cgroup.procs, as native/jail.c does) and only then runs `script`. */
+function joined(dir, script) {
+  const child = spawn("/bin/sh", ["-c", `echo $$ > ${dir}/cgroup.procs || exit 125; ${script}`], { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  child.stdout.on("data", (d) => (out += d));
+  child.stderr.on("data", (d) => (out += d));
+  const done = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal, out })));
+  return { child, done };
+}
+async function until(what, test, ms = 120_000) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (test()) return true;
+    await sleep(100);
+  }
+  console.log(`     (gave up waiting for ${what})`);
+  return false;
+}
+
+console.log(`guest: kernel ${readFileSync("/proc/sys/kernel/osrelease", "utf8").trim()}, node ${process.version}, data dir ${dataDir} on ${deviceOf(dataDir)}`);
+
+// 1. detect: v2, every controller handed down level by level.
+const cg = Cgroups.detect({ scope });
+if (typeof cg === "string") {
+  check("Cgroups.detect() finds cgroup v2", false, cg);
+  process.exit(1);
+}
+check("Cgroups.detect() finds cgroup v2", cg.version === 2, `version ${cg.version}; root controllers: ${read(CG, "cgroup.controllers")}`);
+for (const c of ["memory", "cpu", "pids", "io"]) {
+  const levels = [CG, path.join(CG, "ccp"), path.join(CG, "ccp", scope)].map((d) => read(d, "cgroup.subtree_control").split(" "));
+  check(`${c} enabled level by level`, cg.enforces(c) && levels.every((l) => l.includes(c)), `enforces=${cg.enforces(c)}; subtree_control root/ccp/scope: ${levels.map((l) => l.join(",")).join(" | ")}`);
+}
+
+// 2. create + apply: the kernel takes every file; read back what it holds.
+const db = "db-000000000001";
+const [dir] = cg.create(db);
+check("create() makes the group", dir === path.join(CG, "ccp", scope, db) && existsSync(path.join(dir, "cgroup.procs")), `${dir}: ${read(dir, "cgroup.controllers")}`);
+const limits = { memoryBytes: 256 * MiB, cpu: 0.5, pids: 40, ioBytesPerSec: 10 * MiB, connections: 5 };
+const applied = cg.apply(db, limits, dataDir);
+check("apply() writes every limit the kernel accepts", ["memoryBytes", "cpu", "pids", "ioBytesPerSec"].every((k) => applied.includes(k)), `applied: ${applied.join(", ")}`);
+const page = 4096;
+const high = Number(read(dir, "memory.high"));
+check("memory.max", read(dir, "memory.max") === String(256 * MiB), read(dir, "memory.max"));
+check("memory.high (90%, the kernel rounds to a page)", Math.abs(high - Math.floor(256 * MiB * 0.9)) < page, String(high));
+if (existsSync(path.join(dir, "memory.swap.max"))) check("memory.swap.max", read(dir, "memory.swap.max") === "0", read(dir, "memory.swap.max"));
+check("cpu.max", read(dir, "cpu.max") === "50000 100000", read(dir, "cpu.max"));
+check("pids.max", read(dir, "pids.max") === "40", read(dir, "pids.max"));
+const io = read(dir, "io.max");
+check("io.max (the data dir's disk)", /rbps=10485760 wbps=10485760/.test(io), `${io || "(empty)"}; data dir on ${deviceOf(dataDir)}`);
+const unlimited = cg.apply(db, {}, dataDir);
+check("apply({}) lifts every limit", read(dir, "memory.max") === "max" && read(dir, "cpu.max") === "max 100000" && read(dir, "pids.max") === "max" && !/bps=\d/.test(read(dir, "io.max")),
+  `memory.max ${read(dir, "memory.max")}, cpu.max ${read(dir, "cpu.max")}, pids.max ${read(dir, "pids.max")}, io.max "${read(dir, "io.max")}", applied [${unlimited.join(",")}]`);
+await cg.remove(db);
+
+// 3. The kernel enforces them on processes that joined the group.
+{
+  const name = "db-000000000002";
+  const [d] = cg.create(name);
+  cg.apply(name, { pids: 8 }, dataDir);
+  const p = joined(d, "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 60 & done; echo spawned; wait");
+  await until("the shell to try its 12 forks", () => Number.isFinite(field(read(d, "pids.events"), "max")) && field(read(d, "pids.events"), "max") > 0);
+  const current = Number(read(d, "pids.current"));
+  const events = read(d, "pids.events");
+  const usage = cg.usage(name);
+  check("pids.max 8 refuses the forks beyond it", field(events, "max") >= 1 && current <= 8, `pids.current ${current}, pids.events "${oneLine(events)}"`);
+  check("usage() reads pids, memory, cpu", usage.pids === current && usage.memoryBytes > 0 && usage.cpuSeconds >= 0, JSON.stringify(usage));
+  writeFileSync(path.join(d, "cgroup.kill"), "1");
+  const r = await p.done;
+  check("a process in the group is the shell that joined", r.signal === "SIGKILL", `exit ${r.code} signal ${r.signal}; said: ${oneLine(r.out.trim()).slice(0, 160)}`);
+  await cg.remove(name);
+  check("remove() once its processes are gone", !existsSync(d), existsSync(d) ? `${d} is still there (cgroup.procs: ${read(d, "cgroup.procs")})` : `${d} gone`);
+}
+{
+  const name = "db-000000000003";
+  const [d] = cg.create(name);
+  cg.apply(name, { memoryBytes: 64 * MiB }, dataDir);
+  // 256 MiB touched page by page: only the OOM killer stops it.
+  const p = joined(d, `exec ${process.execPath} -e "const a = []; for (let i = 0; i < 256; i++) a.push(Buffer.alloc(${MiB}, 1)); console.log('survived', process.memoryUsage().rss)"`);
+  const r = await p.done;
+  const events = read(d, "memory.events");
+  check("memory.max 64MiB: a 256MiB hog is OOM-killed", r.signal === "SIGKILL" && field(events, "oom_kill") >= 1, `exit ${r.code} signal ${r.signal}; memory.events "${oneLine(events)}"; memory.peak ${read(d, "memory.peak")}`);
+  await cg.remove(name);
+}
+{
+  const name = "db-000000000004";
+  const [d] = cg.create(name);
+  cg.apply(name, { cpu: 0.1 }, dataDir);
+  const p = joined(d, "end=$(($(date +%s) + 3)); while [ $(date +%s) -lt $end ]; do :; done");
+  const r = await p.done;
+  const stat = read(d, "cpu.stat");
+  const usage = cg.usage(name);
+  check("cpu.max 0.1 throttles a busy loop", r.code === 0 && field(stat, "nr_throttled") > 0 && field(stat, "throttled_usec") > 0, `cpu.stat "${oneLine(stat)}"`);
+  check("usage() counts the group's CPU time", usage.cpuSeconds > 0 && Math.abs(usage.cpuSeconds - field(stat, "usage_usec") / 1e6) < 1e-6, `cpuSeconds ${usage.cpuSeconds}`);
+  await cg.remove(name);
+}
+
+// 4. Clean-up.
+cg.removeScope();
+const left = path.join(CG, "ccp", scope);
+check("removeScope() removes the scope group", !existsSync(left), existsSync(left) ? `still there: ${spawnSync("ls", [left], { encoding: "utf8" }).stdout.trim()}` : `${left} gone`);
+
+console.log(`${failures === 0 ? "all checks passed" : `${failures} check(s) FAILED`}`);
+process.exit(failures === 0 ? 0 : 1);
