@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
 import { resolveServerConfig, startServer, type RunningServer } from "../src/index.js";
 import { resolvePgBinaries } from "../src/runtime/process/binaries.js";
-import { Cgroups } from "../src/runtime/process/cgroups.js";
+import { Cgroups, deviceOf } from "../src/runtime/process/cgroups.js";
 import { ProcessDriver } from "../src/runtime/process/process-driver.js";
 import { readOnlyPaths } from "../src/runtime/process/jail.js";
 import { postmastersOf } from "./support/drivers.js";
@@ -427,6 +427,31 @@ describe("cgroups against a directory laid out like cgroupfs", () => {
     writeFileSync(path.join(dir as string, "cpu.stat"), "usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\n");
     writeFileSync(path.join(dir as string, "pids.current"), "7\n");
     assert.deepEqual(cg.usage("db-000000000001"), { memoryBytes: 1048576, cpuSeconds: 2.5, pids: 7 });
+  });
+
+  it("io.max refused on a partition (a real cgroup v2 kernel takes whole disks only, ENODEV): a data dir on a partition limits its disk", () => {
+    const v2 = path.join(fake, "v2-partition");
+    mkdirSync(v2, { recursive: true });
+    writeFileSync(path.join(v2, "cgroup.controllers"), "cpu io memory pids\n");
+    // sysfs as the kernel lays it out when the data dir's device is the first partition of disk 259:0 (nvme0n1p1).
+    const sys = path.join(fake, "sys");
+    const own = deviceOf(fake, sys);
+    const disk = path.join(sys, "devices", "pci0000:00", "0000:00:04.0", "nvme", "nvme0", "nvme0n1");
+    mkdirSync(path.join(disk, "nvme0n1p1"), { recursive: true });
+    writeFileSync(path.join(disk, "dev"), "259:0\n");
+    writeFileSync(path.join(disk, "nvme0n1p1", "dev"), `${own}\n`);
+    writeFileSync(path.join(disk, "nvme0n1p1", "partition"), "1\n");
+    mkdirSync(path.join(sys, "dev", "block"), { recursive: true });
+    symlinkSync(path.relative(path.join(sys, "dev", "block"), path.join(disk, "nvme0n1p1")), path.join(sys, "dev", "block", own));
+    assert.equal(deviceOf(fake, sys), "259:0");
+    const cg = Cgroups.detect({ root: v2, scope: "s", sysfs: sys });
+    assert.ok(typeof cg !== "string", String(cg));
+    const [dir] = cg.create("db-000000000005");
+    assert.deepEqual(cg.apply("db-000000000005", { ioBytesPerSec: MiB }, fake), ["ioBytesPerSec"]);
+    assert.equal(readFileSync(path.join(dir as string, "io.max"), "utf8"), "259:0 rbps=1048576 wbps=1048576");
+    // A whole disk is itself.
+    rmSync(path.join(disk, "nvme0n1p1", "partition"));
+    assert.equal(deviceOf(fake, sys), own);
   });
 
   it("v2 without a controller: reported as not enforced, naming it", () => {

@@ -37,17 +37,30 @@ export interface CgroupsOptions {
   readonly root?: string;
   /** Text of /proc/self/cgroup (ccpd's own groups). */
   readonly selfCgroup?: string;
+  /** Where sysfs is mounted (default /sys): the disk of a data dir on a partition, for io.max. */
+  readonly sysfs?: string;
   /** One name per ccpd data dir. */
   readonly scope: string;
 }
 
-/** Block device of a data dir, for v2 io.max ("MAJ:MIN"). */
-export function deviceOf(dir: string): string {
+/**
+ * The disk a data dir is on, for v2 io.max ("MAJ:MIN"): io.max takes whole disks
+ * only (a real kernel refuses a partition's number with ENODEV), so a partition
+ * counts as its disk, which is its parent directory in sysfs.
+ */
+export function deviceOf(dir: string, sysfs = "/sys"): string {
   const dev = statSync(dir).dev;
   // glibc's dev_t layout (gnu_dev_major/minor), for the numbers a 32-bit dev_t holds.
   const major = (dev >>> 8) & 0xfff;
   const minor = (dev & 0xff) | ((dev >>> 12) & 0xfff00);
-  return `${major}:${minor}`;
+  const own = `${major}:${minor}`;
+  const block = path.join(sysfs, "dev", "block", own);
+  if (!existsSync(path.join(block, "partition"))) return own;
+  try {
+    return readText(path.join(path.dirname(realpathSync(block)), "dev")) ?? own;
+  } catch {
+    return own;
+  }
 }
 
 function readText(file: string): string | undefined {
@@ -79,12 +92,15 @@ export class Cgroups {
 
   /** Where cgroupfs is mounted. */
   readonly #cgroupfs: string;
+  /** Where sysfs is mounted. */
+  readonly #sysfs: string;
   /** v1: the cpu group ccpd was in before joinSelf (it goes back there at leaveSelf). */
   readonly #ownCpuGroup: string | undefined;
 
-  private constructor(version: 1 | 2, cgroupfs: string, parents: Map<string, string>, features: IsolationFeature[], ownCpuGroup?: string) {
+  private constructor(version: 1 | 2, cgroupfs: string, sysfs: string, parents: Map<string, string>, features: IsolationFeature[], ownCpuGroup?: string) {
     this.version = version;
     this.#cgroupfs = cgroupfs;
+    this.#sysfs = sysfs;
     this.#parents = parents;
     this.#features = Object.freeze(features);
     this.#ownCpuGroup = ownCpuGroup;
@@ -96,17 +112,18 @@ export class Cgroups {
    */
   static detect(options: CgroupsOptions): Cgroups | string {
     const root = options.root ?? "/sys/fs/cgroup";
-    if (existsSync(path.join(root, "cgroup.controllers"))) return Cgroups.#detectV2(root, options.scope);
+    const sysfs = options.sysfs ?? "/sys";
+    if (existsSync(path.join(root, "cgroup.controllers"))) return Cgroups.#detectV2(root, sysfs, options.scope);
     let self: string;
     try {
       self = options.selfCgroup ?? readFileSync("/proc/self/cgroup", "utf8");
     } catch {
       return "no /proc/self/cgroup: this kernel has no cgroups";
     }
-    return Cgroups.#detectV1(root, self, options.scope);
+    return Cgroups.#detectV1(root, sysfs, self, options.scope);
   }
 
-  static #detectV2(root: string, scope: string): Cgroups | string {
+  static #detectV2(root: string, sysfs: string, scope: string): Cgroups | string {
     const available = (readText(path.join(root, "cgroup.controllers")) ?? "").split(/\s+/);
     const parent = path.join(root, "ccp", scope);
     try {
@@ -133,10 +150,10 @@ export class Cgroups {
       return { name: c, enforced: false, detail: `cgroup v2 ${c} controller could not be enabled for ${parent} (cgroup.subtree_control)` };
     });
     if (!features.some((f) => f.enforced)) return `cgroup v2: no controller could be enabled under ${parent}`;
-    return new Cgroups(2, root, new Map([["unified", parent]]), features);
+    return new Cgroups(2, root, sysfs, new Map([["unified", parent]]), features);
   }
 
-  static #detectV1(root: string, self: string, scope: string): Cgroups | string {
+  static #detectV1(root: string, sysfs: string, self: string, scope: string): Cgroups | string {
     const parents = new Map<string, string>();
     const why = new Map<V1Hierarchy, string>();
     const own = new Map<string, string>();
@@ -182,7 +199,7 @@ export class Cgroups {
     ];
     if (parents.size === 0) return `cgroup v1: ${[...why.values()].join("; ")}`;
     const cpuWhere = own.get("cpu");
-    return new Cgroups(1, root, parents, features, cpuWhere === undefined ? undefined : path.join(root, "cpu", cpuWhere));
+    return new Cgroups(1, root, sysfs, parents, features, cpuWhere === undefined ? undefined : path.join(root, "cpu", cpuWhere));
   }
 
   /** memory, cpu, pids and io: which this host enforces and how. */
@@ -254,7 +271,7 @@ export class Cgroups {
       if (this.enforces("pids")) attempt("pids", () => put(u, "pids.max", limits.pids === undefined ? "max" : String(limits.pids)));
       if (this.enforces("io") && dataDir !== undefined) {
         const bps = limits.ioBytesPerSec === undefined ? "max" : String(Math.floor(limits.ioBytesPerSec));
-        attempt("ioBytesPerSec", () => put(u, "io.max", `${deviceOf(dataDir)} rbps=${bps} wbps=${bps}`));
+        attempt("ioBytesPerSec", () => put(u, "io.max", `${deviceOf(dataDir, this.#sysfs)} rbps=${bps} wbps=${bps}`));
       }
     } else {
       if (this.enforces("memory")) {
