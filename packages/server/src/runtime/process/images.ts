@@ -10,21 +10,25 @@ import { postgresSettingsFor } from "../limits.js";
  * point of its own sparse ext4 image, so a tenant that writes past it gets
  * ENOSPC for itself alone, whatever ccpd's sampler has seen.
  *
- * The bound is ext4's own reserved blocks, not the image's size. An image is
- * made twice as large as needed (sparse: unused blocks cost nothing on the host)
- * and everything past the database's *room* is reserved for root; Postgres runs
- * as the database's own uid, so for it the filesystem is full at the room. The
- * room changes live with `tune2fs -r` (a superblock field ext4 reads at every
- * allocation), which needs no CAP_SYS_RESOURCE, unlike an online resize2fs
- * (refused where that capability is dropped, as in many containers and on this
- * CI host). e2fsck holds reserved blocks to at most half the filesystem, so a
- * room between about half and all of the image's capacity is live; outside it
- * the image is resized offline (e2fsck + resize2fs) at the database's next start.
+ * The bound is ext4's own reserve, not the image's size. An image is made four
+ * times as large as needed (at least 16 GiB; sparse: unused blocks cost nothing
+ * on the host), and everything past the database's *room* is held back through
+ * the filesystem's `reserved_clusters` (/sys/fs/ext4/<dev>/): the clusters ext4
+ * keeps from every writer, root included, for its own metadata. The room
+ * changes live by writing that file, which needs no CAP_SYS_RESOURCE, unlike an
+ * online resize2fs (refused where that capability is dropped, as in many
+ * containers and on this CI host), and no exec on a create's path. The setting
+ * lives only as long as the mount, so every mount sets it again. A room past
+ * the image's capacity needs the image grown offline (e2fsck + resize2fs), at
+ * the database's next start. (The on-disk reserved blocks of `tune2fs -r` would
+ * persist, but spare root and e2fsck refuses more than half the filesystem.)
  *
- * room = storage limit + WAL headroom (max_wal_size as runtime/limits.ts derives
- * it from the limit: what pg_wal may hold past the data between checkpoints when
- * the soft quota turns the database read-only) + LOG_ALLOWANCE (Postgres's logs
- * and ccp's small files live on the image too).
+ * room = storage limit + WAL headroom (three times max_wal_size as
+ * runtime/limits.ts derives it from the limit: max_wal_size is a soft target, and
+ * under one heavy writer pg_wal runs past it while checkpoints catch up; this is
+ * what it may hold past the data when the soft quota turns the database
+ * read-only) + LOG_ALLOWANCE (Postgres's logs and ccp's small files live on the
+ * image too).
  *
  * Postgres answers ENOSPC on a data file with an ERROR (the statement fails,
  * nothing else), but ENOSPC on a new WAL segment is a PANIC, and crash recovery
@@ -44,10 +48,10 @@ const JOURNAL_MIB = 32;
 
 const execFileAsync = promisify(execFile);
 
-/** WAL a database may hold past its data: max_wal_size as derived from its storage limit. */
+/** WAL a database may hold past its data: three times max_wal_size as derived from its storage limit. */
 export function walHeadroom(storageBytes: number): number {
   const v = postgresSettingsFor({ storageBytes })["max_wal_size"] ?? "1024MB";
-  return Number.parseInt(v, 10) * MiB;
+  return 3 * Number.parseInt(v, 10) * MiB;
 }
 
 /** What Postgres may fill on a database's image (see the module comment). */
@@ -55,9 +59,9 @@ export function imageRoom(storageBytes: number): number {
   return roundUp(storageBytes + walHeadroom(storageBytes) + LOG_ALLOWANCE, MiB);
 }
 
-/** Size of the (sparse) image file made for a room: twice the room (the most reserved blocks e2fsck accepts), so the room can double live. */
+/** Size of the (sparse) image file made for a room: four times the room, at least 16 GiB, so a limit can grow live that far. */
 export function imageCapacity(room: number): number {
-  return roundUp(2 * room, MiB);
+  return roundUp(Math.max(4 * room, 16 * 1024 * MiB), MiB);
 }
 
 function roundUp(n: number, to: number): number {
@@ -67,7 +71,6 @@ function roundUp(n: number, to: number): number {
 /** e2fsprogs and util-linux programs the images need, by absolute path. */
 interface Tools {
   readonly mkfs: string;
-  readonly tune2fs: string;
   readonly e2fsck: string;
   readonly resize2fs: string;
   readonly mount: string;
@@ -133,7 +136,6 @@ export class Images {
     const find = (name: string, pkg: string) => which(name) ?? (missing.push(`${name} (${pkg})`), "");
     const tools: Tools = {
       mkfs: find("mkfs.ext4", "e2fsprogs"),
-      tune2fs: find("tune2fs", "e2fsprogs"),
       e2fsck: find("e2fsck", "e2fsprogs"),
       resize2fs: find("resize2fs", "e2fsprogs"),
       mount: find("mount", "util-linux"),
@@ -151,7 +153,7 @@ export class Images {
       images.#mkfsSync(folder, 64 * MiB, 4 * MiB, undefined);
       images.mountSync(folder);
       writeFileSync(path.join(folder, "probe"), "ok\n");
-      execFileSync(tools.tune2fs, ["-r", "1024", images.deviceOf(folder) ?? "?"], { stdio: "pipe" });
+      if (!images.setRoom(folder, 8 * MiB) || images.room(folder) !== 8 * MiB) return "ext4's reserved_clusters (sysfs) cannot bound a filesystem's room here";
       return images;
     } catch (err) {
       const e = err as { stderr?: Buffer; message: string };
@@ -212,7 +214,7 @@ export class Images {
       await this.#mkfs(folder, imageCapacity(room), owner);
       this.mountSync(folder);
       this.#ready(folder);
-      await this.setRoom(folder, room);
+      this.setRoom(folder, room);
     } catch (err) {
       await this.remove(folder).catch(() => undefined);
       rmSync(folder, { recursive: true, force: true });
@@ -228,7 +230,7 @@ export class Images {
       this.#mkfsSync(folder, imageCapacity(room), JOURNAL_MIB * MiB, owner);
       this.mountSync(folder);
       this.#ready(folder);
-      execFileSync(this.#tools.tune2fs, ["-r", String(this.#reservedFor(folder, room)), this.#device(folder)], { stdio: "pipe" });
+      this.setRoom(folder, room);
     } catch (err) {
       this.#unmountSync(folder);
       rmSync(this.fileOf(folder), { force: true });
@@ -306,32 +308,20 @@ export class Images {
     rmSync(this.fileOf(folder), { force: true });
   }
 
-  #device(folder: string): string {
+  #sysfs(folder: string): string {
     const dev = this.deviceOf(folder);
     if (!dev) throw new Error(`the image of ${folder} is not mounted`);
-    return dev;
+    return `/sys/fs/ext4/${path.basename(dev)}/reserved_clusters`;
   }
 
-  /**
-   * Blocks ext4 itself holds back from every writer (2% up to 4096 clusters, for
-   * metadata under delayed allocation), as its sysfs entry says: not Postgres's room.
-   */
-  #kernelReserve(folder: string): number {
-    const dev = this.deviceOf(folder);
-    try {
-      return dev ? Number(readFileSync(`/sys/fs/ext4/${path.basename(dev)}/reserved_clusters`, "utf8").trim()) || 0 : 0;
-    } catch {
-      return 0;
-    }
-  }
-
-  /** Blocks to reserve (for root) so that `room` bytes are Postgres's. */
-  #reservedFor(folder: string, room: number): number {
+  /** The least ext4 keeps for its metadata on its own (2% up to 4096 clusters, as at mount). */
+  #floor(folder: string): number {
     const st = statfsSync(folder);
-    return Math.max(0, st.blocks - this.#kernelReserve(folder) - Math.ceil(room / st.bsize));
+    const total = Math.floor(statSync(this.fileOf(folder)).size / st.bsize);
+    return Math.min(Math.floor(total / 50), 4096);
   }
 
-  /** The room Postgres has now (mounted images only). */
+  /** The room Postgres has now (mounted images only): what any writer may still fill plus what is filled. */
   room(folder: string): number {
     const st = statfsSync(folder);
     return (st.blocks - (st.bfree - st.bavail)) * st.bsize;
@@ -340,14 +330,7 @@ export class Images {
   /** The most room this image can give without growing its file. */
   capacityRoom(folder: string): number {
     const st = statfsSync(folder);
-    return (st.blocks - this.#kernelReserve(folder)) * st.bsize;
-  }
-
-  /** The least room this image can give without shrinking (reserved blocks at most half its blocks). */
-  minRoom(folder: string): number {
-    const st = statfsSync(folder);
-    const total = Math.floor(statSync(this.fileOf(folder)).size / st.bsize);
-    return (st.blocks - this.#kernelReserve(folder) - Math.floor(total / 2) + 1) * st.bsize;
+    return (st.blocks - this.#floor(folder)) * st.bsize;
   }
 
   /** Bytes Postgres may still write. */
@@ -356,10 +339,11 @@ export class Images {
     return st.bavail * st.bsize;
   }
 
-  /** Set Postgres's room, live (false: outside what this image can give, it must be resized first). */
-  async setRoom(folder: string, room: number): Promise<boolean> {
-    if (room > this.capacityRoom(folder) || room < this.minRoom(folder)) return false;
-    await execFileAsync(this.#tools.tune2fs, ["-r", String(this.#reservedFor(folder, room)), this.#device(folder)]);
+  /** Set Postgres's room, live (false: past the image's capacity, it must grow first). */
+  setRoom(folder: string, room: number): boolean {
+    if (room > this.capacityRoom(folder)) return false;
+    const st = statfsSync(folder);
+    writeFileSync(this.#sysfs(folder), String(Math.max(this.#floor(folder), st.blocks - Math.ceil(room / st.bsize))));
     return true;
   }
 
@@ -369,6 +353,7 @@ export class Images {
    * nothing) when what it holds does not fit: false.
    */
   async resize(folder: string, room: number): Promise<boolean> {
+    if (!this.deviceOf(folder)) return false;
     await this.unmount(folder);
     const file = this.fileOf(folder);
     const size = imageCapacity(room);
@@ -387,6 +372,6 @@ export class Images {
     } finally {
       this.mountSync(folder);
     }
-    return done && (await this.setRoom(folder, room));
+    return done && this.setRoom(folder, room);
   }
 }

@@ -410,10 +410,10 @@ export class ProcessDriver implements RuntimeDriver {
   async #takeImage(images: Images, root: string, storageBytes: number, useSpare: boolean): Promise<RunAs> {
     const room = imageRoom(storageBytes);
     const spare = useSpare ? this.#spares.shift() : undefined;
-    if (spare && images.has(spare) && room <= images.capacityRoom(spare) && room >= images.minRoom(spare)) {
+    if (spare && images.has(spare) && room <= images.capacityRoom(spare)) {
       symlinkSync(path.basename(spare), root);
       try {
-        if (images.room(spare) !== room) await images.setRoom(spare, room);
+        if (images.room(spare) !== room) images.setRoom(spare, room);
       } catch (err) {
         rmSync(root, { force: true });
         await this.#removeFolder(spare).catch(() => undefined);
@@ -462,6 +462,8 @@ export class ProcessDriver implements RuntimeDriver {
       }
       try {
         images.mountSync(dir);
+        // The room lives as long as the mount: its limit's (an instance's own, or the default for a spare or pool slot).
+        this.#fitFolder(dir, this.#readLimits(dir) ?? this.#o.defaultLimits ?? {});
       } catch {
         // Left unmounted (still attached elsewhere, or damaged): the instance shows no data, nothing is mounted twice.
       }
@@ -475,9 +477,12 @@ export class ProcessDriver implements RuntimeDriver {
    * usage() sample and each start fit it again). "resize": outside what the
    * image can give live (done offline at the next start); undefined: no image.
    */
-  async #fitRoom(id: string, limits: InstanceLimits): Promise<"live" | "later" | "resize" | undefined> {
+  #fitRoom(id: string, limits: InstanceLimits): "live" | "later" | "resize" | undefined {
+    return this.#fitFolder(this.#folder(id), limits);
+  }
+
+  #fitFolder(folder: string, limits: InstanceLimits): "live" | "later" | "resize" | undefined {
     const images = this.#images;
-    const folder = this.#folder(id);
     if (!images?.has(folder) || !images.deviceOf(folder)) return undefined;
     const capacity = images.capacityRoom(folder);
     const wanted = limits.storageBytes === undefined ? capacity : imageRoom(limits.storageBytes);
@@ -488,11 +493,8 @@ export class ProcessDriver implements RuntimeDriver {
       const used = room - images.free(folder);
       target = Math.max(wanted, Math.min(room, used + walHeadroom(limits.storageBytes ?? capacity)));
     }
-    const least = images.minRoom(folder);
-    const resize = target < least;
-    target = Math.max(target, least);
-    if (Math.abs(target - room) >= 4096) await images.setRoom(folder, target);
-    return resize ? "resize" : target === wanted ? "live" : "later";
+    if (target !== room) images.setRoom(folder, target);
+    return target === wanted ? "live" : "later";
   }
 
   /**
@@ -504,7 +506,7 @@ export class ProcessDriver implements RuntimeDriver {
    * storage quota's reading (which makes the database read-only first); #fitRoom
    * takes it back as the usage falls.
    */
-  async #grantReserve(id: string): Promise<void> {
+  #grantReserve(id: string): void {
     const images = this.#images;
     const folder = this.#folder(id);
     if (!images?.has(folder) || !images.deviceOf(folder) || images.free(folder) >= CRASH_RESERVE) return;
@@ -512,7 +514,7 @@ export class ProcessDriver implements RuntimeDriver {
     const wanted = limit === undefined ? images.capacityRoom(folder) : imageRoom(limit);
     const room = images.room(folder);
     if (room >= wanted + CRASH_RESERVE) return;
-    await images.setRoom(folder, Math.min(images.capacityRoom(folder), room + CRASH_RESERVE));
+    images.setRoom(folder, Math.min(images.capacityRoom(folder), room + CRASH_RESERVE));
   }
 
   /**
@@ -688,7 +690,11 @@ export class ProcessDriver implements RuntimeDriver {
     this.events.emit("exit", { id, exitCode, signal, at: new Date() });
     this.#starting.add(id);
     this.#setState(id, "starting");
-    await this.#grantReserve(id).catch(() => undefined);
+    try {
+      this.#grantReserve(id);
+    } catch {
+      // not mounted: nothing to lend
+    }
     try {
       // Backends of a killed postmaster may hold its shared memory for a moment;
       // retry with back-off until the new postmaster gets it.
@@ -832,9 +838,9 @@ export class ProcessDriver implements RuntimeDriver {
    */
   async #fitBeforeStart(id: string): Promise<void> {
     const limits = this.limits(id);
-    if ((await this.#fitRoom(id, limits)) === "resize" && this.#images && limits.storageBytes !== undefined) {
+    if (this.#fitRoom(id, limits) === "resize" && this.#images && limits.storageBytes !== undefined) {
       if (await this.#images.resize(this.#folder(id), imageRoom(limits.storageBytes))) return;
-      await this.#fitRoom(id, limits);
+      this.#fitRoom(id, limits);
     }
   }
 
@@ -924,7 +930,7 @@ export class ProcessDriver implements RuntimeDriver {
     const p = this.#paths(id);
     server?.relocate({ settings: { ...INSTANCE_SETTINGS, log_directory: p.logDir, ...this.#archiveSettings(id), ...postgresSettingsFor(limits) } });
     // The image's room (the hard storage bound): live, or not yet (lowered under what the database holds, or past the image's capacity).
-    const room = await this.#fitRoom(id, limits);
+    const room = this.#fitRoom(id, limits);
     if (room === "live") live.push("storageBytes");
     // Memory's hard limit holds at once, the Postgres settings that follow it (shared_buffers …) from the next start: both.
     const settingsFollow = (k: keyof InstanceLimits) => k === "memoryBytes" || k === "connections";
@@ -939,8 +945,12 @@ export class ProcessDriver implements RuntimeDriver {
     // The storage quota samples every database: the moment to bring a room lowered (or a reserve) back to the limit as
     // space is freed, and to lend the reserve to a database its image stopped (see #grantReserve).
     if (this.#images && existsSync(root)) {
-      await this.#fitRoom(id, this.limits(id)).catch(() => undefined);
-      await this.#grantReserve(id).catch(() => undefined);
+      try {
+        this.#fitRoom(id, this.limits(id));
+        this.#grantReserve(id);
+      } catch {
+        // not mounted (a failed re-mount): its usage is still read
+      }
     }
     return { ...counted, storageBytes: treeSize(data) };
   }
@@ -994,7 +1004,7 @@ export class ProcessDriver implements RuntimeDriver {
       name: "storage",
       enforced: true,
       detail:
-        `hard: each database's folder is its own loop-mounted ext4 image (sparse); Postgres may fill its storage limit + WAL headroom (max_wal_size: 1/8 of the limit, 64 MiB-1 GiB) + 64 MiB for logs${example}, ` +
+        `hard: each database's folder is its own loop-mounted ext4 image (sparse); Postgres may fill its storage limit + WAL headroom (3 x max_wal_size, which is 1/8 of the limit within 64 MiB-1 GiB) + 64 MiB for logs${example}, ` +
         "past that its writes fail with ENOSPC (no other database is affected)",
     };
   }
