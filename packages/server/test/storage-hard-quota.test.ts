@@ -122,7 +122,7 @@ describe("hard storage quota: a filesystem image per database", { skip: !isRoot 
     });
   });
 
-  it("a tenant writing past its image gets an error, B is unaffected, and after a DROP A is writable again with its committed data intact", async () => {
+  it("a tenant writing past its image gets an error, B is unaffected, and after a DROP A is writable again with its committed data intact", async (ctx) => {
     const a = await create("hard-a", { storage: "128MiB" });
     const b = await create("hard-b");
     const folder = folderOf(a);
@@ -149,6 +149,7 @@ describe("hard storage quota: a filesystem image per database", { skip: !isRoot 
     }
     await c.end().catch(() => undefined);
     assert.ok(failure, `the tenant was stopped by its image (committed ${committed} batches)`);
+    ctx.diagnostic(`stopped after ${committed} batches of ${batch} rows: ${failure.code ?? ""} ${failure.message}`);
     // ENOSPC on a data file is an ERROR (53100 disk_full); on a new WAL segment a PANIC ends every session (the server then recovers).
     assert.ok(failure.code === "53100" || /No space left on device|terminat|Connection/i.test(failure.message), `an out-of-space error: ${failure.code} ${failure.message}`);
     assert.ok(committed * batch * 1000 > 64 * MiB, "it got well past a few batches first");

@@ -93,6 +93,8 @@ interface JailHost {
 
 /** A pre-started server's WAL archive folder: renamed into the database's archive at a claim (it is bound into the running sandbox). */
 const POOL_ARCHIVE = "archive";
+/** Where pool slots on images keep their archive folders (see #poolArchive). */
+const POOL_ARCHIVES = ".pool-archives";
 /** Archived WAL staged for a sandboxed recovery start (readable by the instance's own uid). */
 const RESTORE_WAL = "restore-wal";
 
@@ -171,6 +173,9 @@ export class ProcessDriver implements RuntimeDriver {
       if (name.startsWith(current) && complete) this.#spares.push(dir);
       else this.#staleDirs.push(dir);
     }
+    // Archive folders of pool slots that are gone (the slot's removal was cut short).
+    const archives = path.join(options.instancesDir, POOL_ARCHIVES);
+    if (existsSync(archives)) for (const name of readdirSync(archives)) if (!existsSync(path.join(options.instancesDir, name))) rmSync(path.join(archives, name), { recursive: true, force: true });
     // Each instance's uid reaches its own folder; none may list the others.
     if (this.#ownIdentity) chmodSync(options.instancesDir, 0o711);
     this.#refill();
@@ -434,10 +439,24 @@ export class ProcessDriver implements RuntimeDriver {
     return identity;
   }
 
-  /** Remove an instance, pool or spare folder: its image (if any) unmounted and deleted first. */
+  /** Remove an instance, pool or spare folder: its image (if any) unmounted and deleted first, a pool slot's archive folder too. */
   async #removeFolder(dir: string): Promise<void> {
     if (this.#images?.has(dir)) await this.#images.remove(dir);
     rmSync(dir, { recursive: true, force: true });
+    rmSync(path.join(this.#o.instancesDir, POOL_ARCHIVES, path.basename(dir)), { recursive: true, force: true });
+  }
+
+  /**
+   * A pre-started server's WAL archive folder, renamed into its database's archive
+   * at a claim: beside the slot's folder, where that is a filesystem image (a
+   * rename does not cross filesystems), else inside it.
+   */
+  #poolArchive(root: string): string {
+    if (!this.#images?.has(root)) return path.join(root, POOL_ARCHIVE);
+    const parent = path.join(this.#o.instancesDir, POOL_ARCHIVES);
+    // Root's, traversable: each slot's own folder below is its uid's (0700).
+    makeDir(parent, 0o711, undefined);
+    return path.join(parent, path.basename(root));
   }
 
   /** An instance's own folder: a claimed pool slot's or spare's (its folder is a link to it), else its own. */
@@ -551,7 +570,7 @@ export class ProcessDriver implements RuntimeDriver {
     const data = path.join(root, "data");
     const run = path.join(root, "run");
     const log = path.join(root, "log");
-    const archive = path.join(root, POOL_ARCHIVE);
+    const archive = this.#poolArchive(root);
     let server: PostgresServer | undefined;
     try {
       // Its own uid from the start (its spare's), so a claim needs no chown.
@@ -786,8 +805,8 @@ export class ProcessDriver implements RuntimeDriver {
         // becomes the database's (a rename keeps the directory it has bound), under its pool path.
         makeDir(path.dirname(dir), 0o711, undefined);
         if (existsSync(dir)) rmdirSync(dir); // made empty by an earlier attempt; anything in it stops the claim
-        renameSync(path.join(pooled.root, POOL_ARCHIVE), dir);
-        dir = path.join(pooled.root, POOL_ARCHIVE);
+        renameSync(this.#poolArchive(pooled.root), dir);
+        dir = this.#poolArchive(pooled.root);
       } else {
         this.#archiveDir(id);
       }
@@ -931,7 +950,7 @@ export class ProcessDriver implements RuntimeDriver {
     server?.relocate({ settings: { ...INSTANCE_SETTINGS, log_directory: p.logDir, ...this.#archiveSettings(id), ...postgresSettingsFor(limits) } });
     // The image's room (the hard storage bound): live, or not yet (lowered under what the database holds, or past the image's capacity).
     const room = this.#fitRoom(id, limits);
-    if (room === "live") live.push("storageBytes");
+    if (room === "live" && limits.storageBytes !== undefined) live.push("storageBytes");
     // Memory's hard limit holds at once, the Postgres settings that follow it (shared_buffers …) from the next start: both.
     const settingsFollow = (k: keyof InstanceLimits) => k === "memoryBytes" || k === "connections";
     const keys = (Object.keys(limits) as (keyof InstanceLimits)[]).filter((k) => k !== "storageBytes" || room !== undefined);
@@ -1021,10 +1040,12 @@ export class ProcessDriver implements RuntimeDriver {
     const storage = this.#o.defaultLimits?.storageBytes;
     let identity: RunAs | undefined;
     if (this.#images && storage !== undefined) {
-      // The default limit's room; setLimits fits it to the database's own before its first start.
+      // An image for the default limit, its whole capacity open while a restore or copy fills it (its size is not
+      // known yet); setLimits then fits the room to the database's own limit (or to what it holds, until it frees space).
       identity = this.#allocateIdentity();
       try {
         this.#images.makeSync(p.root, imageRoom(storage), identity);
+        this.#images.setRoom(p.root, this.#images.capacityRoom(p.root));
       } finally {
         this.#reserved.delete(identity.uid);
       }
