@@ -99,7 +99,10 @@ describe("hard storage quota: a filesystem image per database", { skip: !isRoot 
     assert.equal(storage?.enforced, true);
     assert.match(storage?.detail ?? "", /soft first: .*read-only.*hard: each database's folder is its own loop-mounted ext4 image/);
 
+    await poll("a pre-started server in the pool", () => t.server.driver.warmPoolSize >= 1);
     const ids = [await create("pooled"), await create("spare"), await create("own-size", { storage: "256MiB" })];
+    // A claim links the database's folder to the slot: its archive folder (beside the image) went into the store.
+    assert.match(folderOf(ids[0] as string), /\/\.pool-[0-9a-f]+$/, "the first create claimed the pre-started server");
     const seen = new Set<string>();
     for (const id of ids) {
       const m = mounts().get(folderOf(id));
@@ -256,5 +259,30 @@ describe("hard storage quota: a filesystem image per database", { skip: !isRoot 
     const woken = await connectInstance(t.server, id);
     assert.equal((await woken.query<{ x: number }>("SELECT x FROM t")).rows[0]?.x, 42);
     await woken.end();
+  });
+});
+
+describe("hard storage quota: degraded", { skip: !isRoot && "needs root (as non-root the isolation test covers the report)" }, () => {
+  it("with isolation off, no database gets an image and the report says the soft quota is all there is, and why", async () => {
+    const t = await startTestServer("hard-quota-off", { warmPool: 0, storageCheckMs: 0, isolation: "off" });
+    try {
+      const res = await t.http("/v1/server", { headers: { authorization: `Bearer ${t.adminKey}` } });
+      const storage = ((await res.json()) as { isolation: { name: string; enforced: boolean; detail: string }[] }).isolation.find((f) => f.name === "storage");
+      assert.equal(storage?.enforced, true, "the soft quota is in force");
+      assert.match(storage?.detail ?? "", /^soft: ccpd .*\(no filesystem image per database: isolation is off/);
+      assert.equal(t.server.driver.isolation().find((f) => f.name === "storage")?.enforced, false);
+      const created = await t.http("/v1/databases", {
+        method: "POST",
+        headers: { authorization: `Bearer ${t.adminKey}`, "content-type": "application/json" },
+        body: JSON.stringify({ name: "plain", limits: { storage: "128MiB" } }),
+      });
+      assert.equal(created.status, 201);
+      const id = ((await created.json()) as { database: { id: string } }).database.id;
+      const folder = realpathSync(path.join(t.root, "data", "instances", id));
+      assert.equal(mounts().get(folder), undefined, "a plain folder");
+      assert.ok(!existsSync(path.join(t.root, "data", "instances", ".images")), "no image was made");
+    } finally {
+      await t.dispose();
+    }
   });
 });

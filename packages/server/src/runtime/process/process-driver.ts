@@ -570,11 +570,12 @@ export class ProcessDriver implements RuntimeDriver {
     const data = path.join(root, "data");
     const run = path.join(root, "run");
     const log = path.join(root, "log");
-    const archive = this.#poolArchive(root);
     let server: PostgresServer | undefined;
     try {
       // Its own uid from the start (its spare's), so a claim needs no chown.
       const identity = await this.#takeSpare(root, data, this.#o.defaultLimits?.storageBytes, false);
+      // Known once its folder is (or is not) an image.
+      const archive = this.#poolArchive(root);
       makeDir(run, 0o700, identity);
       makeDir(log, 0o700, identity);
       makeDir(archive, 0o700, identity);
