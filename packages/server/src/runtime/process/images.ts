@@ -284,13 +284,15 @@ export class Images {
 
   /**
    * Unmount (detaching the loop device), retried while something still holds it
-   * (a sandbox ending). `lazy`: then detach it anyway (an image being deleted:
-   * nothing can mount it again); otherwise it stays mounted and this throws.
+   * (a sandbox ending); otherwise it stays mounted and this throws. `lazy`: for an
+   * image being deleted (nothing can mount it again), detach it at once and let the
+   * kernel finish the unmount (its writeback, ~100-300 ms for a fresh database)
+   * off the request's path; the loop device goes with it.
    */
   async unmount(folder: string, lazy = false): Promise<void> {
     for (let i = 0; this.deviceOf(folder); i++) {
       try {
-        await execFileAsync(this.#tools.umount, lazy && i >= 40 ? ["-l", folder] : [folder]);
+        await execFileAsync(this.#tools.umount, lazy ? ["-l", folder] : [folder]);
       } catch (err) {
         if (i >= 40) throw err;
         await sleep(50);
