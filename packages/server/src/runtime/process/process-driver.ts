@@ -543,7 +543,8 @@ export class ProcessDriver implements RuntimeDriver {
    */
   async #takeSpare(root: string, data: string, storageBytes?: number, useSpare = true): Promise<RunAs | undefined> {
     if (this.#images && storageBytes !== undefined) return this.#takeImage(this.#images, root, storageBytes, useSpare);
-    const spare = this.#spares.shift();
+    // No storage limit: a plain folder. A spare on an image is a mount point, which cannot be renamed into it.
+    const spare = this.#spares[0] && !this.#images?.has(this.#spares[0]) ? this.#spares.shift() : undefined;
     const owner = spare && this.#ownIdentity ? statSync(spare).uid : undefined;
     const { first, count } = this.#uidRange();
     // A spare made before identities (owned by the shared user) gets a fresh one.
