@@ -32,9 +32,9 @@ import { postgresSettingsFor } from "../limits.js";
  *
  * Postgres answers ENOSPC on a data file with an ERROR (the statement fails,
  * nothing else), but ENOSPC on a new WAL segment is a PANIC, and crash recovery
- * then needs a segment too. So a crashed server whose image is full is granted
- * CRASH_RESERVE more room for its recovery (see ProcessDriver#restart), taken
- * back once the tenant has freed space.
+ * then needs a segment too. So a database whose image is full is lent
+ * CRASH_RESERVE more room, once, at its restart or at the storage quota's next
+ * reading (see ProcessDriver#grantReserve), taken back once it has freed space.
  */
 
 const MiB = 1024 * 1024;
