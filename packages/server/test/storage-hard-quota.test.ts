@@ -244,6 +244,26 @@ describe("hard storage quota: a filesystem image per database", { skip: !isRoot 
     await c.end();
   });
 
+  it("a restore in place that does not fit beside the data on the image is refused with 403 naming the limit, and the data stays", async () => {
+    // 256 MiB: a room of 512 MiB (256 + 3 x 64 MiB of WAL + 64 MiB); ~290 MB of data fits once, not twice.
+    const id = await create("restore-full", { storage: "256MiB" });
+    const c = await connectInstance(t.server, id);
+    await c.query("CREATE TABLE big AS SELECT g, repeat(md5(g::text), 32) AS pad FROM generate_series(1, 260000) g");
+    await c.end();
+    const backup = await t.server.backups.create(id, "manual");
+    await assert.rejects(t.server.backups.restoreInPlace(id, backup.id), (err: Error & { status?: number; code?: string }) => {
+      assert.equal(err.status, 403, err.message);
+      assert.equal(err.code, "storage_quota_exceeded");
+      assert.match(err.message, /does not fit in the storage of .*nothing was changed/);
+      return true;
+    });
+    assert.ok(!existsSync(path.join(folderOf(id), "data.restore")), "the partial copy is gone");
+    const after = await connectInstance(t.server, id);
+    assert.equal((await after.query<{ n: number }>("SELECT count(*)::int AS n FROM big")).rows[0]?.n, 260000);
+    await after.end();
+    assert.equal((await api("DELETE", `/v1/databases/${id}`)).status, 200);
+  });
+
   it("a ccpd restart unmounts every image and mounts them again; suspend and wake keep the image", async () => {
     const id = await create("survivor");
     const c = await connectInstance(t.server, id);
