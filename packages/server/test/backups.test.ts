@@ -219,7 +219,8 @@ describe("backups and point-in-time restore, with real data", () => {
     // As left by a ccpd killed right after swapping directories.
     renameSync(dataDir, `${dataDir}.old`);
     await server.driver.prepareEmpty(`db-${"f".repeat(12)}`);
-    rmSync(path.join(path.dirname(dataDir), "..", `db-${"f".repeat(12)}`), { recursive: true, force: true });
+    // Through the driver: the folder may be a filesystem image's mount point.
+    await server.driver.destroy(`db-${"f".repeat(12)}`);
     await catalogSql(server.catalog, (q) => q.query("INSERT INTO ccp.operations (database_id, kind, state) VALUES ($1, 'restore:bkp-12345678', 'running')", [db.id]));
     await server.catalog.databases.setStatus(db.id, "restoring");
     await server.backups.reconcile();

@@ -344,6 +344,12 @@ export class BackupService {
       }
     } catch (err) {
       rmSync(target, { recursive: true, force: true });
+      if ((err as NodeJS.ErrnoException).code === "ENOSPC") {
+        // A restore in place stages the backup beside the live data, on the database's own storage (its image, when it has one).
+        throw new CcpError("storage_quota_exceeded", `Backup ${backupId} does not fit in the storage of ${ownerId} (it ran out while unpacking the backup); nothing was changed.`, {
+          hint: `Raise its storage limit (\`ccp db limits ${ownerId} --storage <size>\`) or free space, then retry.`,
+        });
+      }
       if (err instanceof ChecksumMismatch || (err as NodeJS.ErrnoException).code === "ENOENT" || (err as NodeJS.ErrnoException).code === "Z_DATA_ERROR") {
         throw new CcpError("conflict", `Backup ${backupId} does not match its manifest (${(err as Error).message}); refusing to use it.`, {
           hint: "Pick another backup (`ccp db backup list`).",

@@ -261,6 +261,12 @@ export class BranchService {
         copied = await this.#copyParent(parent, staged, `reset ${row.id}`, row.id);
       } catch (err) {
         rmSync(staged, { recursive: true, force: true });
+        if ((err as NodeJS.ErrnoException).code === "ENOSPC") {
+          // The parent's copy is staged beside the branch's data, on the branch's own storage (its image, when it has one).
+          throw new CcpError("storage_quota_exceeded", `The data of ${parent.id} does not fit beside ${row.id}'s in its storage (it ran out while copying); nothing was changed.`, {
+            hint: `Raise ${row.id}'s storage limit (\`ccp db limits ${row.id} --storage <size>\`), then retry.`,
+          });
+        }
         throw err;
       }
       await catalog.databases.setStatus(row.id, "restoring");

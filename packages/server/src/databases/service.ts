@@ -284,8 +284,12 @@ export class DatabaseService {
   isolation(): IsolationFeature[] {
     const features = [...this.#o.instances.isolation()];
     const storage = features.findIndex((f) => f.name === "storage");
-    if (storage >= 0 && !features[storage]?.enforced) {
-      features[storage] = { name: "storage", enforced: true, detail: "soft: ccpd measures data + WAL and makes a database read-only past its quota (no filesystem quota on this runtime)" };
+    const hard = storage >= 0 ? features[storage] : undefined;
+    if (hard && !hard.enforced) {
+      features[storage] = { name: "storage", enforced: true, detail: `soft: ccpd measures data + WAL and makes a database read-only past its quota (${hard.detail})` };
+    } else if (hard) {
+      // The filesystem bound is the backstop: the read-only turn (and its clear error) comes first.
+      features[storage] = { name: "storage", enforced: true, detail: `soft first: ccpd measures data + WAL and makes a database read-only past its limit; ${hard.detail}` };
     } else if (storage < 0) {
       features.push({ name: "storage", enforced: true, detail: "soft: ccpd measures data + WAL and makes a database read-only past its quota" });
     }
@@ -586,6 +590,8 @@ export class DatabaseService {
         if (applied.live.includes(LIMIT_FIELD[n])) live.add(n);
         if (applied.live.includes(LIMIT_FIELD[n]) && applied.nextStart.includes(LIMIT_FIELD[n])) settingsWait.add(n);
       }
+      // The soft quota is live (below); a hard bound not yet at the new limit (a filesystem image's room) is said too.
+      if (changed.includes("storage") && applied.nextStart.includes("storageBytes") && !applied.live.includes("storageBytes")) settingsWait.add("storage");
       const running = (await instances.state(row.id)) === "running";
       if (running && options.restart && changed.length > 0) {
         await instances.stop(row.id, "limits");

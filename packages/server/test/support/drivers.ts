@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, readlinkSync, realpathSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, readlinkSync, realpathSync } from "node:fs";
 import path from "node:path";
 import type { RunningServer, ServerOptions } from "../../src/index.js";
 import type { TestServer } from "./test-server.js";
@@ -27,12 +27,15 @@ const processDriver: TestDriver = {
   options: {},
   serversOf: (t, id) => postmastersOf(path.join(t.root, "data", "instances", id, "data")),
   warmPool: (server) => server.driver.warmPoolSize,
-  archiveDirSeen: (server, id) =>
+  archiveDirSeen: (server, id) => {
     // A sandboxed server sees only what was bound at its start: a claimed pre-started server keeps seeing
-    // its pool archive folder, which the claim renamed into the store (same directory).
-    server.driver.isolation().find((f) => f.name === "mount-namespace")?.enforced
-      ? path.join(realpathSync(path.dirname(server.driver.dataDir(id))), "archive")
-      : server.store.walDir(id),
+    // its pool archive folder, which the claim renamed into the store (same directory). A slot on its own
+    // filesystem image keeps that folder beside it (a rename does not cross filesystems).
+    if (!server.driver.isolation().find((f) => f.name === "mount-namespace")?.enforced) return server.store.walDir(id);
+    const slot = realpathSync(path.dirname(server.driver.dataDir(id)));
+    const instances = path.dirname(slot);
+    return existsSync(path.join(instances, ".images", `${path.basename(slot)}.img`)) ? path.join(instances, ".pool-archives", path.basename(slot)) : path.join(slot, "archive");
+  },
 };
 
 /** Every driver this machine runs; each lifecycle suite runs once per entry. */

@@ -9,6 +9,7 @@ import { postgresSettingsFor } from "../limits.js";
 import type { PgBinaries } from "./binaries.js";
 import { Cgroups } from "./cgroups.js";
 import { chownTree, copyTree, makeDir, shellQuote } from "./fs-util.js";
+import { CRASH_RESERVE, imageRoom, Images, walHeadroom } from "./images.js";
 import { findLauncher, JAIL_RESTORE_COMMAND, probeLauncher, readOnlyPaths, type JailSpec } from "./jail.js";
 import { PostgresServer, SOCKET_PORT, type PostgresServerOptions, type StartOnce } from "./postgres-server.js";
 import type { RunAs } from "./system-user.js";
@@ -92,6 +93,8 @@ interface JailHost {
 
 /** A pre-started server's WAL archive folder: renamed into the database's archive at a claim (it is bound into the running sandbox). */
 const POOL_ARCHIVE = "archive";
+/** Where pool slots on images keep their archive folders (see #poolArchive). */
+const POOL_ARCHIVES = ".pool-archives";
 /** Archived WAL staged for a sandboxed recovery start (readable by the instance's own uid). */
 const RESTORE_WAL = "restore-wal";
 
@@ -142,12 +145,21 @@ export class ProcessDriver implements RuntimeDriver {
   constructor(options: ProcessDriverOptions) {
     this.#o = Object.freeze({ ...options });
     makeDir(options.instancesDir, 0o755, undefined);
+    this.storage = Object.freeze({
+      dataDir: (id: string) => this.#paths(id).data,
+      prepareEmpty: (id: string) => void this.prepareEmpty(id),
+      ownerOf: (id: string) => this.ownerOf(id),
+    });
+    this.#scope = createHash("sha256").update(path.resolve(options.instancesDir)).digest("hex").slice(0, 12);
+    this.#setUpIsolation();
+    // Images left mounted by a ccpd that ended, or not mounted after a reboot: mounted again before anything looks inside.
+    this.#adoptImages();
     // Spares are copied under a temporary name and renamed when complete: a
     // partial copy left by a crash is never used. Spares of another Postgres
-    // version (another template) are dropped.
+    // version (another template), or of the other kind (image or plain folder), are dropped.
     const current = `.spare-${this.#o.bin.version}-`;
-    // A claimed pre-started server stays where it was started (Postgres keeps absolute paths to its
-    // config files and pg_control): its instance folder is a symlink to it.
+    // A claimed pre-started server (or, with images, a claimed spare) stays where it was made (Postgres keeps
+    // absolute paths to its config files and pg_control; a mount point cannot be renamed): its instance folder is a symlink to it.
     const claimed = new Set<string>();
     for (const name of readdirSync(options.instancesDir)) {
       if (ID_DIR.test(name) && lstatSync(path.join(options.instancesDir, name)).isSymbolicLink()) claimed.add(readlinkSync(path.join(options.instancesDir, name)));
@@ -156,16 +168,14 @@ export class ProcessDriver implements RuntimeDriver {
       if (!name.startsWith(".spare-") && !name.startsWith(".pool-")) continue;
       if (claimed.has(name)) continue;
       const dir = path.join(options.instancesDir, name);
-      if (name.startsWith(current)) this.#spares.push(dir);
+      const imaged = this.#images?.has(dir) ?? false;
+      const complete = this.#images ? imaged && existsSync(path.join(dir, "data")) : !existsSync(path.join(this.#o.instancesDir, ".images", `${name}.img`));
+      if (name.startsWith(current) && complete) this.#spares.push(dir);
       else this.#staleDirs.push(dir);
     }
-    this.storage = Object.freeze({
-      dataDir: (id: string) => this.#paths(id).data,
-      prepareEmpty: (id: string) => void this.prepareEmpty(id),
-      ownerOf: (id: string) => this.ownerOf(id),
-    });
-    this.#scope = createHash("sha256").update(path.resolve(options.instancesDir)).digest("hex").slice(0, 12);
-    this.#setUpIsolation();
+    // Archive folders of pool slots that are gone (the slot's removal was cut short).
+    const archives = path.join(options.instancesDir, POOL_ARCHIVES);
+    if (existsSync(archives)) for (const name of readdirSync(archives)) if (!existsSync(path.join(options.instancesDir, name))) rmSync(path.join(archives, name), { recursive: true, force: true });
     // Each instance's uid reaches its own folder; none may list the others.
     if (this.#ownIdentity) chmodSync(options.instancesDir, 0o711);
     this.#refill();
@@ -180,18 +190,26 @@ export class ProcessDriver implements RuntimeDriver {
   #jailWhy = "";
   #cgroups: Cgroups | undefined;
   #cgroupsWhy = "";
+  /** Each database's folder on its own ext4 image (the hard storage bound, see images.ts). */
+  #images: Images | undefined;
+  #imagesWhy = "";
 
   /** Decide, by trying rather than assuming, which isolation this host gives (isolation() reports it). */
   #setUpIsolation(): void {
     if (this.#o.isolation === "off") {
-      this.#identityWhy = this.#jailWhy = this.#cgroupsWhy = "isolation is off (CCP_ISOLATION=off)";
+      this.#identityWhy = this.#jailWhy = this.#cgroupsWhy = this.#imagesWhy = "isolation is off (CCP_ISOLATION=off)";
       return;
     }
     if (!this.#o.runAs) {
       this.#identityWhy = this.#jailWhy = this.#cgroupsWhy = "ccpd does not run as root: every instance runs as ccpd's own user, in the host's namespaces, without limits";
+      this.#imagesWhy = "ccpd does not run as root: no filesystem image per database (loop mounts need root)";
       return;
     }
     this.#ownIdentity = true;
+    // Images need root and mkfs.ext4, not the sandbox: Postgres runs as the database's own uid either way.
+    const images = Images.probe(path.join(this.#o.instancesDir, ".images"));
+    if (typeof images === "string") this.#imagesWhy = images;
+    else this.#images = images;
     const launcher = findLauncher();
     if (!launcher) {
       this.#jailWhy = "the native launcher (native/jail.c) was not built: install a C toolchain (python3, make, gcc) and run `npm run build`";
@@ -282,7 +300,8 @@ export class ProcessDriver implements RuntimeDriver {
 
   /** A server's cgroup and sandbox folder name: its folder's real name (a claimed pre-started server keeps the pool slot's). */
   #groupName(root: string): string {
-    return path.basename(realpathSync(root)).replace(/^\./, "");
+    // A claimed spare's folder names its Postgres version (".spare-18.4-…"): cgroup names take no dots.
+    return path.basename(realpathSync(root)).replace(/^\./, "").replace(/[^a-z0-9_-]/g, "-");
   }
 
   /**
@@ -326,7 +345,7 @@ export class ProcessDriver implements RuntimeDriver {
           .stopStale()
           .catch(() => undefined);
         await this.#forgetSandbox(dir);
-        rmSync(dir, { recursive: true, force: true });
+        await this.#removeFolder(dir);
       }
       while (!this.#closed) {
         if (this.#pool.length < (this.#o.warmPool ?? 2)) {
@@ -343,6 +362,8 @@ export class ProcessDriver implements RuntimeDriver {
   }
 
   async #copySpare(): Promise<boolean> {
+    const storage = this.#o.defaultLimits?.storageBytes;
+    if (this.#images && storage !== undefined) return this.#makeImageSpare(this.#images, storage);
     const suffix = randomBytes(6).toString("hex");
     const tmp = path.join(this.#o.instancesDir, `.spare-tmp-${suffix}`);
     // Owned by a uid of its own already, so the create that takes it needs no chown on its path.
@@ -367,11 +388,167 @@ export class ProcessDriver implements RuntimeDriver {
   }
 
   /**
-   * A spare data dir for a new instance (or pool slot), with the identity that
-   * owns it (a fresh one for a fresh copy of the template).
+   * With images, a spare is a mounted image (the default limit's room) holding a
+   * copy of the template in `data/`: a create links its folder to it. `data` is
+   * renamed into place once complete (a start-up drops a spare without it).
    */
-  async #takeSpare(root: string, data: string): Promise<RunAs | undefined> {
-    const spare = this.#spares.shift();
+  async #makeImageSpare(images: Images, storageBytes: number): Promise<boolean> {
+    const folder = path.join(this.#o.instancesDir, `.spare-${this.#o.bin.version}-${randomBytes(6).toString("hex")}`);
+    const identity = this.#allocateIdentity();
+    try {
+      await images.make(folder, imageRoom(storageBytes), identity);
+      const tmp = path.join(folder, "data.tmp");
+      await copyTree(this.#o.templateDir, tmp);
+      await chownTree(tmp, identity);
+      renameSync(tmp, path.join(folder, "data"));
+      this.#spares.push(folder);
+      return true;
+    } catch {
+      await this.#removeFolder(folder).catch(() => undefined);
+      return false; // a create makes its image and copies the template itself meanwhile
+    } finally {
+      this.#reserved.delete(identity.uid);
+    }
+  }
+
+  /**
+   * An instance folder on its own image with a copy of the template: a spare when
+   * one fits (the folder becomes a link to it, the room is set to the limit's), else
+   * a fresh image. Pool slots (`useSpare` false) always get a fresh one.
+   */
+  async #takeImage(images: Images, root: string, storageBytes: number, useSpare: boolean): Promise<RunAs> {
+    const room = imageRoom(storageBytes);
+    const spare = useSpare ? this.#spares.shift() : undefined;
+    if (spare && images.has(spare) && room <= images.capacityRoom(spare)) {
+      symlinkSync(path.basename(spare), root);
+      try {
+        if (images.room(spare) !== room) images.setRoom(spare, room);
+      } catch (err) {
+        rmSync(root, { force: true });
+        await this.#removeFolder(spare).catch(() => undefined);
+        throw err;
+      }
+      return this.#identityOf(spare) as RunAs;
+    }
+    if (spare) this.#spares.unshift(spare);
+    const identity = this.#allocateIdentity();
+    try {
+      await images.make(root, room, identity);
+    } finally {
+      this.#reserved.delete(identity.uid);
+    }
+    const data = path.join(root, "data");
+    await copyTree(this.#o.templateDir, data);
+    await chownTree(data, identity);
+    return identity;
+  }
+
+  /** Remove an instance, pool or spare folder: its image (if any) unmounted and deleted first, a pool slot's archive folder too. */
+  async #removeFolder(dir: string): Promise<void> {
+    if (this.#images?.has(dir)) await this.#images.remove(dir);
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(path.join(this.#o.instancesDir, POOL_ARCHIVES, path.basename(dir)), { recursive: true, force: true });
+  }
+
+  /**
+   * A pre-started server's WAL archive folder, renamed into its database's archive
+   * at a claim: beside the slot's folder, where that is a filesystem image (a
+   * rename does not cross filesystems), else inside it.
+   */
+  #poolArchive(root: string): string {
+    if (!this.#images?.has(root)) return path.join(root, POOL_ARCHIVE);
+    const parent = path.join(this.#o.instancesDir, POOL_ARCHIVES);
+    // Root's, traversable: each slot's own folder below is its uid's (0700).
+    makeDir(parent, 0o711, undefined);
+    return path.join(parent, path.basename(root));
+  }
+
+  /** An instance's own folder: a claimed pool slot's or spare's (its folder is a link to it), else its own. */
+  #folder(id: string): string {
+    const { root } = this.#paths(id);
+    try {
+      return lstatSync(root).isSymbolicLink() ? path.resolve(this.#o.instancesDir, readlinkSync(root)) : root;
+    } catch {
+      return root;
+    }
+  }
+
+  /** Mount every image whose folder exists (after a reboot, or a ccpd that unmounted them at shutdown); drop those whose folder is gone. */
+  #adoptImages(): void {
+    const images = this.#images;
+    if (!images) return;
+    for (const name of images.folders()) {
+      const dir = path.join(this.#o.instancesDir, name);
+      if (!existsSync(dir)) {
+        rmSync(images.fileOf(dir), { force: true });
+        continue;
+      }
+      try {
+        images.mountSync(dir);
+        // The room lives as long as the mount: its limit's (an instance's own, or the default for a spare or pool slot).
+        this.#fitFolder(dir, this.#readLimits(dir) ?? this.#o.defaultLimits ?? {});
+      } catch {
+        // Left unmounted (still attached elsewhere, or damaged): the instance shows no data, nothing is mounted twice.
+      }
+    }
+  }
+
+  /**
+   * Fit an instance's image room to its storage limit (images.ts): raised at once;
+   * lowered at once as far as what it holds allows (never under its data plus the
+   * WAL headroom: a full pg_wal is a PANIC), the rest as it frees space (each
+   * usage() sample and each start fit it again). "resize": outside what the
+   * image can give live (done offline at the next start); undefined: no image.
+   */
+  #fitRoom(id: string, limits: InstanceLimits): "live" | "later" | "resize" | undefined {
+    return this.#fitFolder(this.#folder(id), limits);
+  }
+
+  #fitFolder(folder: string, limits: InstanceLimits): "live" | "later" | "resize" | undefined {
+    const images = this.#images;
+    if (!images?.has(folder) || !images.deviceOf(folder)) return undefined;
+    const capacity = images.capacityRoom(folder);
+    const wanted = limits.storageBytes === undefined ? capacity : imageRoom(limits.storageBytes);
+    if (wanted > capacity) return "resize";
+    const room = images.room(folder);
+    let target = wanted;
+    if (wanted < room) {
+      const used = room - images.free(folder);
+      target = Math.max(wanted, Math.min(room, used + walHeadroom(limits.storageBytes ?? capacity)));
+    }
+    if (target !== room) images.setRoom(folder, target);
+    return target === wanted ? "live" : "later";
+  }
+
+  /**
+   * A database its image stopped gets CRASH_RESERVE more room, once: a server
+   * that ended on it (a WAL segment it could not make is a PANIC, and its crash
+   * recovery needs one too) comes back with its committed data intact, and a
+   * running one can write the WAL of the DROP or DELETE that frees space (with
+   * data checksums even a SELECT may write WAL). Lent at a restart and at the
+   * storage quota's reading (which makes the database read-only first); #fitRoom
+   * takes it back as the usage falls.
+   */
+  #grantReserve(id: string): void {
+    const images = this.#images;
+    const folder = this.#folder(id);
+    if (!images?.has(folder) || !images.deviceOf(folder) || images.free(folder) >= CRASH_RESERVE) return;
+    const limit = this.limits(id).storageBytes;
+    const wanted = limit === undefined ? images.capacityRoom(folder) : imageRoom(limit);
+    const room = images.room(folder);
+    if (room >= wanted + CRASH_RESERVE) return;
+    images.setRoom(folder, Math.min(images.capacityRoom(folder), room + CRASH_RESERVE));
+  }
+
+  /**
+   * A spare data dir for a new instance (or pool slot), with the identity that
+   * owns it (a fresh one for a fresh copy of the template). With images (a
+   * storage limit given), the instance's folder is its own image instead.
+   */
+  async #takeSpare(root: string, data: string, storageBytes?: number, useSpare = true): Promise<RunAs | undefined> {
+    if (this.#images && storageBytes !== undefined) return this.#takeImage(this.#images, root, storageBytes, useSpare);
+    // No storage limit: a plain folder. A spare on an image is a mount point, which cannot be renamed into it.
+    const spare = this.#spares[0] && !this.#images?.has(this.#spares[0]) ? this.#spares.shift() : undefined;
     const owner = spare && this.#ownIdentity ? statSync(spare).uid : undefined;
     const { first, count } = this.#uidRange();
     // A spare made before identities (owned by the shared user) gets a fresh one.
@@ -398,11 +575,12 @@ export class ProcessDriver implements RuntimeDriver {
     const data = path.join(root, "data");
     const run = path.join(root, "run");
     const log = path.join(root, "log");
-    const archive = path.join(root, POOL_ARCHIVE);
     let server: PostgresServer | undefined;
     try {
       // Its own uid from the start (its spare's), so a claim needs no chown.
-      const identity = await this.#takeSpare(root, data);
+      const identity = await this.#takeSpare(root, data, this.#o.defaultLimits?.storageBytes, false);
+      // Known once its folder is (or is not) an image.
+      const archive = this.#poolArchive(root);
       makeDir(run, 0o700, identity);
       makeDir(log, 0o700, identity);
       makeDir(archive, 0o700, identity);
@@ -428,7 +606,7 @@ export class ProcessDriver implements RuntimeDriver {
     } catch {
       await server?.stop().catch(() => undefined);
       await this.#forgetSandbox(root).catch(() => undefined);
-      rmSync(root, { recursive: true, force: true });
+      await this.#removeFolder(root).catch(() => undefined);
       return false;
     }
   }
@@ -538,6 +716,11 @@ export class ProcessDriver implements RuntimeDriver {
     this.#starting.add(id);
     this.#setState(id, "starting");
     try {
+      this.#grantReserve(id);
+    } catch {
+      // not mounted: nothing to lend
+    }
+    try {
       // Backends of a killed postmaster may hold its shared memory for a moment;
       // retry with back-off until the new postmaster gets it.
       for (let delay = 50; this.#supervised.has(id); delay = Math.min(delay * 2, 5_000)) {
@@ -569,13 +752,13 @@ export class ProcessDriver implements RuntimeDriver {
     if (existsSync(p.root)) throw new Error(`Instance directory already exists: ${p.root}`);
     // A pre-started server runs with the default limits' settings: an instance whose limits need others is copied and started.
     if (!sameSettings(postgresSettingsFor(limits), postgresSettingsFor(this.#o.defaultLimits ?? {}))) {
-      await this.#createFromCopy(id);
+      await this.#createFromCopy(id, limits.storageBytes);
       this.#writeLimits(id, limits);
       return;
     }
     for (let pooled = this.#pool.shift(); pooled; pooled = this.#pool.shift()) {
       if (!pooled.server.running) {
-        rmSync(pooled.root, { recursive: true, force: true });
+        await this.#removeFolder(pooled.root);
         continue;
       }
       try {
@@ -589,17 +772,17 @@ export class ProcessDriver implements RuntimeDriver {
         this.#servers.delete(id);
         await pooled.server.stop().catch(() => undefined);
         rmSync(p.root, { force: true });
-        rmSync(pooled.root, { recursive: true, force: true });
+        await this.#removeFolder(pooled.root).catch(() => undefined);
         break;
       }
     }
-    await this.#createFromCopy(id);
+    await this.#createFromCopy(id, limits.storageBytes);
     this.#writeLimits(id, limits);
   }
 
-  async #createFromCopy(id: string): Promise<void> {
+  async #createFromCopy(id: string, storageBytes: number | undefined): Promise<void> {
     const p = this.#paths(id);
-    const identity = await this.#takeSpare(p.root, p.data);
+    const identity = await this.#takeSpare(p.root, p.data, storageBytes);
     makeDir(p.run, 0o700, identity);
     this.#refill();
   }
@@ -628,8 +811,8 @@ export class ProcessDriver implements RuntimeDriver {
         // becomes the database's (a rename keeps the directory it has bound), under its pool path.
         makeDir(path.dirname(dir), 0o711, undefined);
         if (existsSync(dir)) rmdirSync(dir); // made empty by an earlier attempt; anything in it stops the claim
-        renameSync(path.join(pooled.root, POOL_ARCHIVE), dir);
-        dir = path.join(pooled.root, POOL_ARCHIVE);
+        renameSync(this.#poolArchive(pooled.root), dir);
+        dir = this.#poolArchive(pooled.root);
       } else {
         this.#archiveDir(id);
       }
@@ -643,6 +826,7 @@ export class ProcessDriver implements RuntimeDriver {
 
   async start(id: string, once?: StartOptions): Promise<InstanceEndpoint> {
     const p = this.#paths(id);
+    if (!this.#servers.get(id)?.running) await this.#fitBeforeStart(id);
     if (!existsSync(p.data)) throw new Error(`Instance ${id} has no data directory (${p.data}).`);
     const owner = this.ownerOf(id);
     makeDir(p.run, 0o700, owner);
@@ -670,6 +854,19 @@ export class ProcessDriver implements RuntimeDriver {
     rmSync(path.join(p.root, SUSPENDED_MARKER), { force: true });
     if (!already) this.#setState(id, "running");
     return this.endpoint(id);
+  }
+
+  /**
+   * Before a start: the image resized (offline: nothing uses it now) when its limit
+   * moved outside what it gives live, its room fitted. A shrink the data does not
+   * fit is left for a later start (the soft quota holds meanwhile).
+   */
+  async #fitBeforeStart(id: string): Promise<void> {
+    const limits = this.limits(id);
+    if (this.#fitRoom(id, limits) === "resize" && this.#images && limits.storageBytes !== undefined) {
+      if (await this.#images.resize(this.#folder(id), imageRoom(limits.storageBytes))) return;
+      this.#fitRoom(id, limits);
+    }
   }
 
   /**
@@ -718,8 +915,8 @@ export class ProcessDriver implements RuntimeDriver {
     // A claimed pre-started server: the folder the link points at goes too.
     const target = existsSync(root) && lstatSync(root).isSymbolicLink() ? path.resolve(this.#o.instancesDir, readlinkSync(root)) : undefined;
     await this.#forgetSandbox(root);
-    rmSync(root, { recursive: true, force: true });
-    if (target) rmSync(target, { recursive: true, force: true });
+    if (target) rmSync(root, { force: true });
+    await this.#removeFolder(target ?? root);
     this.#setState(id, "absent");
   }
 
@@ -757,15 +954,29 @@ export class ProcessDriver implements RuntimeDriver {
     const server = this.#servers.get(id);
     const p = this.#paths(id);
     server?.relocate({ settings: { ...INSTANCE_SETTINGS, log_directory: p.logDir, ...this.#archiveSettings(id), ...postgresSettingsFor(limits) } });
+    // The image's room (the hard storage bound): live, or not yet (lowered under what the database holds, or past the image's capacity).
+    const room = this.#fitRoom(id, limits);
+    if (room === "live" && limits.storageBytes !== undefined) live.push("storageBytes");
     // Memory's hard limit holds at once, the Postgres settings that follow it (shared_buffers …) from the next start: both.
     const settingsFollow = (k: keyof InstanceLimits) => k === "memoryBytes" || k === "connections";
-    return { live, nextStart: (Object.keys(limits) as (keyof InstanceLimits)[]).filter((k) => !live.includes(k) || settingsFollow(k)) };
+    const keys = (Object.keys(limits) as (keyof InstanceLimits)[]).filter((k) => k !== "storageBytes" || room !== undefined);
+    return { live, nextStart: keys.filter((k) => !live.includes(k) || settingsFollow(k)) };
   }
 
   /** Storage is the data dir's size (data and WAL); memory, CPU time and processes as the instance's cgroup counts them while it runs. */
   async usage(id: string): Promise<InstanceUsage> {
     const { root, data } = this.#paths(id);
     const counted = this.#cgroups && this.#servers.get(id)?.running && existsSync(root) ? this.#cgroups.usage(this.#groupName(root)) : {};
+    // The storage quota samples every database: the moment to bring a room lowered (or a reserve) back to the limit as
+    // space is freed, and to lend the reserve to a database its image stopped (see #grantReserve).
+    if (this.#images && existsSync(root)) {
+      try {
+        this.#fitRoom(id, this.limits(id));
+        this.#grantReserve(id);
+      } catch {
+        // not mounted (a failed re-mount): its usage is still read
+      }
+    }
     return { ...counted, storageBytes: treeSize(data) };
   }
 
@@ -806,8 +1017,21 @@ export class ProcessDriver implements RuntimeDriver {
       limit("cpu"),
       limit("pids"),
       limit("io"),
-      { name: "storage", enforced: false, detail: "no storage quota is enforced by the process driver" },
+      this.#storageFeature(),
     ];
+  }
+
+  #storageFeature(): IsolationFeature {
+    if (!this.#images) return { name: "storage", enforced: false, detail: `no filesystem image per database: ${this.#imagesWhy}` };
+    const limit = this.#o.defaultLimits?.storageBytes;
+    const example = limit === undefined ? "" : ` (${gib(imageRoom(limit))} GiB for the default ${gib(limit)} GiB)`;
+    return {
+      name: "storage",
+      enforced: true,
+      detail:
+        `hard: each database's folder is its own loop-mounted ext4 image (sparse); Postgres may fill its storage limit + WAL headroom (3 x max_wal_size, which is 1/8 of the limit within 64 MiB-1 GiB) + 64 MiB for logs${example}, ` +
+        "past that its writes fail with ENOSPC (no other database is affected)",
+    };
   }
 
   /** The instance's data directory (backups copy from it and restore into it). */
@@ -819,7 +1043,21 @@ export class ProcessDriver implements RuntimeDriver {
   prepareEmpty(id: string): string {
     const p = this.#paths(id);
     if (existsSync(p.root)) throw new Error(`Instance directory already exists: ${p.root}`);
-    const identity = this.#makeOwnedRoot(p.root);
+    const storage = this.#o.defaultLimits?.storageBytes;
+    let identity: RunAs | undefined;
+    if (this.#images && storage !== undefined) {
+      // An image for the default limit, its whole capacity open while a restore or copy fills it (its size is not
+      // known yet); setLimits then fits the room to the database's own limit (or to what it holds, until it frees space).
+      identity = this.#allocateIdentity();
+      try {
+        this.#images.makeSync(p.root, imageRoom(storage), identity);
+        this.#images.setRoom(p.root, this.#images.capacityRoom(p.root));
+      } finally {
+        this.#reserved.delete(identity.uid);
+      }
+    } else {
+      identity = this.#makeOwnedRoot(p.root);
+    }
     makeDir(p.run, 0o700, identity);
     return p.root;
   }
@@ -875,11 +1113,17 @@ export class ProcessDriver implements RuntimeDriver {
     for (const id of this.#servers.keys()) await this.#forgetSandbox(this.#paths(id).root).catch(() => undefined);
     for (const p of pooled) {
       await this.#forgetSandbox(p.root).catch(() => undefined);
-      rmSync(p.root, { recursive: true, force: true });
+      await this.#removeFolder(p.root).catch(() => undefined);
     }
     this.#cgroups?.leaveSelf();
+    // Nothing stays mounted after ccpd (its data dir can be moved or removed); the next start mounts them again.
+    for (const name of this.#images?.folders() ?? []) await this.#images?.unmount(path.join(this.#o.instancesDir, name)).catch(() => undefined);
     this.#cgroups?.removeScope();
   }
+}
+
+function gib(bytes: number): string {
+  return (bytes / 1024 ** 3).toFixed(2).replace(/\.?0+$/, "");
 }
 
 function sameSettings(a: Record<string, string>, b: Record<string, string>): boolean {
