@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, readFileSync, realpathSync, statfsSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmdirSync, readFileSync, realpathSync, statfsSync, statSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { imageCapacity, imageRoom, LOG_ALLOWANCE, walHeadroom } from "../src/runtime/process/images.js";
@@ -124,6 +124,19 @@ describe("hard storage quota: a filesystem image per database", { skip: !isRoot 
       const left = readdirSync(path.join(instancesDir, ".images"));
       return left.every((f) => f.startsWith(".pool-") || f.startsWith(".spare-")) && mountsUnder(instancesDir).every((m) => /\/\.(pool|spare)-/.test(m)) && loopsUnder(t.root).length === left.length;
     });
+  });
+
+  it("a database folder made before images (a plain folder, no image) is named in the report as having only the soft quota", () => {
+    const plain = path.join(instancesDir, "db-0000000000aa");
+    mkdirSync(plain);
+    try {
+      const storage = t.server.driver.isolation().find((f) => f.name === "storage");
+      assert.equal(storage?.enforced, true);
+      assert.match(storage?.detail ?? "", /1 database made before images \(db-0000000000aa\) has no image and only the soft quota/);
+    } finally {
+      rmdirSync(plain);
+    }
+    assert.doesNotMatch(t.server.driver.isolation().find((f) => f.name === "storage")?.detail ?? "", /made before images/);
   });
 
   it("a tenant writing past its image gets an error, B is unaffected, and after a DROP A is writable again with its committed data intact", async (ctx) => {

@@ -1025,12 +1025,23 @@ export class ProcessDriver implements RuntimeDriver {
     if (!this.#images) return { name: "storage", enforced: false, detail: `no filesystem image per database: ${this.#imagesWhy}` };
     const limit = this.#o.defaultLimits?.storageBytes;
     const example = limit === undefined ? "" : ` (${gib(imageRoom(limit))} GiB for the default ${gib(limit)} GiB)`;
+    // Databases made before this host had images keep a plain folder: say which, rather than claim a bound they lack.
+    const images = this.#images;
+    const plain = readdirSync(this.#o.instancesDir).filter((name) => {
+      if (!ID_DIR.test(name)) return false;
+      try {
+        return !images.has(realpathSync(path.join(this.#o.instancesDir, name)));
+      } catch {
+        return false; // removed meanwhile
+      }
+    });
+    const without = plain.length === 0 ? "" : `; ${plain.length} database${plain.length === 1 ? "" : "s"} made before images (${plain.slice(0, 5).join(", ")}${plain.length > 5 ? ", …" : ""}) ha${plain.length === 1 ? "s" : "ve"} no image and only the soft quota`;
     return {
       name: "storage",
       enforced: true,
       detail:
         `hard: each database's folder is its own loop-mounted ext4 image (sparse); Postgres may fill its storage limit + WAL headroom (3 x max_wal_size, which is 1/8 of the limit within 64 MiB-1 GiB) + 64 MiB for logs${example}, ` +
-        "past that its writes fail with ENOSPC (no other database is affected)",
+        `past that its writes fail with ENOSPC (no other database is affected)${without}`,
     };
   }
 
