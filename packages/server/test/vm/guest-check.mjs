@@ -146,5 +146,38 @@ cg.removeScope();
 const left = path.join(CG, "ccp", scope);
 check("removeScope() removes the scope group", !existsSync(left), existsSync(left) ? `still there: ${spawnSync("ls", [left], { encoding: "utf8" }).stdout.trim()}` : `${left} gone`);
 
+// 5. --ccpd: the whole ccpd, a database's postmaster in the sandbox (native/jail.c joins the group) under its limits.
+if (process.env.CCP_VM_CCPD === "1") {
+  const { startServer, resolveServerConfig } = await import(path.join(repo, "packages/server/dist/index.js"));
+  const root = path.join(dataDir, "ccpd");
+  const env = { ...process.env, XDG_CONFIG_HOME: path.join(root, "config"), CCP_LOG_LEVEL: process.env.CCP_VM_LOG ?? "warn" };
+  const config = resolveServerConfig({ dataDir: path.join(root, "data"), port: 0, wirePort: 0, warmPool: 0, backupAt: "off", suspendAfter: "never" }, env);
+  let t = Date.now();
+  const server = await startServer(config);
+  console.log(`info ccpd started in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+  const report = Object.fromEntries(server.driver.isolation().map((f) => [f.name, f]));
+  for (const c of ["memory", "cpu", "pids", "io"]) check(`ccpd reports ${c} enforced`, report[c]?.enforced === true && /cgroup v2/.test(report[c].detail), report[c]?.detail ?? "(absent)");
+  console.log(`info ccpd's isolation: ${Object.values(report).map((f) => `${f.name}=${f.enforced ? "on" : "off"}`).join(" ")}`);
+  t = Date.now();
+  const id = (await server.databases.create("vm-db")).database.id;
+  console.log(`info database ${id} created in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+  const pid = server.driver.pid(id);
+  const dirs = server.driver.cgroupDirs(id) ?? {};
+  const u = dirs["unified"] ?? "(none)";
+  const own = pid === undefined ? "(no pid)" : read(`/proc/${pid}`, "cgroup");
+  check("the postmaster is in its database's v2 group", pid !== undefined && own === `0::${u.slice(CG.length)}` && read(u, "cgroup.procs").split("\n").includes(String(pid)), `postmaster ${pid}: ${own}; group ${u}`);
+  const uid = pid === undefined ? NaN : Number(/^Uid:\s+(\d+)/m.exec(read(`/proc/${pid}`, "status"))?.[1]);
+  check("the postmaster runs sandboxed as its own uid, in its own pid namespace", uid > 0 && pid !== undefined && read(`/proc/${pid}`, "status").includes("NSpid:"), `uid ${uid}; ${/^NSpid:.*$/m.exec(read(`/proc/${pid}`, "status"))?.[0]}`);
+  const applied = await server.driver.setLimits(id, { memoryBytes: 256 * MiB, cpu: 0.5, pids: 64, ioBytesPerSec: 10 * MiB, connections: 20 });
+  check("setLimits() applies memory, cpu, pids, io live", ["memoryBytes", "cpu", "pids", "ioBytesPerSec"].every((k) => applied.live.includes(k)), `live: ${applied.live.join(", ")}; next start: ${applied.nextStart.join(", ")}`);
+  check("the database's group holds the limits", read(u, "memory.max") === String(256 * MiB) && read(u, "cpu.max") === "50000 100000" && read(u, "pids.max") === "64" && /^\d+:\d+ rbps=10485760 wbps=10485760/.test(read(u, "io.max")),
+    `memory.max ${read(u, "memory.max")}, memory.high ${read(u, "memory.high")}, cpu.max ${read(u, "cpu.max")}, pids.max ${read(u, "pids.max")}, io.max ${read(u, "io.max")}`);
+  const usage = await server.driver.usage(id);
+  check("usage() of the database from its group", usage.memoryBytes > 0 && usage.pids > 3 && usage.cpuSeconds > 0, `${JSON.stringify({ memoryBytes: usage.memoryBytes, cpuSeconds: usage.cpuSeconds, pids: usage.pids })}; pids.current ${read(u, "pids.current")}`);
+  await server.close();
+  const scopeDir = path.dirname(u);
+  check("ccpd's shutdown removes the database's group and its scope", !existsSync(u) && !existsSync(scopeDir), `${u} ${existsSync(u) ? "left" : "gone"}, ${scopeDir} ${existsSync(scopeDir) ? "left" : "gone"}`);
+}
+
 console.log(`${failures === 0 ? "all checks passed" : `${failures} check(s) FAILED`}`);
 process.exit(failures === 0 ? 0 : 1);
