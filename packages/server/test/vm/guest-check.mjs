@@ -150,7 +150,7 @@ check("removeScope() removes the scope group", !existsSync(left), existsSync(lef
 if (process.env.CCP_VM_CCPD === "1") {
   const { startServer, resolveServerConfig } = await import(path.join(repo, "packages/server/dist/index.js"));
   const root = path.join(dataDir, "ccpd");
-  const env = { ...process.env, XDG_CONFIG_HOME: path.join(root, "config"), CCP_LOG_LEVEL: process.env.CCP_VM_LOG ?? "warn" };
+  const env = { ...process.env, XDG_CONFIG_HOME: path.join(root, "config"), CCP_LOG_LEVEL: "warn" };
   const config = resolveServerConfig({ dataDir: path.join(root, "data"), port: 0, wirePort: 0, warmPool: 0, backupAt: "off", suspendAfter: "never" }, env);
   let t = Date.now();
   const server = await startServer(config);

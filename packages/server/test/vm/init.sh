@@ -30,6 +30,6 @@ mount -t ext4 /dev/vda1 /host/tmp/ccp-vm-data || finish 92
 ifconfig lo 127.0.0.1 up
 echo "guest: $(uname -r), cgroup2 on /sys/fs/cgroup: $(cat /host/sys/fs/cgroup/cgroup.controllers)"
 chroot /host /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin HOME=/tmp TMPDIR=/tmp \
-  CCP_VM_DATA=/tmp/ccp-vm-data CCP_VM_CCPD="$ccpd" CCP_VM_LOG=info \
+  CCP_VM_DATA=/tmp/ccp-vm-data CCP_VM_CCPD="$ccpd" \
   node "$repo/packages/server/test/vm/guest-check.mjs"
 finish $?
