@@ -222,6 +222,35 @@ if (process.env.CCP_VM_CCPD === "1") {
     `memory.max ${read(u, "memory.max")}, memory.high ${read(u, "memory.high")}, cpu.max ${read(u, "cpu.max")}, pids.max ${read(u, "pids.max")}, io.max ${read(u, "io.max")}`);
   const usage = await server.driver.usage(id);
   check("usage() of the database from its group", usage.memoryBytes > 0 && usage.pids > 3 && usage.cpuSeconds > 0, `${JSON.stringify({ memoryBytes: usage.memoryBytes, cpuSeconds: usage.cpuSeconds, pids: usage.pids })}; pids.current ${read(u, "pids.current")}`);
+  step = "a memory hog in the database";
+  {
+    // A backend asks for 1 GiB under a 256 MiB group: the kernel's OOM killer takes it in this group only, the
+    // postmaster (oom_score_adj -1000, from the launcher) survives and the database answers again by itself.
+    const { default: pg } = await import(path.join(repo, "node_modules/pg/lib/index.js"));
+    const { adminClientConfig } = await import(path.join(repo, "packages/server/dist/runtime/backend-socket.js"));
+    const sql = async (text) => {
+      const c = new pg.Client({ ...adminClientConfig(server.instances.endpoint(id)), database: "postgres" });
+      c.on("error", () => undefined);
+      await c.connect();
+      try {
+        return (await c.query(text)).rows;
+      } finally {
+        await c.end().catch(() => undefined);
+      }
+    };
+    await server.driver.setLimits(id, { memoryBytes: 256 * MiB });
+    let hog = "answered";
+    try {
+      await sql("SELECT array_length(array_agg(repeat(md5(g::text), 320000)), 1) FROM generate_series(1, 100) g");
+    } catch (err) {
+      hog = err.message;
+    }
+    let again = false;
+    for (const end = Date.now() + 180_000; !again && Date.now() < end; await sleep(500)) again = await sql("SELECT 1 AS x").then((r) => r[0]?.x === 1, () => false);
+    const events = read(u, "memory.events");
+    check("a 1 GiB backend under memory.max 256MiB is OOM-killed; the postmaster survives and the database answers again", hog !== "answered" && field(events, "oom_kill") >= 1 && server.driver.pid(id) === pid && again,
+      `the query: ${hog}; memory.events "${oneLine(events)}"; postmaster ${server.driver.pid(id)} (was ${pid}); answers again: ${again}`);
+  }
   step = "ccpd shutdown";
   await server.close();
   const scopeDir = path.dirname(u);
