@@ -465,6 +465,29 @@ describe("cgroups against a directory laid out like cgroupfs", () => {
     assert.match(cpu?.detail ?? "", /no cpu controller/);
   });
 
+  it("v2 controllers the kernel refuses to hand down (EBUSY in a container's cgroup namespace) were reported without a reason: the file, the errno and no group left behind", () => {
+    const v2 = path.join(fake, "v2-refused");
+    mkdirSync(path.join(v2, "ccp", "cgroup.subtree_control"), { recursive: true });
+    writeFileSync(path.join(v2, "cgroup.controllers"), "memory pids\n");
+    const cg = Cgroups.detect({ root: v2, scope: "s" });
+    assert.equal(typeof cg, "string");
+    assert.match(cg as string, /^cgroup v2: no controller could be enabled under .*\/ccp\/s \(.*\/ccp\/cgroup\.subtree_control: EISDIR\)$/);
+    assert.equal(existsSync(path.join(v2, "ccp", "s")), false);
+  });
+
+  it("a v2 controller refused below left enabled above (a container's root made a thread root, its new children unable to hold a process): a refused level undoes the levels above it", () => {
+    for (const [name, rootHad] of [["v2-undo", "memory\n"], ["v2-undo-kept", "cpu\n"]] as const) {
+      const v2 = path.join(fake, name);
+      mkdirSync(path.join(v2, "ccp", "s", "cgroup.subtree_control"), { recursive: true });
+      writeFileSync(path.join(v2, "cgroup.controllers"), "cpu\n");
+      writeFileSync(path.join(v2, "cgroup.subtree_control"), rootHad);
+      assert.equal(typeof Cgroups.detect({ root: v2, scope: "s" }), "string");
+      // cpu written at the root and ccp/, then refused at ccp/s: taken back above, but not where it was on before (the root, in the second).
+      assert.equal(readFileSync(path.join(v2, "ccp", "cgroup.subtree_control"), "utf8"), "-cpu");
+      assert.equal(readFileSync(path.join(v2, "cgroup.subtree_control"), "utf8"), rootHad === "cpu\n" ? "+cpu" : "-cpu", name);
+    }
+  });
+
   it("v1: one group per hierarchy below ccpd's own, limit files per controller, cpuacct for CPU time", () => {
     const v1 = path.join(fake, "v1");
     for (const h of ["memory", "cpu", "cpuacct", "pids", "blkio"]) mkdirSync(path.join(v1, h), { recursive: true });

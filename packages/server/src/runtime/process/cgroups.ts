@@ -84,6 +84,16 @@ function statField(file: string, field: string): number | undefined {
   return line ? Number(line.split(" ")[1]) : undefined;
 }
 
+/** Why the kernel refused to hand a controller down (a write to cgroup.subtree_control), and what to do. */
+function subtreeRefusal(file: string, err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code ?? String(err);
+  // cgroup v2 hands no controller down from a group with processes in it; only the real root is exempt.
+  // A container's cgroup namespace root is such a group: the kernel answers EBUSY.
+  if (code === "EBUSY")
+    return `${file}: EBUSY: that group has processes in it, and cgroup v2 hands no controller down from a group with processes (in a container, move its processes into a child group such as ${path.join(path.dirname(file), "init")} before ccpd starts)`;
+  return `${file}: ${code}`;
+}
+
 export class Cgroups {
   readonly version: 1 | 2;
   /** v2: "unified" → parent dir; v1: hierarchy → parent dir (only the usable ones). */
@@ -134,22 +144,51 @@ export class Cgroups {
     // Hand each controller down to the groups below, level by level (one write each: a missing one does
     // not block the rest); enabled where the last level lists it right after its write.
     const enabled: string[] = [];
+    const refused = new Map<Controller, string>();
     for (const c of CONTROLLERS) {
       if (!available.includes(c)) continue;
+      let file = "";
+      const wrote: string[] = [];
       try {
-        for (const dir of [root, path.join(root, "ccp"), parent]) writeFileSync(path.join(dir, "cgroup.subtree_control"), `+${c}`);
+        for (const dir of [root, path.join(root, "ccp"), parent]) {
+          file = path.join(dir, "cgroup.subtree_control");
+          const had = (readText(file) ?? "").split(/\s+/).includes(c);
+          writeFileSync(file, `+${c}`);
+          if (!had) wrote.push(file);
+        }
         const listed = (readText(path.join(parent, "cgroup.subtree_control")) ?? "").split(/\s+/);
         if (listed.includes(c) || listed.includes(`+${c}`)) enabled.push(c);
-      } catch {
-        // reported below as not enabled
+        else refused.set(c, `${file} does not list it`);
+      } catch (err) {
+        refused.set(c, subtreeRefusal(file, err));
+        // Undo what this made above the refusal. A threaded controller (cpu, pids) is taken even by a group with
+        // processes in it (a container's cgroup namespace root), which makes it a thread root: left so, none of
+        // its new children could hold a process, and the container could no longer move its processes down.
+        for (const f of wrote.reverse()) {
+          try {
+            writeFileSync(f, `-${c}`);
+          } catch {
+            // a group below uses it now
+          }
+        }
       }
     }
     const features = CONTROLLERS.map((c): IsolationFeature => {
       if (enabled.includes(c)) return { name: c, enforced: true, detail: `cgroup v2 (${c} controller, ${path.join(root, "ccp", scope)})` };
       if (!available.includes(c)) return { name: c, enforced: false, detail: `cgroup v2 has no ${c} controller on this host` };
-      return { name: c, enforced: false, detail: `cgroup v2 ${c} controller could not be enabled for ${parent} (cgroup.subtree_control)` };
+      return { name: c, enforced: false, detail: `cgroup v2 ${c} controller could not be enabled for ${parent} (${refused.get(c) ?? "cgroup.subtree_control"})` };
     });
-    if (!features.some((f) => f.enforced)) return `cgroup v2: no controller could be enabled under ${parent}`;
+    if (!features.some((f) => f.enforced)) {
+      for (const dir of [parent, path.join(root, "ccp")]) {
+        try {
+          rmdirSync(dir);
+        } catch {
+          // not empty (another ccpd's scope)
+        }
+      }
+      const first = refused.values().next().value;
+      return `cgroup v2: no controller could be enabled under ${parent}${first === undefined ? "" : ` (${first})`}`;
+    }
     return new Cgroups(2, root, sysfs, new Map([["unified", parent]]), features);
   }
 
