@@ -80,7 +80,7 @@ timeout --foreground "$timeout_s" qemu-system-x86_64 \
   -append "console=ttyS0 panic=-1 quiet loglevel=3 ccp.repo=$repo ccp.ccpd=$ccpd" \
   -virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap" \
   -drive "file=$disk,if=virtio,format=raw" \
-  -device virtio-rng-pci < /dev/null 2>&1 | sed -u 's/\r$//; s/\x1b\[[0-9;?]*[a-zA-Z]//g' | tee "$log"
+  -device virtio-rng-pci < /dev/null 2>&1 | sed -u 's/\r$//; s/\x1b\[[0-9;?]*[a-zA-Z]//g; s/\x1bc//g' | tee "$log"
 qemu_rc=${PIPESTATUS[0]}
 set -e
 rc=$(sed -n 's/^CCP-VM-EXIT \([0-9]*\)$/\1/p' "$log" | tail -1)
