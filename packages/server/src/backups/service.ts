@@ -9,8 +9,9 @@ import type { Logger } from "../logger.js";
 import { withAdmin } from "../databases/admin-connection.js";
 import { CcpError } from "../errors.js";
 import { Instances, type Lease, type Quiet } from "../runtime/instances.js";
-import { ChecksumMismatch, eachLimit, fsyncPath, listDataFiles, makeDirs, packFile, storedPath, syncFilesystem, unpackFile, type ManifestFile } from "./files.js";
-import { PACK_CODEC, storedSuffix } from "./codec.js";
+import { ChecksumMismatch, CodecWorkerFailed, eachLimit, fsyncPath, listDataFiles, makeDirs, packFile, storedPath, syncFilesystem, unpackFile, type ManifestFile } from "./files.js";
+import { emptyStats, PACK_CODEC, storedSuffix, type CodecStats } from "./codec.js";
+import { CODEC_WORKERS } from "./codec-pool.js";
 import type { BackupStore } from "./store.js";
 import { backupArchive } from "./download.js";
 import { restoreToPointInTime } from "./pitr.js";
@@ -61,7 +62,10 @@ export interface BackupObserver {
 }
 
 const BACKUP_ID = /^bkp-[0-9a-f]{8}$/;
+/** WAL segments copied at once (in-kernel copies in the libuv pool). */
 const PARALLEL_FILES = 4;
+/** Files handed to the codec pool at once: one queued behind each busy worker, so none waits for the main thread. */
+const PARALLEL_CODEC = 2 * CODEC_WORKERS;
 /** How long a backup waits for its last WAL segment to reach the archive, and how often it looks. */
 const ARCHIVE_WAIT_MS = 30 * 60 * 1000;
 const ARCHIVE_POLL_MS = 20;
@@ -102,6 +106,17 @@ class Phases {
   summary(): string {
     return `${((this.#last - this.#first) / 1000).toFixed(2)} s (${this.#done.join(", ")})`;
   }
+}
+
+/** A copy's time in the codec workers, summed over files (codec.ts CodecStats), for the log line. */
+function workerTime(s: CodecStats, codecWhat: string): string {
+  const sec = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+  return `in ${CODEC_WORKERS} workers: read ${sec(s.read)}, ${codecWhat} ${sec(s.codec)}, sha256 ${sec(s.hash)}, write ${sec(s.write)}, chown ${sec(s.chown)}; on a CPU ${sec(s.cpu)}, runnable but waiting for a CPU ${sec(s.waited)}`;
+}
+
+/** A codec worker died under a backup or restore: refused like a bad input (409), never a 500 that reads like a ccpd crash. */
+function workerFailed(err: CodecWorkerFailed, what: string): CcpError {
+  return new CcpError("conflict", `${what} was refused: ${err.message}; nothing was changed.`, { hint: "Retry; if it happens again, ccpd's log says why the worker stopped." });
 }
 
 /** Files by decreasing size (a vanished one sorts last: packFile skips it). */
@@ -192,13 +207,14 @@ export class BackupService {
         mkdirSync(path.join(dir, "files"), { recursive: true, mode: 0o700 });
         makeDirs(path.join(dir, "files"), dirs, undefined);
         const manifestFiles: ManifestFile[] = [];
+        const stats = emptyStats();
         // Largest first, so no big file starts last and runs alone.
-        await eachLimit(largestFirst(dataDir, files), PARALLEL_FILES, async (rel) => {
+        await eachLimit(largestFirst(dataDir, files), PARALLEL_CODEC, async (rel) => {
           const dst = path.join(dir, "files", `${rel}${storedSuffix(PACK_CODEC)}`);
-          const packed = await packFile(path.join(dataDir, rel), dst);
+          const packed = await packFile(path.join(dataDir, rel), dst, stats);
           if (packed) manifestFiles.push({ ...packed, path: rel });
         });
-        phases.mark(`copy of ${manifestFiles.length} files, ${(manifestFiles.reduce((n, f) => n + f.size, 0) / MiB).toFixed(0)} MiB`);
+        phases.mark(`copy of ${manifestFiles.length} files, ${(manifestFiles.reduce((n, f) => n + f.size, 0) / MiB).toFixed(0)} MiB (${workerTime(stats, "lz4")})`);
         // One syncfs for the whole copy (an fsync per file costs seconds on ~1300 files), before the manifest makes it count.
         await syncFilesystem(dir);
         phases.mark("syncfs");
@@ -243,6 +259,7 @@ export class BackupService {
         await t.backups.markFailed(id, (err as Error).message);
         await t.operations.finish(opId, "failed", (err as Error).message);
       });
+      if (err instanceof CodecWorkerFailed) throw workerFailed(err, `Backup of ${db.id}`);
       throw err instanceof CcpError ? err : new CcpError("internal", `Backup of ${db.id} failed: ${(err as Error).message}`, { cause: err });
     } finally {
       lease?.release();
@@ -324,7 +341,7 @@ export class BackupService {
    * the manifest first-to-last; on any mismatch, nothing is left and a
    * CcpError says which file.
    */
-  async #unpack(databaseId: string, backupId: string, target: string, ownerId: string): Promise<Manifest> {
+  async #unpack(databaseId: string, backupId: string, target: string, ownerId: string, stats: CodecStats = emptyStats()): Promise<Manifest> {
     const manifest = this.#manifest(databaseId, backupId);
     const src = path.join(this.#o.store.backupDir(databaseId, backupId), "files");
     const runAs = this.#o.instances.storage.ownerOf(ownerId);
@@ -335,7 +352,7 @@ export class BackupService {
       makeDirs(target, manifest.dirs, runAs);
       // Largest first, so no big file starts last and runs alone.
       const bySize = [...manifest.files].sort((a, b) => b.size - a.size);
-      await eachLimit(bySize, PARALLEL_FILES, (f) => unpackFile(storedPath(src, f), path.join(target, f.path), f, runAs));
+      await eachLimit(bySize, PARALLEL_CODEC, (f) => unpackFile(storedPath(src, f), path.join(target, f.path), f, runAs, stats));
       const extra: [string, string][] = [["backup_label", manifest.backup_label], ["recovery.signal", ""]];
       if (manifest.tablespace_map) extra.push(["tablespace_map", manifest.tablespace_map]);
       for (const [name, content] of extra) {
@@ -349,6 +366,7 @@ export class BackupService {
           hint: "Pick another backup (`ccp db backup list`).",
         });
       }
+      if (err instanceof CodecWorkerFailed) throw workerFailed(err, `Unpacking backup ${backupId}`);
       throw err;
     }
     return manifest;
@@ -417,8 +435,9 @@ export class BackupService {
     const opId = await this.#o.catalog.operations.begin(db.id, `restore:${row.id}`);
     const phases = new Phases();
     try {
-      await this.#unpack(db.id, row.id, staged, db.id);
-      phases.mark("unpack");
+      const stats = emptyStats();
+      const manifest = await this.#unpack(db.id, row.id, staged, db.id, stats);
+      phases.mark(`unpack of ${manifest.files.length} files, ${(manifest.files.reduce((n, f) => n + f.size, 0) / MiB).toFixed(0)} MiB (${workerTime(stats, "lz4")})`);
     } catch (err) {
       await this.#o.catalog.operations.finish(opId, "failed", (err as Error).message);
       this.#busy.delete(db.id);
@@ -553,8 +572,8 @@ export class BackupService {
 
   // exposed for PITR (pitr.ts)
   /** Unpack into `target`, owned by instance `ownerId`'s identity. */
-  unpack(databaseId: string, backupId: string, target: string, ownerId: string): Promise<Manifest> {
-    return this.#unpack(databaseId, backupId, target, ownerId);
+  unpack(databaseId: string, backupId: string, target: string, ownerId: string, stats?: CodecStats): Promise<Manifest> {
+    return this.#unpack(databaseId, backupId, target, ownerId, stats);
   }
   recoveryStart(walSourceId: string, target: { time?: Date; lsn?: string }): { settings: Record<string, string>; restoreWalFrom: string } {
     return this.#recoveryStart(walSourceId, target);
