@@ -1,6 +1,7 @@
 import os from "node:os";
 import { Worker } from "node:worker_threads";
 import { ChecksumMismatch, type CodecStats } from "./codec.js";
+import { copiesCgroup } from "../runtime/process/copies-cgroup.js";
 
 /** One file for a codec worker (codec-worker.ts). */
 export type CodecTask = (
@@ -20,6 +21,12 @@ export type CodecTask = (
 export type CodecReply =
   | { readonly ok: true; readonly packed?: { readonly size: number; readonly sha256: string }; readonly stats?: CodecStats }
   | { readonly ok: false; readonly mismatch: boolean; readonly message: string; readonly code?: string };
+
+/** What a worker is started with. */
+export interface CodecWorkerData {
+  /** The cgroup `tasks` file its thread joins first (runtime/process/copies-cgroup.ts). */
+  readonly copiesCgroup: string | undefined;
+}
 
 /** A codec worker ended (crashed, killed) while it had a file: the operation is refused, nothing of it is used. */
 export class CodecWorkerFailed extends Error {}
@@ -42,10 +49,11 @@ interface Job {
  * tsx first.
  */
 function newWorker(): Worker {
-  if (!import.meta.url.endsWith(".ts")) return new Worker(new URL("./codec-worker.js", import.meta.url));
+  const workerData: CodecWorkerData = { copiesCgroup: copiesCgroup() };
+  if (!import.meta.url.endsWith(".ts")) return new Worker(new URL("./codec-worker.js", import.meta.url), { workerData });
   const url = new URL("./codec-worker.ts", import.meta.url).href;
   const tsx = import.meta.resolve("tsx/esm/api");
-  return new Worker(`import(${JSON.stringify(tsx)}).then(({ register }) => { register(); return import(${JSON.stringify(url)}); });`, { eval: true });
+  return new Worker(`import(${JSON.stringify(tsx)}).then(({ register }) => { register(); return import(${JSON.stringify(url)}); });`, { eval: true, workerData });
 }
 
 /**

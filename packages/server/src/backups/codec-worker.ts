@@ -1,6 +1,7 @@
-import { parentPort } from "node:worker_threads";
-import { ChecksumMismatch, packLz4Sync, unpackLz4Sync } from "./codec.js";
-import type { CodecReply, CodecTask } from "./codec-pool.js";
+import { parentPort, workerData } from "node:worker_threads";
+import { ChecksumMismatch, packLz4Sync, unpackLz4 } from "./codec.js";
+import type { CodecReply, CodecTask, CodecWorkerData } from "./codec-pool.js";
+import { joinCopiesCgroup } from "../runtime/process/copies-cgroup.js";
 
 /**
  * A codec worker (codec-pool.ts): packs and unpacks whole backup files with
@@ -8,18 +9,22 @@ import type { CodecReply, CodecTask } from "./codec-pool.js";
  * ccpd's main thread nor the libuv pool it shares with every socket and file
  * of ccpd is in the loop.
  */
-function run(task: CodecTask): CodecReply {
+async function run(task: CodecTask): Promise<CodecReply> {
   try {
     if (task.exit !== undefined) process.exit(task.exit);
     if (task.op === "pack") {
       const packed = packLz4Sync(task.src, task.dst);
-      return packed ? { ok: true, packed: { size: packed.size, sha256: packed.sha256 }, stats: packed.stats } : { ok: true };
+      return packed ? { ok: true, packed: { size: packed.size, sha256: packed.sha256 }, stats: { ...packed.stats, grouped } } : { ok: true };
     }
-    return { ok: true, stats: unpackLz4Sync(task.src, task.dst, task.expected, task.owner) };
+    return { ok: true, stats: { ...(await unpackLz4(task.src, task.dst, task.expected, task.owner)), grouped } };
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     return { ok: false, mismatch: err instanceof ChecksumMismatch, message: e.message ?? String(err), ...(typeof e.code === "string" ? { code: e.code } : {}) };
   }
 }
 
-parentPort?.on("message", (task: CodecTask) => parentPort?.postMessage(run(task)));
+// Out of the root cgroup, where this thread would weigh 1/256 of any busy database (Cgroups.copiesGroupTasks).
+const { copiesCgroup } = workerData as CodecWorkerData;
+const grouped = copiesCgroup !== undefined && joinCopiesCgroup(copiesCgroup) ? 1 : 0;
+
+parentPort?.on("message", (task: CodecTask) => void run(task).then((reply) => parentPort?.postMessage(reply)));

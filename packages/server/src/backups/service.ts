@@ -109,9 +109,9 @@ class Phases {
 }
 
 /** A copy's time in the codec workers, summed over files (codec.ts CodecStats), for the log line. */
-function workerTime(s: CodecStats, codecWhat: string): string {
+function workerTime(s: CodecStats, codecWhat: string, files: number): string {
   const sec = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
-  return `in ${CODEC_WORKERS} workers: read ${sec(s.read)}, ${codecWhat} ${sec(s.codec)}, sha256 ${sec(s.hash)}, write ${sec(s.write)}, chown ${sec(s.chown)}; on a CPU ${sec(s.cpu)}, runnable but waiting for a CPU ${sec(s.waited)}`;
+  return `in ${CODEC_WORKERS} workers, ${s.grouped} of ${files} files in cgroup ccp/copies: read ${sec(s.read)}, ${codecWhat} ${sec(s.codec)}, sha256 ${sec(s.hash)}, write ${sec(s.write)}, chown ${sec(s.chown)}, flush ${sec(s.flush)}; on a CPU ${sec(s.cpu)}, runnable but waiting for a CPU ${sec(s.waited)}`;
 }
 
 /** A codec worker died under a backup or restore: refused like a bad input (409), never a 500 that reads like a ccpd crash. */
@@ -214,7 +214,7 @@ export class BackupService {
           const packed = await packFile(path.join(dataDir, rel), dst, stats);
           if (packed) manifestFiles.push({ ...packed, path: rel });
         });
-        phases.mark(`copy of ${manifestFiles.length} files, ${(manifestFiles.reduce((n, f) => n + f.size, 0) / MiB).toFixed(0)} MiB (${workerTime(stats, "lz4")})`);
+        phases.mark(`copy of ${manifestFiles.length} files, ${(manifestFiles.reduce((n, f) => n + f.size, 0) / MiB).toFixed(0)} MiB (${workerTime(stats, "lz4", manifestFiles.length)})`);
         // One syncfs for the whole copy (an fsync per file costs seconds on ~1300 files), before the manifest makes it count.
         await syncFilesystem(dir);
         phases.mark("syncfs");
@@ -437,7 +437,11 @@ export class BackupService {
     try {
       const stats = emptyStats();
       const manifest = await this.#unpack(db.id, row.id, staged, db.id, stats);
-      phases.mark(`unpack of ${manifest.files.length} files, ${(manifest.files.reduce((n, f) => n + f.size, 0) / MiB).toFixed(0)} MiB (${workerTime(stats, "lz4")})`);
+      phases.mark(`unpack of ${manifest.files.length} files, ${(manifest.files.reduce((n, f) => n + f.size, 0) / MiB).toFixed(0)} MiB (${workerTime(stats, "lz4", manifest.files.length)})`);
+      // Postgres's first start syncs the data dir anyway (recovery_init_sync_method): done here, the
+      // log line tells the disk's share from the start's, and the old server still answers meanwhile.
+      await syncFilesystem(staged);
+      phases.mark("syncfs");
     } catch (err) {
       await this.#o.catalog.operations.finish(opId, "failed", (err as Error).message);
       this.#busy.delete(db.id);

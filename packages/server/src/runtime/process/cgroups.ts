@@ -304,6 +304,31 @@ export class Cgroups {
     }
   }
 
+  /**
+   * cgroup v1: the `tasks` file of `ccp/copies`, a group beside the scopes
+   * with the most cpu.shares v1 allows, made if missing; ccpd's backup and
+   * restore threads (backups/codec-pool.ts) move into it. Left in the root
+   * group they weighed 1024, one 256th of ccp's groups, and waited for a CPU
+   * most of the time whenever a database (of any ccpd on the host) was busy:
+   * 90 s runnable-but-waiting for 3.6 s of CPU in one 1.2 GiB backup. In it,
+   * a backup or restore weighs what one ccpd's databases weigh together.
+   * Shared by every ccpd on the host and never removed, like `ccp` itself.
+   * Undefined on v2 (a thread cannot leave its process's group there) or
+   * when the group cannot be made.
+   */
+  copiesGroupTasks(): string | undefined {
+    const parent = this.version === 1 ? this.#parents.get("cpu") : undefined;
+    if (parent === undefined) return undefined;
+    const dir = path.join(path.dirname(parent), "copies");
+    try {
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(path.join(dir, "cpu.shares"), String(V1_MAX_SHARES));
+      return path.join(dir, "tasks");
+    } catch {
+      return undefined;
+    }
+  }
+
   /** Remove this ccpd's scope group when no group is left in it (shutdown). */
   removeScope(): void {
     for (const parent of this.#parents.values()) {

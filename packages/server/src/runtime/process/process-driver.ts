@@ -8,6 +8,7 @@ import { DATABASE_ID_PATTERN } from "../../ids.js";
 import { postgresSettingsFor } from "../limits.js";
 import type { PgBinaries } from "./binaries.js";
 import { Cgroups } from "./cgroups.js";
+import { setCopiesCgroup } from "./copies-cgroup.js";
 import { chownTree, copyTree, makeDir, shellQuote } from "./fs-util.js";
 import { findLauncher, JAIL_RESTORE_COMMAND, probeLauncher, readOnlyPaths, type JailSpec } from "./jail.js";
 import { PostgresServer, SOCKET_PORT, type PostgresServerOptions, type StartOnce } from "./postgres-server.js";
@@ -209,6 +210,8 @@ export class ProcessDriver implements RuntimeDriver {
     const cgroups = Cgroups.detect({ scope: this.#scope, ...(this.#o.cgroupRoot ? { root: this.#o.cgroupRoot } : {}) });
     if (typeof cgroups === "string") this.#cgroupsWhy = cgroups;
     else this.#cgroups = cgroups;
+    const groups = this.#cgroups;
+    if (groups?.version === 1) setCopiesCgroup(() => groups.copiesGroupTasks());
   }
 
   /** Root-owned: each sandbox's mount point and lock (outside the instance's own folder, which its uid may change). */
