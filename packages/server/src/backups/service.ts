@@ -119,6 +119,25 @@ function workerFailed(err: CodecWorkerFailed, what: string): CcpError {
   return new CcpError("conflict", `${what} was refused: ${err.message}; nothing was changed.`, { hint: "Retry; if it happens again, ccpd's log says why the worker stopped." });
 }
 
+/**
+ * The WAL segment names a backup spans, on its own timeline: from its start
+ * segment to the one holding its stop LSN (as pg_walfile_name names it: an LSN
+ * on a segment boundary ends the previous one). `segmentBytes` is an archived
+ * segment's size (ccp's are 1 MiB); undefined when it is not known.
+ */
+export function backupSegments(startWal: string, stopLsn: string, segmentBytes: number | undefined): string[] | undefined {
+  const [hi, lo] = stopLsn.split("/");
+  if (!segmentBytes || !(segmentBytes > 0) || hi === undefined || lo === undefined) return undefined;
+  const perId = 2 ** 32 / segmentBytes;
+  const first = parseInt(startWal.slice(8, 16), 16) * perId + parseInt(startWal.slice(16, 24), 16);
+  const last = Math.floor((parseInt(hi, 16) * 2 ** 32 + parseInt(lo, 16) - 1) / segmentBytes);
+  if (!(last >= first) || last - first > 1_000_000) return undefined;
+  const hex = (n: number) => n.toString(16).toUpperCase().padStart(8, "0");
+  const names: string[] = [];
+  for (let seg = first; seg <= last; seg++) names.push(`${startWal.slice(0, 8)}${hex(Math.floor(seg / perId))}${hex(seg % perId)}`);
+  return names;
+}
+
 /** Files by decreasing size (a vanished one sorts last: packFile skips it). */
 function largestFirst(dir: string, files: readonly string[]): string[] {
   const size = (rel: string) => {
@@ -294,9 +313,12 @@ export class BackupService {
    * standby-mode recovery without restore_command, which reads pg_wal only and
    * promotes at the target. Standby mode waits for WAL that never comes, so the
    * caller asks for this only when the target is known to be in the archive
-   * (a time target after a flush of the source's WAL). Returns the settings of
-   * that first start, or undefined (nothing changed: archive recovery as
-   * usual) when the WAL is on more than one timeline or too big to copy.
+   * (a time target after a flush of the source's WAL), or for the backup's
+   * own end (no target: the backup waited for its last segment to be
+   * archived), when only the backup's own segments are copied, whatever came
+   * after it. Returns the settings of that first start, or undefined (nothing
+   * changed: archive recovery as usual) when the WAL is on more than one
+   * timeline, too big to copy, or (own end) a segment is missing.
    */
   async stageWal(walSourceId: string, backupId: string, dataDir: string, target: { time?: Date; lsn?: string }, ownerId: string): Promise<Record<string, string> | undefined> {
     const manifest = this.#manifest(walSourceId, backupId);
@@ -305,9 +327,17 @@ export class BackupService {
     const timeline = startWal.slice(0, 8);
     const walDir = this.#o.store.walDir(walSourceId);
     const archived = this.#o.store.listWal(walSourceId);
-    const later = archived.filter((n) => WAL_SEGMENT.test(n) && n.slice(8) >= startWal.slice(8));
-    // A later timeline (the source was restored since) is for archive recovery to follow.
-    if (later.some((n) => !n.startsWith(timeline)) || archived.some((n) => n.endsWith(".history") && n.slice(0, 8) > timeline)) return undefined;
+    let later: string[];
+    if (target.time === undefined && target.lsn === undefined) {
+      const own = backupSegments(startWal, manifest.stop_lsn, statSync(path.join(walDir, startWal), { throwIfNoEntry: false })?.size);
+      const present = new Set(archived);
+      if (!own || !own.every((n) => present.has(n))) return undefined;
+      later = own;
+    } else {
+      later = archived.filter((n) => WAL_SEGMENT.test(n) && n.slice(8) >= startWal.slice(8));
+      // A later timeline (the source was restored since) is for archive recovery to follow.
+      if (later.some((n) => !n.startsWith(timeline)) || archived.some((n) => n.endsWith(".history") && n.slice(0, 8) > timeline)) return undefined;
+    }
     const sizes = later.map((n) => statSync(path.join(walDir, n), { throwIfNoEntry: false })?.size ?? 0);
     if (sizes.reduce((a, b) => a + b, 0) > STAGE_WAL_MAX_BYTES) return undefined;
     const runAs = this.#o.instances.storage.ownerOf(ownerId);
@@ -406,8 +436,9 @@ export class BackupService {
     storage.prepareEmpty(scratchId);
     try {
       const manifest = await this.#unpack(db.id, row.id, storage.dataDir(scratchId), scratchId);
+      const fromPgWal = await this.stageWal(db.id, row.id, storage.dataDir(scratchId), {}, scratchId);
+      const recovery: { settings: Record<string, string>; restoreWalFrom?: string } = fromPgWal ? { settings: fromPgWal } : this.#recoveryStart(db.id, {});
       // Archiving from a scratch server would mix its WAL into nobody's archive: keep it off.
-      const recovery = this.#recoveryStart(db.id, {});
       const endpoint = await this.#o.instances.start(scratchId, { ...recovery, settings: { ...recovery.settings, archive_mode: "off" }, timeoutMs: RECOVERY_TIMEOUT_MS });
       await withAdmin(endpoint, "postgres", (admin) => admin.query("SELECT count(*) FROM pg_database"));
       return { backup: view(row), files: manifest.files.length, bytes: manifest.files.reduce((n, f) => n + f.size, 0) };
@@ -434,15 +465,21 @@ export class BackupService {
     const old = `${dataDir}.old`;
     const opId = await this.#o.catalog.operations.begin(db.id, `restore:${row.id}`);
     const phases = new Phases();
+    let firstStart: { settings: Record<string, string>; restoreWalFrom?: string } = this.#recoveryStart(db.id, {});
     try {
       const stats = emptyStats();
       const manifest = await this.#unpack(db.id, row.id, staged, db.id, stats);
       phases.mark(`unpack of ${manifest.files.length} files, ${(manifest.files.reduce((n, f) => n + f.size, 0) / MiB).toFixed(0)} MiB (${workerTime(stats, "lz4", manifest.files.length)})`);
       // Postgres's first start syncs the data dir anyway (recovery_init_sync_method): done here, the
       // log line tells the disk's share from the start's, and the old server still answers meanwhile.
+      // The backup's own WAL into pg_wal: replay reads it there instead of copying the whole archive.
+      const fromPgWal = await this.stageWal(db.id, row.id, staged, {}, db.id);
+      if (fromPgWal) firstStart = { settings: fromPgWal };
+      phases.mark("WAL staged");
       await syncFilesystem(staged);
       phases.mark("syncfs");
     } catch (err) {
+      rmSync(staged, { recursive: true, force: true });
       await this.#o.catalog.operations.finish(opId, "failed", (err as Error).message);
       this.#busy.delete(db.id);
       throw err;
@@ -455,7 +492,7 @@ export class BackupService {
       renameSync(staged, dataDir);
       phases.mark("stop and swap");
       try {
-        await this.#o.instances.start(db.id, { ...this.#recoveryStart(db.id, {}), timeoutMs: RECOVERY_TIMEOUT_MS });
+        await this.#o.instances.start(db.id, { ...firstStart, timeoutMs: RECOVERY_TIMEOUT_MS });
         phases.mark("recovery and start");
       } catch (err) {
         this.#o.log.error(`restore of ${db.id} from ${row.id} failed, bringing the previous data back: ${(err as Error).message}`);
