@@ -327,21 +327,28 @@ export class BackupService {
     const timeline = startWal.slice(0, 8);
     const walDir = this.#o.store.walDir(walSourceId);
     const archived = this.#o.store.listWal(walSourceId);
-    let later: string[];
     if (target.time === undefined && target.lsn === undefined) {
       const own = backupSegments(startWal, manifest.stop_lsn, statSync(path.join(walDir, startWal), { throwIfNoEntry: false })?.size);
       const present = new Set(archived);
       if (!own || !own.every((n) => present.has(n))) return undefined;
-      later = own;
-    } else {
-      later = archived.filter((n) => WAL_SEGMENT.test(n) && n.slice(8) >= startWal.slice(8));
-      // A later timeline (the source was restored since) is for archive recovery to follow.
-      if (later.some((n) => !n.startsWith(timeline)) || archived.some((n) => n.endsWith(".history") && n.slice(0, 8) > timeline)) return undefined;
+      // Every timeline's history too: at promotion Postgres picks the timeline after the newest it
+      // can see (pg_wal only, here), and one the database has used since would collide in its archive.
+      const histories = archived.filter((n) => n.endsWith(".history"));
+      return this.#copyWal([...own, ...histories], walSourceId, dataDir, ownerId, { ...this.#recoverySettings(target), recovery_target_timeline: String(parseInt(timeline, 16)) });
     }
+    const later = archived.filter((n) => WAL_SEGMENT.test(n) && n.slice(8) >= startWal.slice(8));
+    // A later timeline (the source was restored since) is for archive recovery to follow.
+    if (later.some((n) => !n.startsWith(timeline)) || archived.some((n) => n.endsWith(".history") && n.slice(0, 8) > timeline)) return undefined;
     const sizes = later.map((n) => statSync(path.join(walDir, n), { throwIfNoEntry: false })?.size ?? 0);
     if (sizes.reduce((a, b) => a + b, 0) > STAGE_WAL_MAX_BYTES) return undefined;
+    return this.#copyWal(later, walSourceId, dataDir, ownerId, this.#recoverySettings(target));
+  }
+
+  /** stageWal's copy: `names` from the archive into pg_wal, standby.signal for recovery.signal; resolves to `settings`. */
+  async #copyWal(names: readonly string[], walSourceId: string, dataDir: string, ownerId: string, settings: Record<string, string>): Promise<Record<string, string>> {
+    const walDir = this.#o.store.walDir(walSourceId);
     const runAs = this.#o.instances.storage.ownerOf(ownerId);
-    await eachLimit(later, PARALLEL_FILES, async (n) => {
+    await eachLimit(names, PARALLEL_FILES, async (n) => {
       const dst = path.join(dataDir, "pg_wal", n);
       await copyFile(path.join(walDir, n), dst);
       if (runAs) chownSync(dst, runAs.uid, runAs.gid);
@@ -349,7 +356,7 @@ export class BackupService {
     rmSync(path.join(dataDir, "recovery.signal"), { force: true });
     writeFileSync(path.join(dataDir, "standby.signal"), "", { mode: 0o600 });
     if (runAs) chownSync(path.join(dataDir, "standby.signal"), runAs.uid, runAs.gid);
-    return this.#recoverySettings(target);
+    return settings;
   }
 
   /** Wait until WAL segment `wal` is in the database's archive: the backup is restorable from then on. */
