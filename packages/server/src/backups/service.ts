@@ -348,11 +348,15 @@ export class BackupService {
   async #copyWal(names: readonly string[], walSourceId: string, dataDir: string, ownerId: string, settings: Record<string, string>): Promise<Record<string, string>> {
     const walDir = this.#o.store.walDir(walSourceId);
     const runAs = this.#o.instances.storage.ownerOf(ownerId);
+    const started = performance.now();
+    let bytes = 0;
     await eachLimit(names, PARALLEL_FILES, async (n) => {
       const dst = path.join(dataDir, "pg_wal", n);
       await copyFile(path.join(walDir, n), dst);
+      bytes += statSync(dst).size;
       if (runAs) chownSync(dst, runAs.uid, runAs.gid);
     });
+    this.#o.log.info(`WAL of ${walSourceId} staged into ${ownerId}'s pg_wal: ${names.length} files, ${(bytes / MiB).toFixed(0)} MiB in ${((performance.now() - started) / 1000).toFixed(2)} s`);
     rmSync(path.join(dataDir, "recovery.signal"), { force: true });
     writeFileSync(path.join(dataDir, "standby.signal"), "", { mode: 0o600 });
     if (runAs) chownSync(path.join(dataDir, "standby.signal"), runAs.uid, runAs.gid);
@@ -620,8 +624,13 @@ export class BackupService {
 
   // exposed for PITR (pitr.ts)
   /** Unpack into `target`, owned by instance `ownerId`'s identity. */
-  unpack(databaseId: string, backupId: string, target: string, ownerId: string, stats?: CodecStats): Promise<Manifest> {
-    return this.#unpack(databaseId, backupId, target, ownerId, stats);
+  async unpack(databaseId: string, backupId: string, target: string, ownerId: string): Promise<Manifest> {
+    const phases = new Phases();
+    const stats = emptyStats();
+    const manifest = await this.#unpack(databaseId, backupId, target, ownerId, stats);
+    phases.mark(`unpack of ${manifest.files.length} files, ${(manifest.files.reduce((n, f) => n + f.size, 0) / MiB).toFixed(0)} MiB (${workerTime(stats, "lz4", manifest.files.length)})`);
+    this.#o.log.info(`restore of ${databaseId} from ${backupId} into ${ownerId}: ${phases.summary()}; recovery follows at its first start`);
+    return manifest;
   }
   recoveryStart(walSourceId: string, target: { time?: Date; lsn?: string }): { settings: Record<string, string>; restoreWalFrom: string } {
     return this.#recoveryStart(walSourceId, target);
