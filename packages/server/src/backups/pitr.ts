@@ -93,11 +93,11 @@ export function backupSource(
     populate: async (id) => {
       o.instances.storage.prepareEmpty(id);
       const dataDir = o.instances.storage.dataDir(id);
+      await o.backups.unpack(source.id, backupId, dataDir, id);
       // WAL replay from pg_wal rather than a process per segment (BackupService.stageWal), where that is safe: no archive to read then.
-      // The WAL is copied while the backup unpacks.
-      const { settings } = await o.backups.unpack(source.id, backupId, dataDir, id, targetArchived ? target : undefined);
-      if (settings) {
-        startOnce.settings = settings;
+      const staged = targetArchived ? await o.backups.stageWal(source.id, backupId, dataDir, target, id) : undefined;
+      if (staged) {
+        startOnce.settings = staged;
         delete startOnce.restoreWalFrom;
       }
     },

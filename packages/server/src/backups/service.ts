@@ -10,8 +10,7 @@ import { withAdmin } from "../databases/admin-connection.js";
 import { CcpError } from "../errors.js";
 import { Instances, type Lease, type Quiet } from "../runtime/instances.js";
 import { ChecksumMismatch, CodecWorkerFailed, eachLimit, fsyncPath, listDataFiles, makeDirs, packFile, storedPath, syncFilesystem, unpackFile, type ManifestFile } from "./files.js";
-import { emptyStats, PACK_CODEC, settled, storedSuffix, type CodecStats } from "./codec.js";
-import type { FileOwner } from "../runtime/driver.js";
+import { emptyStats, PACK_CODEC, storedSuffix, type CodecStats } from "./codec.js";
 import { CODEC_WORKERS } from "./codec-pool.js";
 import type { BackupStore } from "./store.js";
 import { backupArchive } from "./download.js";
@@ -113,13 +112,6 @@ class Phases {
 function workerTime(s: CodecStats, codecWhat: string, files: number): string {
   const sec = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
   return `in ${CODEC_WORKERS} workers, ${s.grouped} of ${files} files in cgroup ccp/copies: read ${sec(s.read)}, ${codecWhat} ${sec(s.codec)}, sha256 ${sec(s.hash)}, write ${sec(s.write)}, chown ${sec(s.chown)}, flush ${sec(s.flush)}; on a CPU ${sec(s.cpu)}, runnable but waiting for a CPU ${sec(s.waited)}`;
-}
-
-/** The first start of a data dir with its WAL staged in pg_wal is a standby-mode recovery (BackupService.stageWal). */
-function standbyStart(dataDir: string, runAs: FileOwner | undefined): void {
-  rmSync(path.join(dataDir, "recovery.signal"), { force: true });
-  writeFileSync(path.join(dataDir, "standby.signal"), "", { mode: 0o600 });
-  if (runAs) chownSync(path.join(dataDir, "standby.signal"), runAs.uid, runAs.gid);
 }
 
 /** A codec worker died under a backup or restore: refused like a bad input (409), never a 500 that reads like a ccpd crash. */
@@ -329,16 +321,6 @@ export class BackupService {
    * timeline, too big to copy, or (own end) a segment is missing.
    */
   async stageWal(walSourceId: string, backupId: string, dataDir: string, target: { time?: Date; lsn?: string }, ownerId: string): Promise<Record<string, string> | undefined> {
-    const plan = this.#walPlan(walSourceId, backupId, target);
-    if (!plan) return undefined;
-    const runAs = this.#o.instances.storage.ownerOf(ownerId);
-    await this.#copyWal(plan.names, walSourceId, dataDir, ownerId);
-    standbyStart(dataDir, runAs);
-    return plan.settings;
-  }
-
-  /** What stageWal copies (archived WAL names) and the first start's settings; undefined when it would not stage. */
-  #walPlan(walSourceId: string, backupId: string, target: { time?: Date; lsn?: string }): { names: string[]; settings: Record<string, string> } | undefined {
     const manifest = this.#manifest(walSourceId, backupId);
     const startWal = /\(file ([0-9A-F]{24})\)/.exec(manifest.backup_label)?.[1];
     if (!startWal) return undefined;
@@ -352,18 +334,18 @@ export class BackupService {
       // Every timeline's history too: at promotion Postgres picks the timeline after the newest it
       // can see (pg_wal only, here), and one the database has used since would collide in its archive.
       const histories = archived.filter((n) => n.endsWith(".history"));
-      return { names: [...own, ...histories], settings: { ...this.#recoverySettings(target), recovery_target_timeline: String(parseInt(timeline, 16)) } };
+      return this.#copyWal([...own, ...histories], walSourceId, dataDir, ownerId, { ...this.#recoverySettings(target), recovery_target_timeline: String(parseInt(timeline, 16)) });
     }
     const later = archived.filter((n) => WAL_SEGMENT.test(n) && n.slice(8) >= startWal.slice(8));
     // A later timeline (the source was restored since) is for archive recovery to follow.
     if (later.some((n) => !n.startsWith(timeline)) || archived.some((n) => n.endsWith(".history") && n.slice(0, 8) > timeline)) return undefined;
     const sizes = later.map((n) => statSync(path.join(walDir, n), { throwIfNoEntry: false })?.size ?? 0);
     if (sizes.reduce((a, b) => a + b, 0) > STAGE_WAL_MAX_BYTES) return undefined;
-    return { names: later, settings: this.#recoverySettings(target) };
+    return this.#copyWal(later, walSourceId, dataDir, ownerId, this.#recoverySettings(target));
   }
 
-  /** stageWal's copy: `names` from the archive into `dataDir`'s pg_wal, owned by `ownerId`'s identity. */
-  async #copyWal(names: readonly string[], walSourceId: string, dataDir: string, ownerId: string): Promise<void> {
+  /** stageWal's copy: `names` from the archive into pg_wal, standby.signal for recovery.signal; resolves to `settings`. */
+  async #copyWal(names: readonly string[], walSourceId: string, dataDir: string, ownerId: string, settings: Record<string, string>): Promise<Record<string, string>> {
     const walDir = this.#o.store.walDir(walSourceId);
     const runAs = this.#o.instances.storage.ownerOf(ownerId);
     const started = performance.now();
@@ -375,6 +357,10 @@ export class BackupService {
       if (runAs) chownSync(dst, runAs.uid, runAs.gid);
     });
     this.#o.log.info(`WAL of ${walSourceId} staged into ${ownerId}'s pg_wal: ${names.length} files, ${(bytes / MiB).toFixed(0)} MiB in ${((performance.now() - started) / 1000).toFixed(2)} s`);
+    rmSync(path.join(dataDir, "recovery.signal"), { force: true });
+    writeFileSync(path.join(dataDir, "standby.signal"), "", { mode: 0o600 });
+    if (runAs) chownSync(path.join(dataDir, "standby.signal"), runAs.uid, runAs.gid);
+    return settings;
   }
 
   /** Wait until WAL segment `wal` is in the database's archive: the backup is restorable from then on. */
@@ -396,25 +382,15 @@ export class BackupService {
    * the manifest first-to-last; on any mismatch, nothing is left and a
    * CcpError says which file.
    */
-  async #unpack(
-    databaseId: string,
-    backupId: string,
-    target: string,
-    ownerId: string,
-    stats: CodecStats = emptyStats(),
-    wal?: { readonly names: readonly string[] },
-  ): Promise<Manifest> {
+  async #unpack(databaseId: string, backupId: string, target: string, ownerId: string, stats: CodecStats = emptyStats()): Promise<Manifest> {
     const manifest = this.#manifest(databaseId, backupId);
     const src = path.join(this.#o.store.backupDir(databaseId, backupId), "files");
     const runAs = this.#o.instances.storage.ownerOf(ownerId);
     rmSync(target, { recursive: true, force: true });
     mkdirSync(target, { recursive: true, mode: 0o700 });
     if (runAs) chownSync(target, runAs.uid, runAs.gid);
-    let walCopy: Promise<void> | undefined;
     try {
       makeDirs(target, manifest.dirs, runAs);
-      // The WAL to replay is copied meanwhile (in-kernel copies in the libuv pool, beside the codec workers).
-      walCopy = wal && settled(this.#copyWal(wal.names, databaseId, target, ownerId));
       // Largest first, so no big file starts last and runs alone.
       const bySize = [...manifest.files].sort((a, b) => b.size - a.size);
       await eachLimit(bySize, PARALLEL_CODEC, (f) => unpackFile(storedPath(src, f), path.join(target, f.path), f, runAs, stats));
@@ -425,7 +401,6 @@ export class BackupService {
         if (runAs) chownSync(path.join(target, name), runAs.uid, runAs.gid);
       }
     } catch (err) {
-      await walCopy?.catch(() => undefined);
       rmSync(target, { recursive: true, force: true });
       if (err instanceof ChecksumMismatch || (err as NodeJS.ErrnoException).code === "ENOENT" || (err as NodeJS.ErrnoException).code === "Z_DATA_ERROR") {
         throw new CcpError("conflict", `Backup ${backupId} does not match its manifest (${(err as Error).message}); refusing to use it.`, {
@@ -434,15 +409,6 @@ export class BackupService {
       }
       if (err instanceof CodecWorkerFailed) throw workerFailed(err, `Unpacking backup ${backupId}`);
       throw err;
-    }
-    if (walCopy) {
-      try {
-        await walCopy;
-      } catch (err) {
-        rmSync(target, { recursive: true, force: true });
-        throw err;
-      }
-      standbyStart(target, runAs);
     }
     return manifest;
   }
@@ -657,20 +623,14 @@ export class BackupService {
   }
 
   // exposed for PITR (pitr.ts)
-  /**
-   * Unpack into `target`, owned by instance `ownerId`'s identity. With
-   * `stageTo` (a target known to be in the archive: see stageWal), the WAL to
-   * replay is copied into pg_wal at the same time and `settings` are the
-   * first start's; without, or when it cannot be staged, undefined.
-   */
-  async unpack(databaseId: string, backupId: string, target: string, ownerId: string, stageTo?: { time?: Date; lsn?: string }): Promise<{ manifest: Manifest; settings?: Record<string, string> }> {
+  /** Unpack into `target`, owned by instance `ownerId`'s identity. */
+  async unpack(databaseId: string, backupId: string, target: string, ownerId: string): Promise<Manifest> {
     const phases = new Phases();
     const stats = emptyStats();
-    const plan = stageTo && this.#walPlan(databaseId, backupId, stageTo);
-    const manifest = await this.#unpack(databaseId, backupId, target, ownerId, stats, plan);
-    phases.mark(`unpack of ${manifest.files.length} files, ${(manifest.files.reduce((n, f) => n + f.size, 0) / MiB).toFixed(0)} MiB (${workerTime(stats, "lz4", manifest.files.length)})${plan ? ` and WAL (${plan.names.length} files) staged meanwhile` : ""}`);
+    const manifest = await this.#unpack(databaseId, backupId, target, ownerId, stats);
+    phases.mark(`unpack of ${manifest.files.length} files, ${(manifest.files.reduce((n, f) => n + f.size, 0) / MiB).toFixed(0)} MiB (${workerTime(stats, "lz4", manifest.files.length)})`);
     this.#o.log.info(`restore of ${databaseId} from ${backupId} into ${ownerId}: ${phases.summary()}; recovery follows at its first start`);
-    return plan ? { manifest, settings: plan.settings } : { manifest };
+    return manifest;
   }
   recoveryStart(walSourceId: string, target: { time?: Date; lsn?: string }): { settings: Record<string, string>; restoreWalFrom: string } {
     return this.#recoveryStart(walSourceId, target);
