@@ -6,6 +6,8 @@ import { copiesCgroup } from "../runtime/process/copies-cgroup.js";
 /** One file for a codec worker (codec-worker.ts). */
 export type CodecTask = (
   | { readonly op: "pack"; readonly src: string; readonly dst: string }
+  /** A plain copy (FICLONE where the filesystem has it, else in the kernel), then the owner: WAL staged into pg_wal. */
+  | { readonly op: "copy"; readonly src: string; readonly dst: string; readonly owner: { readonly uid: number; readonly gid: number } | undefined }
   | {
       readonly op: "unpack";
       readonly src: string;

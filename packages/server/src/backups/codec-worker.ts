@@ -1,3 +1,4 @@
+import { chownSync, constants, copyFileSync } from "node:fs";
 import { parentPort, workerData } from "node:worker_threads";
 import { ChecksumMismatch, packLz4Sync, unpackLz4 } from "./codec.js";
 import type { CodecReply, CodecTask, CodecWorkerData } from "./codec-pool.js";
@@ -12,6 +13,11 @@ import { joinCopiesCgroup } from "../runtime/process/copies-cgroup.js";
 async function run(task: CodecTask): Promise<CodecReply> {
   try {
     if (task.exit !== undefined) process.exit(task.exit);
+    if (task.op === "copy") {
+      copyFileSync(task.src, task.dst, constants.COPYFILE_FICLONE);
+      if (task.owner) chownSync(task.dst, task.owner.uid, task.owner.gid);
+      return { ok: true };
+    }
     if (task.op === "pack") {
       const packed = packLz4Sync(task.src, task.dst);
       return packed ? { ok: true, packed: { size: packed.size, sha256: packed.sha256 }, stats: { ...packed.stats, grouped } } : { ok: true };

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { chownSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { copyFile, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import path from "node:path";
 import type { BackupKind, BackupRow, Catalog } from "../catalog/catalog.js";
@@ -11,7 +11,7 @@ import { CcpError } from "../errors.js";
 import { Instances, type Lease, type Quiet } from "../runtime/instances.js";
 import { ChecksumMismatch, CodecWorkerFailed, eachLimit, fsyncPath, listDataFiles, makeDirs, packFile, storedPath, syncFilesystem, unpackFile, type ManifestFile } from "./files.js";
 import { emptyStats, PACK_CODEC, storedSuffix, type CodecStats } from "./codec.js";
-import { CODEC_WORKERS } from "./codec-pool.js";
+import { CODEC_WORKERS, codecPool } from "./codec-pool.js";
 import type { BackupStore } from "./store.js";
 import { backupArchive } from "./download.js";
 import { restoreToPointInTime } from "./pitr.js";
@@ -62,8 +62,6 @@ export interface BackupObserver {
 }
 
 const BACKUP_ID = /^bkp-[0-9a-f]{8}$/;
-/** WAL segments copied at once (in-kernel copies in the libuv pool). */
-const PARALLEL_FILES = 4;
 /** Files handed to the codec pool at once: one queued behind each busy worker, so none waits for the main thread. */
 const PARALLEL_CODEC = 2 * CODEC_WORKERS;
 /** How long a backup waits for its last WAL segment to reach the archive, and how often it looks. */
@@ -350,11 +348,12 @@ export class BackupService {
     const runAs = this.#o.instances.storage.ownerOf(ownerId);
     const started = performance.now();
     let bytes = 0;
-    await eachLimit(names, PARALLEL_FILES, async (n) => {
+    const owner = runAs && { uid: runAs.uid, gid: runAs.gid };
+    // In the codec workers: in ccp/copies (copies-cgroup.ts), where the libuv pool's threads are not.
+    await eachLimit(names, PARALLEL_CODEC, async (n) => {
       const dst = path.join(dataDir, "pg_wal", n);
-      await copyFile(path.join(walDir, n), dst);
+      await codecPool.run({ op: "copy", src: path.join(walDir, n), dst, owner });
       bytes += statSync(dst).size;
-      if (runAs) chownSync(dst, runAs.uid, runAs.gid);
     });
     this.#o.log.info(`WAL of ${walSourceId} staged into ${ownerId}'s pg_wal: ${names.length} files, ${(bytes / MiB).toFixed(0)} MiB in ${((performance.now() - started) / 1000).toFixed(2)} s`);
     rmSync(path.join(dataDir, "recovery.signal"), { force: true });
