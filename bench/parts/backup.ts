@@ -13,6 +13,9 @@ import { makeTempDir, removeDir } from "../lib/tmp.ts";
 
 const execFileAsync = promisify(execFile);
 
+
+/** The machine's load average, printed beside the figures (they move with it). */
+const loadAverage = () => os.loadavg().map((n) => n.toFixed(2)).join(", ");
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
 /** Target: a base backup reads at least half as fast as a plain `cp -r` of the same data dir. */
@@ -256,6 +259,7 @@ const max = (xs: readonly number[]) => Math.max(...xs);
  * one database of at least --size-gb GiB (default 1), all in one run.
  */
 export async function backupPart(options: PartOptions): Promise<void> {
+  const loadAtStart = loadAverage();
   const sizeGb = options.sizeGb ?? 1;
   const work = makeTempDir("ccp-bench-backup-");
   const env = { ...process.env, XDG_CONFIG_HOME: path.join(work, "config"), CCP_LOG_LEVEL: process.env["CCP_LOG_LEVEL"] ?? "warn" };
@@ -302,6 +306,7 @@ export async function backupPart(options: PartOptions): Promise<void> {
     const backupRate = backupRead / MiB / backupSeconds;
     const ratio = backupRate / rawRate;
     console.log(`Postgres ${server.driver.pgVersion}, node ${process.version}, ${os.cpus().length} cores, ${(os.totalmem() / GiB).toFixed(0)} GiB RAM`);
+    console.log(`load average (1, 5, 15 min): ${loadAtStart} at the start, ${loadAverage()} at the end (figures move with it)`);
     console.log(
       `database ${(filled.size / GiB).toFixed(2)} GiB (pg_database_size; ${filled.rows.toLocaleString("en")} rows of repeat(md5(n), 30)), data dir ${fmt(raw.bytes / MiB)} MiB incl. pg_wal`,
     );

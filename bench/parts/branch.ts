@@ -14,6 +14,9 @@ import { makeTempDir, removeDir } from "../lib/tmp.ts";
 
 const execFileAsync = promisify(execFile);
 
+
+/** The machine's load average, printed beside the figures (they move with it). */
+const loadAverage = () => os.loadavg().map((n) => n.toFixed(2)).join(", ");
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
 /** Issue 20's target: a branch from now of 1 GiB within 1.5× a `cp -r` of its data dir. */
@@ -59,6 +62,7 @@ type Figure = { seconds: number; note?: string; per?: number } | { error: string
  * dir (+ sync) as the physical reference, on one database of --size-gb GiB.
  */
 export async function branchPart(options: PartOptions): Promise<void> {
+  const loadAtStart = loadAverage();
   const sizeGb = options.sizeGb ?? 1;
   const work = makeTempDir("ccp-bench-branch-");
   const env = { ...process.env, XDG_CONFIG_HOME: path.join(work, "config"), CCP_LOG_LEVEL: process.env["CCP_LOG_LEVEL"] ?? "warn" };
@@ -254,6 +258,7 @@ export async function branchPart(options: PartOptions): Promise<void> {
     const cp = figures.get("cp -r data dir + sync");
     const cpSeconds = cp && "seconds" in cp ? cp.seconds : undefined;
     console.log(`Postgres ${s.driver.pgVersion}, node ${process.version}, ${os.cpus().length} cores; database ${(size / GiB).toFixed(2)} GiB (pg_database_size, ${rows.toLocaleString("en")} rows), data dir ${(dataBytes / MiB).toFixed(0)} MiB incl. pg_wal`);
+    console.log(`load average (1, 5, 15 min): ${loadAtStart} at the start, ${loadAverage()} at the end (figures move with it)`);
     console.log(`(base backup for the branch at an instant took ${(backupMs / 1000).toFixed(2)} s; all copies read warm pages)\n`);
     console.log(
       renderGrid(

@@ -6,7 +6,9 @@ import path from "node:path";
 import { after, describe, it } from "node:test";
 import { gzipSync } from "node:zlib";
 import { CHUNK } from "../src/backups/codec.js";
-import { ChecksumMismatch, packFile, unpackFile, type ManifestFile } from "../src/backups/files.js";
+import { ChecksumMismatch, CodecWorkerFailed, packFile, unpackFile, type ManifestFile } from "../src/backups/files.js";
+import { CODEC_WORKERS, codecPool } from "../src/backups/codec-pool.js";
+import { backupSegments } from "../src/backups/service.js";
 import { prng } from "./support/security.js";
 
 
@@ -102,5 +104,26 @@ describe("backup file codec (ccp-lz4 and the old gzip)", () => {
     const entry: ManifestFile = { path: "gone", size: 1, sha256: sha256(Buffer.from("x")) };
     await assert.rejects(unpackFile(path.join(dir, "gone.gz"), path.join(dir, "gone-out"), entry, undefined), { code: "ENOENT" });
     await assert.rejects(unpackFile(path.join(dir, "gone.lz4"), path.join(dir, "gone-out"), { ...entry, codec: "lz4" }, undefined), { code: "ENOENT" });
+  });
+
+  it("a codec worker that dies under a file is a CodecWorkerFailed for that file only; the pool replaces it and goes on", async () => {
+    const original = content(3 * CHUNK + 5, prng(SEED + 4), "mixed");
+    const { stored, entry } = await pack(original);
+    codecPool.crashOn(stored);
+    const out = path.join(dir, "crash-out");
+    const results = await Promise.allSettled([unpackFile(stored, out, entry, undefined), ...Array.from({ length: 2 * CODEC_WORKERS }, () => pack(original))]);
+    assert.ok(results[0]?.status === "rejected" && results[0].reason instanceof CodecWorkerFailed, "the file whose worker died is refused");
+    assert.ok(results.slice(1).every((r) => r.status === "fulfilled"), "the files queued with it are done by the other and the new workers");
+    await unpackFile(stored, out, entry, undefined);
+    assert.ok(readFileSync(out).equals(original));
+  });
+
+  it("names the WAL segments a backup spans (1 MiB and 16 MiB segments, an LSN on a boundary ends the previous one)", () => {
+    assert.deepEqual(backupSegments("000000010000000000000003", "0/300100", 2 ** 20), ["000000010000000000000003"]);
+    assert.deepEqual(backupSegments("000000010000000000000003", "0/500000", 2 ** 20), ["000000010000000000000003", "000000010000000000000004"]);
+    assert.deepEqual(backupSegments("0000000200000000000000FF", "0/10000028", 2 ** 20), ["0000000200000000000000FF", "000000020000000000000100"]);
+    assert.deepEqual(backupSegments("0000000100000000000000FF", "1/000028", 16 * 2 ** 20), ["0000000100000000000000FF", "000000010000000100000000"]);
+    assert.equal(backupSegments("000000010000000000000003", "0/300100", undefined), undefined);
+    assert.equal(backupSegments("000000010000000000000009", "0/300100", 2 ** 20), undefined, "a stop before the start is no range");
   });
 });

@@ -7,6 +7,7 @@ import { gzipSync } from "node:zlib";
 import pg from "pg";
 import { catalogSql } from "./support/catalog-sql.js";
 import { packFile, storedPath, unpackFile, type ManifestFile } from "../src/backups/files.js";
+import { codecPool } from "../src/backups/codec-pool.js";
 import { BackupScheduler } from "../src/backups/scheduler.js";
 import { BackupService } from "../src/backups/service.js";
 import { restoreToPointInTime } from "../src/backups/pitr.js";
@@ -169,6 +170,50 @@ describe("backups and point-in-time restore, with real data", () => {
     assert.equal(readFileSync(path.join(dataDir, "postmaster.pid"), "utf8").split("\n")[0], pid, "the server was never stopped");
     assert.deepEqual(await batches(db.id), [1, 2, 5]);
     await server.backups.delete(db.id, backup.id);
+  });
+
+  it("refuses a restore whose codec worker dies under it (409, nothing staged, the server untouched), then restores with a new worker", async () => {
+    const backup = await server.backups.create(db.id);
+    const manifest = JSON.parse(readFileSync(path.join(server.store.backupDir(db.id, backup.id), "manifest.json"), "utf8")) as { files: ManifestFile[] };
+    const biggest = [...manifest.files].sort((a, b) => b.size - a.size)[0] as ManifestFile;
+    const dataDir = server.driver.dataDir(db.id);
+    const pid = readFileSync(path.join(dataDir, "postmaster.pid"), "utf8").split("\n")[0];
+    codecPool.crashOn(`/${biggest.path}.lz4`);
+    await assert.rejects(server.backups.restoreInPlace(db.id, backup.id), (e: Error & { status?: number }) => e.status === 409 && /codec worker .* stopped \(exit code 70\)/.test(e.message));
+    assert.equal(existsSync(`${dataDir}.restore`), false);
+    assert.equal(readFileSync(path.join(dataDir, "postmaster.pid"), "utf8").split("\n")[0], pid, "the server was never stopped");
+    assert.deepEqual(await batches(db.id), [1, 2, 5]);
+    // The pool replaced the dead worker: the same backup unpacks and starts.
+    assert.ok((await server.backups.verify(db.id, backup.id)).files > 0);
+    await server.backups.delete(db.id, backup.id);
+  });
+
+  it("refuses a backup whose codec worker dies under it (409), leaving no backup behind", async () => {
+    const before = (await server.backups.list(db.id)).map((b) => b.id);
+    codecPool.crashOn("/global/pg_control");
+    await assert.rejects(server.backups.create(db.id), (e: Error & { status?: number }) => e.status === 409 && /codec worker .* stopped/.test(e.message));
+    assert.deepEqual((await server.backups.list(db.id)).map((b) => b.id), before);
+    assert.deepEqual(readdirSync(path.dirname(server.store.backupDir(db.id, "bkp-00000000"))).filter((d) => d.startsWith("bkp-") && !before.includes(d)), []);
+  });
+
+  it("a restore in place of a backup taken on a later timeline picks a timeline its archive has not seen (regression: WAL staged without the history files reused one, and archiving stuck on 'already exists')", async () => {
+    // The same rows before and after: each backup is of the current state.
+    const first = await server.backups.create(db.id);
+    await server.backups.restoreInPlace(db.id, first.id);
+    const second = await server.backups.create(db.id);
+    await server.backups.restoreInPlace(db.id, second.id);
+    assert.deepEqual(await batches(db.id), [1, 2, 5]);
+    const admin = { admin: true, database: "postgres" };
+    const [{ wal } = { wal: "" }] = await sqlAs<{ wal: string }>(server, db.id, "SELECT pg_walfile_name(pg_switch_wal()) AS wal", admin);
+    let stat: { last: string | null; failed: string } | undefined;
+    for (let i = 0; i < 300; i++) {
+      [stat] = await sqlAs<{ last: string | null; failed: string }>(server, db.id, "SELECT last_archived_wal AS last, failed_count::text AS failed FROM pg_stat_archiver", admin);
+      if (stat?.failed !== "0" || (stat.last !== null && stat.last >= wal)) break;
+      await sleep(100);
+    }
+    assert.equal(stat?.failed, "0", `archiving failed: ${JSON.stringify(stat)}`);
+    assert.ok(stat?.last && stat.last >= wal, `${wal} archived (${JSON.stringify(stat)})`);
+    for (const b of [first, second]) await server.backups.delete(db.id, b.id);
   });
 
   it("restores a backup taken before ccp-lz4 (gzip files, no codec in the manifest), and a mixed one", async () => {

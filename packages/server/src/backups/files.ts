@@ -1,7 +1,8 @@
 import { readdirSync, type Dirent } from "node:fs";
-import { open, type FileHandle } from "node:fs/promises";
+import { open } from "node:fs/promises";
 import path from "node:path";
-import { checked, PACK_CODEC, packLz4, settled, storedSuffix, type Codec } from "./codec.js";
+import { addStats, checked, PACK_CODEC, settled, storedSuffix, type Codec, type CodecStats } from "./codec.js";
+import { codecPool } from "./codec-pool.js";
 import { execFileAsync, makeDir } from "../runtime/process/fs-util.js";
 import type { FileOwner as RunAs } from "../runtime/driver.js";
 
@@ -15,6 +16,7 @@ export interface ManifestFile {
 }
 
 export { ChecksumMismatch } from "./codec.js";
+export { CodecWorkerFailed } from "./codec-pool.js";
 
 /**
  * What a base backup leaves out (Postgres docs, "Backup Exclusions"): files
@@ -51,28 +53,14 @@ export function listDataFiles(dataDir: string): { files: string[]; dirs: string[
 /**
  * Copy one file into the backup as `dst` (ccp-lz4, codec.ts: fast enough that
  * the copy keeps up with a plain `cp`), hashing the original content on the
- * way. A file that vanished since the listing (dropped relation) is skipped:
- * WAL replay recreates the truth.
+ * way, in a codec worker (codec-pool.ts). A file that vanished since the
+ * listing (dropped relation) is skipped: WAL replay recreates the truth.
+ * `stats` adds up where the time went.
  */
-export async function packFile(src: string, dst: string): Promise<ManifestFile | undefined> {
-  let input: FileHandle;
-  try {
-    input = await open(src, "r");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw err;
-  }
-  try {
-    const output = await open(dst, "w", 0o600);
-    try {
-      const { size, sha256 } = await packLz4(input, output);
-      return { path: "", size, sha256, codec: PACK_CODEC };
-    } finally {
-      await output.close();
-    }
-  } finally {
-    await input.close();
-  }
+export async function packFile(src: string, dst: string, stats?: CodecStats): Promise<ManifestFile | undefined> {
+  const reply = await codecPool.run({ op: "pack", src, dst });
+  if (stats && reply.stats) addStats(stats, reply.stats);
+  return reply.packed && { path: "", size: reply.packed.size, sha256: reply.packed.sha256, codec: PACK_CODEC };
 }
 
 /** Where a manifest file is stored in a backup's files/ directory. */
@@ -82,8 +70,16 @@ export const storedPath = (filesDir: string, f: ManifestFile): string => path.jo
  * Decode one backup file to `dst` (or nowhere) in one pass (read → decompress
  * → hash → write, no fsync: the caller syncs the whole tree once), checking its
  * sha256 and size against the manifest; throws ChecksumMismatch otherwise.
+ * ccp-lz4 files go to a codec worker (codec-pool.ts); old gzip ones stream
+ * here, on the main thread and the libuv pool.
  */
-export async function unpackFile(src: string, dst: string | undefined, expected: ManifestFile, runAs: RunAs | undefined): Promise<void> {
+export async function unpackFile(src: string, dst: string | undefined, expected: ManifestFile, runAs: RunAs | undefined, stats?: CodecStats): Promise<void> {
+  if (expected.codec === "lz4") {
+    const owner = runAs && { uid: runAs.uid, gid: runAs.gid };
+    const reply = await codecPool.run({ op: "unpack", src, dst, expected: { path: expected.path, size: expected.size, sha256: expected.sha256 }, owner });
+    if (stats && reply.stats) addStats(stats, reply.stats);
+    return;
+  }
   const out = dst ? await open(dst, "w", 0o600) : undefined;
   try {
     const writes: Promise<unknown>[] = [];
@@ -121,13 +117,20 @@ export function makeDirs(root: string, rels: readonly string[], runAs: RunAs | u
   for (const rel of rels) makeDir(path.join(root, rel), 0o700, runAs);
 }
 
-/** Run `fn` over items with at most `n` at once (the libuv pool compresses files in parallel). */
+/** Run `fn` over items with at most `n` at once; the first failure stops the rest from starting and rejects. */
 export async function eachLimit<T>(items: readonly T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
+  let failed = false;
   const worker = async () => {
-    while (next < items.length) {
+    // After a failure nothing new starts: the caller is about to remove what the others write.
+    while (next < items.length && !failed) {
       const i = next++;
-      await fn(items[i] as T);
+      try {
+        await fn(items[i] as T);
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { chownSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { copyFile, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import path from "node:path";
 import type { BackupKind, BackupRow, Catalog } from "../catalog/catalog.js";
@@ -9,8 +9,9 @@ import type { Logger } from "../logger.js";
 import { withAdmin } from "../databases/admin-connection.js";
 import { CcpError } from "../errors.js";
 import { Instances, type Lease, type Quiet } from "../runtime/instances.js";
-import { ChecksumMismatch, eachLimit, fsyncPath, listDataFiles, makeDirs, packFile, storedPath, syncFilesystem, unpackFile, type ManifestFile } from "./files.js";
-import { PACK_CODEC, storedSuffix } from "./codec.js";
+import { ChecksumMismatch, CodecWorkerFailed, eachLimit, fsyncPath, listDataFiles, makeDirs, packFile, storedPath, syncFilesystem, unpackFile, type ManifestFile } from "./files.js";
+import { emptyStats, PACK_CODEC, storedSuffix, type CodecStats } from "./codec.js";
+import { CODEC_WORKERS, codecPool } from "./codec-pool.js";
 import type { BackupStore } from "./store.js";
 import { backupArchive } from "./download.js";
 import { restoreToPointInTime } from "./pitr.js";
@@ -61,7 +62,8 @@ export interface BackupObserver {
 }
 
 const BACKUP_ID = /^bkp-[0-9a-f]{8}$/;
-const PARALLEL_FILES = 4;
+/** Files handed to the codec pool at once: one queued behind each busy worker, so none waits for the main thread. */
+const PARALLEL_CODEC = 2 * CODEC_WORKERS;
 /** How long a backup waits for its last WAL segment to reach the archive, and how often it looks. */
 const ARCHIVE_WAIT_MS = 30 * 60 * 1000;
 const ARCHIVE_POLL_MS = 20;
@@ -102,6 +104,36 @@ class Phases {
   summary(): string {
     return `${((this.#last - this.#first) / 1000).toFixed(2)} s (${this.#done.join(", ")})`;
   }
+}
+
+/** A copy's time in the codec workers, summed over files (codec.ts CodecStats), for the log line. */
+function workerTime(s: CodecStats, codecWhat: string, files: number): string {
+  const sec = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+  return `in ${CODEC_WORKERS} workers, ${files} files: read ${sec(s.read)}, ${codecWhat} ${sec(s.codec)}, sha256 ${sec(s.hash)}, write ${sec(s.write)}, chown ${sec(s.chown)}, flush ${sec(s.flush)}; on a CPU ${sec(s.cpu)}, runnable but waiting for a CPU ${sec(s.waited)}`;
+}
+
+/** A codec worker died under a backup or restore: refused like a bad input (409), never a 500 that reads like a ccpd crash. */
+function workerFailed(err: CodecWorkerFailed, what: string): CcpError {
+  return new CcpError("conflict", `${what} was refused: ${err.message}; nothing was changed.`, { hint: "Retry; if it happens again, ccpd's log says why the worker stopped." });
+}
+
+/**
+ * The WAL segment names a backup spans, on its own timeline: from its start
+ * segment to the one holding its stop LSN (as pg_walfile_name names it: an LSN
+ * on a segment boundary ends the previous one). `segmentBytes` is an archived
+ * segment's size (ccp's are 1 MiB); undefined when it is not known.
+ */
+export function backupSegments(startWal: string, stopLsn: string, segmentBytes: number | undefined): string[] | undefined {
+  const [hi, lo] = stopLsn.split("/");
+  if (!segmentBytes || !(segmentBytes > 0) || hi === undefined || lo === undefined) return undefined;
+  const perId = 2 ** 32 / segmentBytes;
+  const first = parseInt(startWal.slice(8, 16), 16) * perId + parseInt(startWal.slice(16, 24), 16);
+  const last = Math.floor((parseInt(hi, 16) * 2 ** 32 + parseInt(lo, 16) - 1) / segmentBytes);
+  if (!(last >= first) || last - first > 1_000_000) return undefined;
+  const hex = (n: number) => n.toString(16).toUpperCase().padStart(8, "0");
+  const names: string[] = [];
+  for (let seg = first; seg <= last; seg++) names.push(`${startWal.slice(0, 8)}${hex(Math.floor(seg / perId))}${hex(seg % perId)}`);
+  return names;
 }
 
 /** Files by decreasing size (a vanished one sorts last: packFile skips it). */
@@ -192,13 +224,14 @@ export class BackupService {
         mkdirSync(path.join(dir, "files"), { recursive: true, mode: 0o700 });
         makeDirs(path.join(dir, "files"), dirs, undefined);
         const manifestFiles: ManifestFile[] = [];
+        const stats = emptyStats();
         // Largest first, so no big file starts last and runs alone.
-        await eachLimit(largestFirst(dataDir, files), PARALLEL_FILES, async (rel) => {
+        await eachLimit(largestFirst(dataDir, files), PARALLEL_CODEC, async (rel) => {
           const dst = path.join(dir, "files", `${rel}${storedSuffix(PACK_CODEC)}`);
-          const packed = await packFile(path.join(dataDir, rel), dst);
+          const packed = await packFile(path.join(dataDir, rel), dst, stats);
           if (packed) manifestFiles.push({ ...packed, path: rel });
         });
-        phases.mark(`copy of ${manifestFiles.length} files, ${(manifestFiles.reduce((n, f) => n + f.size, 0) / MiB).toFixed(0)} MiB`);
+        phases.mark(`copy of ${manifestFiles.length} files, ${(manifestFiles.reduce((n, f) => n + f.size, 0) / MiB).toFixed(0)} MiB (${workerTime(stats, "lz4", manifestFiles.length)})`);
         // One syncfs for the whole copy (an fsync per file costs seconds on ~1300 files), before the manifest makes it count.
         await syncFilesystem(dir);
         phases.mark("syncfs");
@@ -243,6 +276,7 @@ export class BackupService {
         await t.backups.markFailed(id, (err as Error).message);
         await t.operations.finish(opId, "failed", (err as Error).message);
       });
+      if (err instanceof CodecWorkerFailed) throw workerFailed(err, `Backup of ${db.id}`);
       throw err instanceof CcpError ? err : new CcpError("internal", `Backup of ${db.id} failed: ${(err as Error).message}`, { cause: err });
     } finally {
       lease?.release();
@@ -277,9 +311,12 @@ export class BackupService {
    * standby-mode recovery without restore_command, which reads pg_wal only and
    * promotes at the target. Standby mode waits for WAL that never comes, so the
    * caller asks for this only when the target is known to be in the archive
-   * (a time target after a flush of the source's WAL). Returns the settings of
-   * that first start, or undefined (nothing changed: archive recovery as
-   * usual) when the WAL is on more than one timeline or too big to copy.
+   * (a time target after a flush of the source's WAL), or for the backup's
+   * own end (no target: the backup waited for its last segment to be
+   * archived), when only the backup's own segments are copied, whatever came
+   * after it. Returns the settings of that first start, or undefined (nothing
+   * changed: archive recovery as usual) when the WAL is on more than one
+   * timeline, too big to copy, or (own end) a segment is missing.
    */
   async stageWal(walSourceId: string, backupId: string, dataDir: string, target: { time?: Date; lsn?: string }, ownerId: string): Promise<Record<string, string> | undefined> {
     const manifest = this.#manifest(walSourceId, backupId);
@@ -288,21 +325,41 @@ export class BackupService {
     const timeline = startWal.slice(0, 8);
     const walDir = this.#o.store.walDir(walSourceId);
     const archived = this.#o.store.listWal(walSourceId);
+    if (target.time === undefined && target.lsn === undefined) {
+      const own = backupSegments(startWal, manifest.stop_lsn, statSync(path.join(walDir, startWal), { throwIfNoEntry: false })?.size);
+      const present = new Set(archived);
+      if (!own || !own.every((n) => present.has(n))) return undefined;
+      // Every timeline's history too: at promotion Postgres picks the timeline after the newest it
+      // can see (pg_wal only, here), and one the database has used since would collide in its archive.
+      const histories = archived.filter((n) => n.endsWith(".history"));
+      return this.#copyWal([...own, ...histories], walSourceId, dataDir, ownerId, { ...this.#recoverySettings(target), recovery_target_timeline: String(parseInt(timeline, 16)) });
+    }
     const later = archived.filter((n) => WAL_SEGMENT.test(n) && n.slice(8) >= startWal.slice(8));
     // A later timeline (the source was restored since) is for archive recovery to follow.
     if (later.some((n) => !n.startsWith(timeline)) || archived.some((n) => n.endsWith(".history") && n.slice(0, 8) > timeline)) return undefined;
     const sizes = later.map((n) => statSync(path.join(walDir, n), { throwIfNoEntry: false })?.size ?? 0);
     if (sizes.reduce((a, b) => a + b, 0) > STAGE_WAL_MAX_BYTES) return undefined;
+    return this.#copyWal(later, walSourceId, dataDir, ownerId, this.#recoverySettings(target));
+  }
+
+  /** stageWal's copy: `names` from the archive into pg_wal, standby.signal for recovery.signal; resolves to `settings`. */
+  async #copyWal(names: readonly string[], walSourceId: string, dataDir: string, ownerId: string, settings: Record<string, string>): Promise<Record<string, string>> {
+    const walDir = this.#o.store.walDir(walSourceId);
     const runAs = this.#o.instances.storage.ownerOf(ownerId);
-    await eachLimit(later, PARALLEL_FILES, async (n) => {
+    const started = performance.now();
+    let bytes = 0;
+    const owner = runAs && { uid: runAs.uid, gid: runAs.gid };
+    // In the codec workers, beside the unpacking.
+    await eachLimit(names, PARALLEL_CODEC, async (n) => {
       const dst = path.join(dataDir, "pg_wal", n);
-      await copyFile(path.join(walDir, n), dst);
-      if (runAs) chownSync(dst, runAs.uid, runAs.gid);
+      await codecPool.run({ op: "copy", src: path.join(walDir, n), dst, owner });
+      bytes += statSync(dst).size;
     });
+    this.#o.log.info(`WAL of ${walSourceId} staged into ${ownerId}'s pg_wal: ${names.length} files, ${(bytes / MiB).toFixed(0)} MiB in ${((performance.now() - started) / 1000).toFixed(2)} s`);
     rmSync(path.join(dataDir, "recovery.signal"), { force: true });
     writeFileSync(path.join(dataDir, "standby.signal"), "", { mode: 0o600 });
     if (runAs) chownSync(path.join(dataDir, "standby.signal"), runAs.uid, runAs.gid);
-    return this.#recoverySettings(target);
+    return settings;
   }
 
   /** Wait until WAL segment `wal` is in the database's archive: the backup is restorable from then on. */
@@ -324,7 +381,7 @@ export class BackupService {
    * the manifest first-to-last; on any mismatch, nothing is left and a
    * CcpError says which file.
    */
-  async #unpack(databaseId: string, backupId: string, target: string, ownerId: string): Promise<Manifest> {
+  async #unpack(databaseId: string, backupId: string, target: string, ownerId: string, stats: CodecStats = emptyStats()): Promise<Manifest> {
     const manifest = this.#manifest(databaseId, backupId);
     const src = path.join(this.#o.store.backupDir(databaseId, backupId), "files");
     const runAs = this.#o.instances.storage.ownerOf(ownerId);
@@ -335,7 +392,7 @@ export class BackupService {
       makeDirs(target, manifest.dirs, runAs);
       // Largest first, so no big file starts last and runs alone.
       const bySize = [...manifest.files].sort((a, b) => b.size - a.size);
-      await eachLimit(bySize, PARALLEL_FILES, (f) => unpackFile(storedPath(src, f), path.join(target, f.path), f, runAs));
+      await eachLimit(bySize, PARALLEL_CODEC, (f) => unpackFile(storedPath(src, f), path.join(target, f.path), f, runAs, stats));
       const extra: [string, string][] = [["backup_label", manifest.backup_label], ["recovery.signal", ""]];
       if (manifest.tablespace_map) extra.push(["tablespace_map", manifest.tablespace_map]);
       for (const [name, content] of extra) {
@@ -355,6 +412,7 @@ export class BackupService {
           hint: "Pick another backup (`ccp db backup list`).",
         });
       }
+      if (err instanceof CodecWorkerFailed) throw workerFailed(err, `Unpacking backup ${backupId}`);
       throw err;
     }
     return manifest;
@@ -394,8 +452,9 @@ export class BackupService {
     storage.prepareEmpty(scratchId);
     try {
       const manifest = await this.#unpack(db.id, row.id, storage.dataDir(scratchId), scratchId);
+      const fromPgWal = await this.stageWal(db.id, row.id, storage.dataDir(scratchId), {}, scratchId);
+      const recovery: { settings: Record<string, string>; restoreWalFrom?: string } = fromPgWal ? { settings: fromPgWal } : this.#recoveryStart(db.id, {});
       // Archiving from a scratch server would mix its WAL into nobody's archive: keep it off.
-      const recovery = this.#recoveryStart(db.id, {});
       const endpoint = await this.#o.instances.start(scratchId, { ...recovery, settings: { ...recovery.settings, archive_mode: "off" }, timeoutMs: RECOVERY_TIMEOUT_MS });
       await withAdmin(endpoint, "postgres", (admin) => admin.query("SELECT count(*) FROM pg_database"));
       return { backup: view(row), files: manifest.files.length, bytes: manifest.files.reduce((n, f) => n + f.size, 0) };
@@ -422,10 +481,21 @@ export class BackupService {
     const old = `${dataDir}.old`;
     const opId = await this.#o.catalog.operations.begin(db.id, `restore:${row.id}`);
     const phases = new Phases();
+    let firstStart: { settings: Record<string, string>; restoreWalFrom?: string } = this.#recoveryStart(db.id, {});
     try {
-      await this.#unpack(db.id, row.id, staged, db.id);
-      phases.mark("unpack");
+      const stats = emptyStats();
+      const manifest = await this.#unpack(db.id, row.id, staged, db.id, stats);
+      phases.mark(`unpack of ${manifest.files.length} files, ${(manifest.files.reduce((n, f) => n + f.size, 0) / MiB).toFixed(0)} MiB (${workerTime(stats, "lz4", manifest.files.length)})`);
+      // Postgres's first start syncs the data dir anyway (recovery_init_sync_method): done here, the
+      // log line tells the disk's share from the start's, and the old server still answers meanwhile.
+      // The backup's own WAL into pg_wal: replay reads it there instead of copying the whole archive.
+      const fromPgWal = await this.stageWal(db.id, row.id, staged, {}, db.id);
+      if (fromPgWal) firstStart = { settings: fromPgWal };
+      phases.mark("WAL staged");
+      await syncFilesystem(staged);
+      phases.mark("syncfs");
     } catch (err) {
+      rmSync(staged, { recursive: true, force: true });
       await this.#o.catalog.operations.finish(opId, "failed", (err as Error).message);
       this.#busy.delete(db.id);
       throw err;
@@ -438,7 +508,7 @@ export class BackupService {
       renameSync(staged, dataDir);
       phases.mark("stop and swap");
       try {
-        await this.#o.instances.start(db.id, { ...this.#recoveryStart(db.id, {}), timeoutMs: RECOVERY_TIMEOUT_MS });
+        await this.#o.instances.start(db.id, { ...firstStart, timeoutMs: RECOVERY_TIMEOUT_MS });
         phases.mark("recovery and start");
       } catch (err) {
         this.#o.log.error(`restore of ${db.id} from ${row.id} failed, bringing the previous data back: ${(err as Error).message}`);
@@ -559,8 +629,13 @@ export class BackupService {
 
   // exposed for PITR (pitr.ts)
   /** Unpack into `target`, owned by instance `ownerId`'s identity. */
-  unpack(databaseId: string, backupId: string, target: string, ownerId: string): Promise<Manifest> {
-    return this.#unpack(databaseId, backupId, target, ownerId);
+  async unpack(databaseId: string, backupId: string, target: string, ownerId: string): Promise<Manifest> {
+    const phases = new Phases();
+    const stats = emptyStats();
+    const manifest = await this.#unpack(databaseId, backupId, target, ownerId, stats);
+    phases.mark(`unpack of ${manifest.files.length} files, ${(manifest.files.reduce((n, f) => n + f.size, 0) / MiB).toFixed(0)} MiB (${workerTime(stats, "lz4", manifest.files.length)})`);
+    this.#o.log.info(`restore of ${databaseId} from ${backupId} into ${ownerId}: ${phases.summary()}; recovery follows at its first start`);
+    return manifest;
   }
   recoveryStart(walSourceId: string, target: { time?: Date; lsn?: string }): { settings: Record<string, string>; restoreWalFrom: string } {
     return this.#recoveryStart(walSourceId, target);

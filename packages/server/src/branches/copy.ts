@@ -1,11 +1,11 @@
-import { chownSync, constants, mkdirSync, readdirSync, rmSync, writeFileSync, type Dirent } from "node:fs";
-import { copyFile } from "node:fs/promises";
+import { chownSync, mkdirSync, readdirSync, rmSync, writeFileSync, type Dirent } from "node:fs";
+import { codecPool } from "../backups/codec-pool.js";
 import path from "node:path";
 import { withAdmin } from "../databases/admin-connection.js";
 import { eachLimit, listDataFiles, makeDirs, syncFilesystem } from "../backups/files.js";
 import type { FileOwner, InstanceEndpoint } from "../runtime/driver.js";
 
-/** Files copied at once: the copy is I/O-bound and each one runs in the libuv pool. */
+/** Files handed to the codec pool at once (it runs one per worker; the rest wait in its queue). */
 const PARALLEL_FILES = 8;
 /** pg_backup_start … pg_backup_stop spans the whole copy; a big parent takes a while. */
 const COPY_SESSION_TIMEOUT_MS = 6 * 60 * 60 * 1000;
@@ -21,17 +21,16 @@ export interface CopyPoint {
 
 /**
  * Copy one file, as a reflink where the filesystem can (FICLONE on XFS/btrfs),
- * else in the kernel (libuv falls back to sendfile). A file gone since the
- * listing (a dropped relation) is skipped: WAL replay makes the truth.
+ * else in the kernel, in a codec worker (backups/codec-pool.ts). A file gone since the listing (a dropped
+ * relation) is skipped: WAL replay makes the truth.
  */
 async function cloneFile(src: string, dst: string, runAs: FileOwner | undefined): Promise<number> {
   try {
-    await copyFile(src, dst, constants.COPYFILE_FICLONE);
+    await codecPool.run({ op: "copy", src, dst, owner: runAs && { uid: runAs.uid, gid: runAs.gid } });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return 0;
     throw err;
   }
-  if (runAs) chownSync(dst, runAs.uid, runAs.gid);
   return 1;
 }
 

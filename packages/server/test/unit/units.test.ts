@@ -7,13 +7,14 @@ import { encodeParam } from "../../src/gateway/session.js";
 import { createRequire } from "node:module";
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { CancelKeys } from "../../src/wire/backend.js";
 import { makeVerifier, parseVerifier, passwordMatches, ScramError, ScramExchange, tlsServerEndPoint } from "../../src/wire/scram.js";
 import { formatDuration, parseSuspendAfter } from "../../src/runtime/suspend-after.js";
+import { copyArchive } from "../../src/runtime/process/fs-util.js";
 
 describe("suspend timeouts", () => {
   for (const [text, ms] of [["30s", 30_000], ["5m", 300_000], ["2h", 7_200_000], ["1d", 86_400_000], ["1500ms", 1_500], [" 10M ", 600_000], ["never", null]] as const) {
@@ -174,6 +175,23 @@ describe("wire cancel keys", () => {
       assert.deepEqual(received.get("two"), ["4242:2", "4242:2"]);
     } finally {
       for (const s of servers) s.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("copying a live WAL archive", () => {
+  it("copies the finished WAL files only (regression: `cp -a` of a parent's archive under writes failed on basic_archive's vanished archtemp file, and the branch answered 500)", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "ccp-archive-"));
+    try {
+      const src = path.join(dir, "wal");
+      mkdirSync(src);
+      const wal = ["000000010000000000000001", "000000010000000000000002.partial", "000000010000000000000001.00000028.backup", "00000002.history"];
+      for (const n of [...wal, "archtemp.000000010000000000000003.12.1796161704810", "notes.txt"]) writeFileSync(path.join(src, n), n);
+      await copyArchive(src, path.join(dir, "copy"));
+      assert.deepEqual(readdirSync(path.join(dir, "copy")).sort(), [...wal].sort());
+      assert.equal(readFileSync(path.join(dir, "copy", "00000002.history"), "utf8"), "00000002.history");
+    } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -8,7 +8,7 @@ import { DATABASE_ID_PATTERN } from "../../ids.js";
 import { postgresSettingsFor } from "../limits.js";
 import type { PgBinaries } from "./binaries.js";
 import { Cgroups } from "./cgroups.js";
-import { chownTree, copyTree, makeDir, shellQuote } from "./fs-util.js";
+import { chownTree, copyArchive, copyTree, makeDir, shellQuote } from "./fs-util.js";
 import { CRASH_RESERVE, imageRoom, Images, walHeadroom } from "./images.js";
 import { findLauncher, JAIL_RESTORE_COMMAND, probeLauncher, readOnlyPaths, type JailSpec } from "./jail.js";
 import { PostgresServer, SOCKET_PORT, type PostgresServerOptions, type StartOnce } from "./postgres-server.js";
@@ -880,7 +880,7 @@ export class ProcessDriver implements RuntimeDriver {
     if (restoreWalFrom === undefined) return rest;
     if (!server.sandboxed) return { ...rest, settings: { ...rest.settings, restore_command: `cp ${shellQuote(restoreWalFrom)}/%f %p` } };
     rmSync(staged, { recursive: true, force: true });
-    if (existsSync(restoreWalFrom)) await copyTree(restoreWalFrom, staged);
+    if (existsSync(restoreWalFrom)) await copyArchive(restoreWalFrom, staged);
     else makeDir(staged, 0o700, undefined);
     const owner = this.ownerOf(id);
     if (owner) await chownTree(staged, owner);
