@@ -254,6 +254,9 @@ async function noisyNeighbours(seconds: number, seed: number): Promise<void> {
       return true;
     });
     if (init === undefined) console.log("  pgbench -i failed on the neighbour: its rows will fail");
+    // The set-up's writes (hundreds of MB through each database's loop-mounted image) are on disk before the
+    // first row, so their writeback is not measured as the first neighbour's noise.
+    await execFileAsync("sync");
     // A small client-side pool, as an application has: a slow answer does not queue every later lookup behind it.
     const wire = new pg.Pool({ connectionString: victim.url, max: 4 });
     wire.on("error", (err) => console.error(`victim wire session: ${err.message}`));
