@@ -215,7 +215,10 @@ export async function branchPart(options: PartOptions): Promise<void> {
     });
 
     // Restore rows come last: restoring the parent in place rewinds it to the backup.
-    const backupBytes = (JSON.parse(readFileSync(path.join(s.store.backupDir(id, backup.id), "manifest.json"), "utf8")) as { files: { size: number }[] }).files.reduce((t, f) => t + f.size, 0);
+    const manifest = JSON.parse(readFileSync(path.join(s.store.backupDir(id, backup.id), "manifest.json"), "utf8")) as { stop_lsn: string; files: { size: number }[] };
+    const backupBytes = manifest.files.reduce((t, f) => t + f.size, 0);
+    /** WAL a PITR to now replays past the backup's end (the bench's own writes since), read before it runs. */
+    let walSince = 0;
     await measure("tar -x of the backup's bytes + sync", async () => {
       const scratch = makeTempDir("ccp-bench-branch-tar-");
       try {
@@ -234,6 +237,7 @@ export async function branchPart(options: PartOptions): Promise<void> {
       }
     });
     await measure("PITR to now (new database) → first query", async () => {
+      walSince = await scalar(admin, `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '${manifest.stop_lsn}') AS v`);
       const time = new Date().toISOString();
       const [created, ms] = await timed(async () => {
         const r = (await api("POST", `/v1/databases/${id}/restore`, { time, name: `bench-pitr-${++n}` })) as { database: { id: string }; token: string };
@@ -243,7 +247,7 @@ export async function branchPart(options: PartOptions): Promise<void> {
       const got = await rowsOf(created.database.id);
       await s.databases.destroy(created.database.id);
       if (got !== rows) throw new Error(`the PITR copy has ${got} rows, the parent had ${rows}`);
-      return { seconds: ms / 1000, per: backupBytes, note: "unpack + WAL since the backup" };
+      return { seconds: ms / 1000, per: backupBytes, note: `unpack + replay of ${(walSince / MiB).toFixed(0)} MiB of WAL since the backup` };
     });
     // Its server stops during the restore: no idle session of ours may be cut under it.
     for (const c of clients.splice(0)) await c.end().catch(() => undefined);
@@ -283,6 +287,12 @@ export async function branchPart(options: PartOptions): Promise<void> {
       const perGib = f.seconds / (backupBytes / GiB);
       const tarPerGib = tar && "seconds" in tar ? ` ; tar -x ${(tar.seconds / (backupBytes / GiB)).toFixed(2)} s/GiB` : "";
       console.log(`target: ${label.split(" →")[0]} ≤ ${TARGET_RESTORE_S_PER_GIB} s/GiB: ${perGib <= TARGET_RESTORE_S_PER_GIB ? "met" : "NOT met"} (${perGib.toFixed(2)} s/GiB${tarPerGib})`);
+    }
+    const pitr = figures.get("PITR to now (new database) → first query");
+    if (pitr && "seconds" in pitr && walSince > 0) {
+      // PITR's work is the backup's bytes and the WAL it replays; with more WAL than data, per GiB of the backup alone says little.
+      const perGib = pitr.seconds / ((backupBytes + walSince) / GiB);
+      console.log(`PITR per GiB of what it restores (the backup's ${(backupBytes / MiB).toFixed(0)} MiB + ${(walSince / MiB).toFixed(0)} MiB of WAL replayed): ${perGib.toFixed(2)} s/GiB (target ${TARGET_RESTORE_S_PER_GIB} s/GiB: ${perGib <= TARGET_RESTORE_S_PER_GIB ? "met" : "NOT met"})`);
     }
     console.log(`(s/GiB: per GiB of the data dir for the branch rows and cp -r; per GiB of the backup's content, ${(backupBytes / MiB).toFixed(0)} MiB (the data dir without pg_wal), for tar -x, PITR and restore)`);
     console.log("(restore: unpack the ccp-lz4 backup, every file checked against its sha256 as it streams, recovery to the backup's end, first query; PITR: the same plus the WAL archived since)");
