@@ -117,7 +117,7 @@ export function makeDirs(root: string, rels: readonly string[], runAs: RunAs | u
   for (const rel of rels) makeDir(path.join(root, rel), 0o700, runAs);
 }
 
-/** Run `fn` over items with at most `n` at once; the first failure stops the rest from starting and rejects. */
+/** Run `fn` over items with at most `n` at once; the first failure stops the rest from starting and rejects once those in flight have settled. */
 export async function eachLimit<T>(items: readonly T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   let failed = false;
@@ -133,5 +133,9 @@ export async function eachLimit<T>(items: readonly T[], n: number, fn: (item: T)
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
+  // Every worker settles before the first failure is thrown: the caller removes what they write (a partial restore),
+  // and a file still being written under that removal made it fail with ENOTEMPTY (seen with a restore out of space).
+  const settled = await Promise.allSettled(Array.from({ length: Math.min(n, items.length) }, worker));
+  const failure = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failure) throw failure.reason;
 }

@@ -15,6 +15,7 @@ import { CancelKeys } from "../../src/wire/backend.js";
 import { makeVerifier, parseVerifier, passwordMatches, ScramError, ScramExchange, tlsServerEndPoint } from "../../src/wire/scram.js";
 import { formatDuration, parseSuspendAfter } from "../../src/runtime/suspend-after.js";
 import { copyArchive } from "../../src/runtime/process/fs-util.js";
+import { eachLimit } from "../../src/backups/files.js";
 
 describe("suspend timeouts", () => {
   for (const [text, ms] of [["30s", 30_000], ["5m", 300_000], ["2h", 7_200_000], ["1d", 86_400_000], ["1500ms", 1_500], [" 10M ", 600_000], ["never", null]] as const) {
@@ -194,5 +195,18 @@ describe("copying a live WAL archive", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("eachLimit", () => {
+  it("a partial restore's removal failed with ENOTEMPTY (eachLimit rejected while other files were still being written): it rejects only once the tasks in flight have settled", async () => {
+    const settled: string[] = [];
+    const run = eachLimit(["fails", "slow", "never"], 2, async (item) => {
+      if (item === "fails") throw new Error("ENOSPC");
+      await new Promise((r) => setTimeout(r, 50));
+      settled.push(item);
+    });
+    await assert.rejects(run, /ENOSPC/);
+    assert.deepEqual(settled, ["slow"], "the file in flight was done before the rejection; nothing new started after the failure");
   });
 });
