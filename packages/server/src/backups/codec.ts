@@ -122,6 +122,16 @@ async function decodeFrame(payload: Buffer, rawLength: number, raw: boolean, whe
 }
 
 /** The content of a ccp-lz4 file, chunk by chunk in order, WINDOW chunks decompressing ahead of the consumer. */
+/** A frame's header, checked before its payload is read (both readers: streaming and the workers' synchronous one). */
+function frameHeader(header: Buffer, where: string): { rawLength: number; storedLength: number; raw: boolean } {
+  if (header.length < FRAME_HEADER) throw new ChecksumMismatch(`${where}: truncated chunk`);
+  const rawLength = header.readUInt32LE(0);
+  const stored = header.readUInt32LE(4);
+  const storedLength = stored & ~RAW_FLAG;
+  if (rawLength === 0 || rawLength > CHUNK || storedLength > CHUNK + 1024) throw new ChecksumMismatch(`${where}: corrupt chunk header`);
+  return { rawLength, storedLength, raw: (stored & RAW_FLAG) !== 0 };
+}
+
 async function* lz4Content(src: string, where: string): AsyncGenerator<Buffer> {
   const fh = await open(src, "r");
   try {
@@ -132,14 +142,10 @@ async function* lz4Content(src: string, where: string): AsyncGenerator<Buffer> {
     for (;;) {
       const header = await reader.take(FRAME_HEADER);
       if (header.length === 0) break;
-      if (header.length < FRAME_HEADER) throw new ChecksumMismatch(`${where}: truncated chunk`);
-      const rawLength = header.readUInt32LE(0);
-      const stored = header.readUInt32LE(4);
-      const storedLength = stored & ~RAW_FLAG;
-      if (rawLength === 0 || rawLength > CHUNK || storedLength > CHUNK + 1024) throw new ChecksumMismatch(`${where}: corrupt chunk header`);
+      const { rawLength, storedLength, raw } = frameHeader(header, where);
       const payload = await reader.take(storedLength);
       if (payload.length < storedLength) throw new ChecksumMismatch(`${where}: truncated chunk`);
-      ahead.push(settled(decodeFrame(payload, rawLength, (stored & RAW_FLAG) !== 0, where)));
+      ahead.push(settled(decodeFrame(payload, rawLength, raw, where)));
       if (ahead.length >= WINDOW) yield await (ahead.shift() as Promise<Buffer>);
     }
     while (ahead.length) yield await (ahead.shift() as Promise<Buffer>);
@@ -318,16 +324,12 @@ export async function unpackLz4(src: string, dst: string | undefined, expected: 
     for (;;) {
       const header = reader.take(FRAME_HEADER);
       if (header.length === 0) break;
-      if (header.length < FRAME_HEADER) throw new ChecksumMismatch(`${where}: truncated chunk`);
-      const rawLength = header.readUInt32LE(0);
-      const stored = header.readUInt32LE(4);
-      const storedLength = stored & ~RAW_FLAG;
-      if (rawLength === 0 || rawLength > CHUNK || storedLength > CHUNK + 1024) throw new ChecksumMismatch(`${where}: corrupt chunk header`);
+      const { rawLength, storedLength, raw } = frameHeader(header, where);
       const payload = reader.take(storedLength);
       if (payload.length < storedLength) throw new ChecksumMismatch(`${where}: truncated chunk`);
       clock.lap("read");
       let chunk: Buffer;
-      if ((stored & RAW_FLAG) !== 0) {
+      if (raw) {
         if (payload.length !== rawLength) throw new ChecksumMismatch(`${where}: truncated chunk`);
         chunk = payload;
       } else {
