@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readdirSync, renameSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
 import { catalogSql } from "./support/catalog-sql.js";
+import { gatherWal } from "../src/branches/copy.js";
 import { parseTtl } from "../src/branches/service.js";
 import { isCcpError } from "../src/errors.js";
 import type { RunningServer } from "../src/index.js";
@@ -298,6 +300,48 @@ describe("branch ttl parsing (pure)", () => {
     assert.equal(parseTtl("7d"), 604_800_000);
     for (const bad of ["0h", "2 hours", "h", "-1h", "1.5h", "", 7200, null]) {
       assert.throws(() => parseTtl(bad), (err: unknown) => isCcpError(err) && err.status === 400 && /Invalid ttl/.test(err.message), String(bad));
+    }
+  });
+});
+
+describe("a live copy's WAL (files only)", () => {
+  // 1 MiB segments: 0/100000 is the start of segment 1, 0/300100 lies in segment 3.
+  const seg = (n: number) => `00000001000000000000000${n}`;
+  const point = { startWal: seg(1), stopWal: seg(3), lsn: "0/300100" };
+  const setUp = (inPgWal: number[], archived: number[]) => {
+    const root = mkdtempSync(path.join(os.tmpdir(), "ccp-gather-wal-"));
+    const dirs = { pgWal: path.join(root, "parent-pg_wal"), archive: path.join(root, "archive"), target: path.join(root, "copy") };
+    for (const d of [dirs.pgWal, dirs.archive, path.join(dirs.target, "pg_wal")]) mkdirSync(d, { recursive: true });
+    for (const n of inPgWal) writeFileSync(path.join(dirs.pgWal, seg(n)), Buffer.alloc(1 << 20, n));
+    for (const n of archived) writeFileSync(path.join(dirs.archive, seg(n)), Buffer.alloc(1 << 20, n));
+    writeFileSync(path.join(dirs.pgWal, "00000001.history"), "");
+    // Past the stop point: preallocated or recycled, not the copy's.
+    writeFileSync(path.join(dirs.pgWal, seg(4)), Buffer.alloc(1 << 20, 4));
+    return { ...dirs, dispose: () => rmSync(root, { recursive: true, force: true }) };
+  };
+
+  it("a branch from now whose WAL a checkpoint recycled during the copy takes that segment from the archive, and replays from pg_wal alone", async () => {
+    const d = setUp([1, 3], [1, 2, 3]);
+    try {
+      assert.equal(await gatherWal(d.pgWal, d.archive, d.target, undefined, point), true);
+      const got = readdirSync(path.join(d.target, "pg_wal")).sort();
+      assert.deepEqual(got, ["00000001.history", seg(1), seg(2), seg(3)]);
+      for (const n of [1, 2, 3]) assert.equal(readFileSync(path.join(d.target, "pg_wal", seg(n)))[0], n);
+      assert.equal(existsSync(path.join(d.target, "standby.signal")), true);
+      assert.equal(existsSync(path.join(d.target, "recovery.signal")), false);
+    } finally {
+      d.dispose();
+    }
+  });
+
+  it("a segment in neither the parent's pg_wal nor its archive leaves the first start to archive recovery", async () => {
+    const d = setUp([1, 3], [1, 3]);
+    try {
+      assert.equal(await gatherWal(d.pgWal, d.archive, d.target, undefined, point), false);
+      assert.equal(existsSync(path.join(d.target, "recovery.signal")), true);
+      assert.equal(existsSync(path.join(d.target, "standby.signal")), false);
+    } finally {
+      d.dispose();
     }
   });
 });

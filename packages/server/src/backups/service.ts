@@ -8,6 +8,7 @@ import type { CreatedDatabase, DatabaseService } from "../databases/service.js";
 import type { Logger } from "../logger.js";
 import { withAdmin } from "../databases/admin-connection.js";
 import { CcpError } from "../errors.js";
+import { Phases } from "../phases.js";
 import { Instances, type Lease, type Quiet } from "../runtime/instances.js";
 import { ChecksumMismatch, CodecWorkerFailed, eachLimit, fsyncPath, listDataFiles, makeDirs, packFile, storedPath, syncFilesystem, unpackFile, type ManifestFile } from "./files.js";
 import { emptyStats, PACK_CODEC, storedSuffix, type CodecStats } from "./codec.js";
@@ -88,23 +89,6 @@ function view(r: BackupRow): BackupView {
 }
 
 const MiB = 2 ** 20;
-
-/** Where a backup's or a restore's time went, for its log line. */
-class Phases {
-  #last = performance.now();
-  readonly #first = this.#last;
-  readonly #done: string[] = [];
-
-  mark(what: string): void {
-    const now = performance.now();
-    this.#done.push(`${what} ${((now - this.#last) / 1000).toFixed(2)} s`);
-    this.#last = now;
-  }
-
-  summary(): string {
-    return `${((this.#last - this.#first) / 1000).toFixed(2)} s (${this.#done.join(", ")})`;
-  }
-}
 
 /** A copy's time in the codec workers, summed over files (codec.ts CodecStats), for the log line. */
 function workerTime(s: CodecStats, codecWhat: string, files: number): string {

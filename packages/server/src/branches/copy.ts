@@ -1,6 +1,7 @@
-import { chownSync, mkdirSync, readdirSync, rmSync, writeFileSync, type Dirent } from "node:fs";
+import { chownSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync, type Dirent } from "node:fs";
 import { codecPool } from "../backups/codec-pool.js";
 import path from "node:path";
+import { backupSegments } from "../backups/service.js";
 import { withAdmin } from "../databases/admin-connection.js";
 import { eachLimit, listDataFiles, makeDirs, syncFilesystem } from "../backups/files.js";
 import type { FileOwner, InstanceEndpoint } from "../runtime/driver.js";
@@ -17,6 +18,13 @@ export interface CopyPoint {
   readonly lsn: string;
   /** The parent's clock at that position. */
   readonly at: Date;
+  /**
+   * Every WAL segment recovery needs is in the copy's pg_wal (copied from the
+   * parent's pg_wal, or its archive where a checkpoint recycled it meanwhile):
+   * the first start replays from there as a standby with no restore_command,
+   * and never stages the parent's whole archive. False (or absent): it needs the archive.
+   */
+  readonly walInPgWal?: boolean;
 }
 
 /**
@@ -50,10 +58,12 @@ function writeOwned(file: string, content: string, runAs: FileOwner | undefined)
  * stopping or blocking it: Postgres's non-exclusive backup mode
  * (pg_backup_start/stop in one admin session, as a base backup does), a file
  * copy, then the WAL written meanwhile from its pg_wal, and the backup_label
- * that makes the first start recover to the consistent point. WAL already
- * recycled into the archive comes from there (restore_command of the start).
+ * that makes the first start recover to the consistent point. A segment a
+ * checkpoint recycled during the copy comes from the parent's archive
+ * (`archiveDir`: it is archived before it is recycled); should one be in
+ * neither, the first start reads the archive (restore_command).
  */
-export async function copyRunning(endpoint: InstanceEndpoint, dataDir: string, target: string, runAs: FileOwner | undefined, label: string): Promise<CopyPoint> {
+export async function copyRunning(endpoint: InstanceEndpoint, dataDir: string, target: string, runAs: FileOwner | undefined, label: string, archiveDir: string): Promise<CopyPoint> {
   freshDir(target, runAs);
   const point = await withAdmin(
     endpoint,
@@ -72,19 +82,42 @@ export async function copyRunning(endpoint: InstanceEndpoint, dataDir: string, t
       await admin.query("SELECT pg_current_xact_id()");
       writeOwned(path.join(target, "backup_label"), s.labelfile, runAs);
       if (s.spcmapfile) writeOwned(path.join(target, "tablespace_map"), s.spcmapfile, runAs);
-      writeOwned(path.join(target, "recovery.signal"), "", runAs);
       return { startWal: start.rows[0]?.wal ?? "", stopWal: s.wal, lsn: s.lsn, at: s.at };
     },
     COPY_SESSION_TIMEOUT_MS,
   );
-  // The segments the copy spans, same timeline, and every timeline history file.
-  const timeline = point.startWal.slice(0, 8);
-  const wal = readdirSync(path.join(dataDir, "pg_wal")).filter(
-    (n) => n.endsWith(".history") || (WAL_SEGMENT.test(n) && n.startsWith(timeline) && n >= point.startWal && n <= point.stopWal),
-  );
-  await eachLimit(wal, PARALLEL_FILES, async (n) => void (await cloneFile(path.join(dataDir, "pg_wal", n), path.join(target, "pg_wal", n), runAs)));
+  const walInPgWal = await gatherWal(path.join(dataDir, "pg_wal"), archiveDir, target, runAs, point);
   await syncFilesystem(target);
-  return { lsn: point.lsn, at: point.at };
+  return { lsn: point.lsn, at: point.at, walInPgWal };
+}
+
+/**
+ * The WAL a live copy needs into its pg_wal: the segments from the backup's
+ * start to its stop (same timeline) and every timeline history file, from the
+ * parent's pg_wal; a segment a checkpoint recycled meanwhile from the parent's
+ * archive, where it went first. Then the marker of the first start: standby.signal
+ * when every segment is there (replay from pg_wal alone is a standby's: archive
+ * recovery insists on a restore_command; it promotes at the target), else
+ * recovery.signal (the first start reads the archive). Resolves to which.
+ */
+export async function gatherWal(
+  pgWal: string,
+  archiveDir: string,
+  target: string,
+  runAs: FileOwner | undefined,
+  point: { startWal: string; stopWal: string; lsn: string },
+): Promise<boolean> {
+  const timeline = point.startWal.slice(0, 8);
+  const wal = readdirSync(pgWal).filter((n) => n.endsWith(".history") || (WAL_SEGMENT.test(n) && n.startsWith(timeline) && n >= point.startWal && n <= point.stopWal));
+  const into = path.join(target, "pg_wal");
+  await eachLimit(wal, PARALLEL_FILES, async (n) => void (await cloneFile(path.join(pgWal, n), path.join(into, n), runAs)));
+  const segmentBytes = [into, archiveDir].map((d) => statSync(path.join(d, point.startWal), { throwIfNoEntry: false })?.size).find((n) => n);
+  const needed = backupSegments(point.startWal, point.lsn, segmentBytes) ?? [];
+  const missing = needed.filter((n) => !existsSync(path.join(into, n)));
+  await eachLimit(missing, PARALLEL_FILES, async (n) => void (await cloneFile(path.join(archiveDir, n), path.join(into, n), runAs)));
+  const complete = needed.length > 0 && needed.every((n) => existsSync(path.join(into, n)));
+  writeOwned(path.join(target, complete ? "standby.signal" : "recovery.signal"), "", runAs);
+  return complete;
 }
 
 /**

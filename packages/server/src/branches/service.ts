@@ -7,6 +7,7 @@ import type { CreatedDatabase, DatabaseService, DatabaseView, RestoreSource } fr
 import { CcpError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { validateDatabaseName } from "../names.js";
+import { Phases } from "../phases.js";
 import type { Instances } from "../runtime/instances.js";
 import { copyAtRest, copyRunning, type CopyPoint } from "./copy.js";
 
@@ -133,15 +134,23 @@ export class BranchService {
     // The lease keeps it from being suspended under the copy.
     const lease = await instances.use(parent.id);
     try {
-      return { point: await copyRunning(lease.endpoint, storage.dataDir(parent.id), target, storage.ownerOf(ownerId), label), how: "running" };
+      const archive = this.#o.backups.recoveryStart(parent.id, {}).restoreWalFrom;
+      return { point: await copyRunning(lease.endpoint, storage.dataDir(parent.id), target, storage.ownerOf(ownerId), label, archive), how: "running" };
     } finally {
       lease.release();
     }
   }
 
-  /** Settings of a copy's first start: replay to the copy's consistent point from the parent's WAL (none when copied at rest). */
-  #firstStart(parent: DatabaseRow, how: "running" | "at-rest"): RestoreSource["startOnce"] {
-    return how === "running" ? { ...this.#o.backups.recoveryStart(parent.id, {}), timeoutMs: RECOVERY_TIMEOUT_MS } : { settings: {}, timeoutMs: RECOVERY_TIMEOUT_MS };
+  /**
+   * Settings of a copy's first start: replay to the copy's consistent point, from its own pg_wal when the copy
+   * holds every segment (no archive staged), else from the parent's archive too; none when copied at rest.
+   */
+  #firstStart(parent: DatabaseRow, copied: { point: CopyPoint; how: "running" | "at-rest" }): RestoreSource["startOnce"] {
+    if (copied.how === "at-rest") return { settings: {}, timeoutMs: RECOVERY_TIMEOUT_MS };
+    const recovery = this.#o.backups.recoveryStart(parent.id, {});
+    // The copy's own timeline: no other one is in its pg_wal to look for.
+    if (copied.point.walInPgWal) return { settings: { ...recovery.settings, recovery_target_timeline: "current" }, timeoutMs: RECOVERY_TIMEOUT_MS };
+    return { ...recovery, timeoutMs: RECOVERY_TIMEOUT_MS };
   }
 
   async #recordOrigin(id: string, at: Date | null, lsn: string | null): Promise<void> {
@@ -165,19 +174,26 @@ export class BranchService {
     if (at === "now") {
       await this.#copyable(parent); // a clear error before anything is recorded
       const startOnce: RestoreSource["startOnce"] = { settings: {}, timeoutMs: RECOVERY_TIMEOUT_MS };
+      const phases = new Phases();
       source = {
         owner: parent.owner_role,
         from: parent.id,
         branch: { parentId: parent.id, expiresAt },
         populate: async (id) => {
           instances.storage.prepareEmpty(id);
-          const { point, how } = await this.#copyParent(parent, instances.storage.dataDir(id), `branch ${id}`, id);
+          phases.mark("storage");
+          const copied = await this.#copyParent(parent, instances.storage.dataDir(id), `branch ${id}`, id);
+          phases.mark(`copy (${copied.how}${copied.how === "running" ? (copied.point.walInPgWal ? ", WAL from pg_wal" : ", WAL from the archive") : ""})`);
           // How the first start recovers depends on how the copy was made (live or at rest).
-          Object.assign(startOnce, this.#firstStart(parent, how));
-          await this.#recordOrigin(id, point.at, point.lsn);
+          Object.assign(startOnce, this.#firstStart(parent, copied));
+          await this.#recordOrigin(id, copied.point.at, copied.point.lsn);
         },
         startOnce,
       };
+      const created = await databases.create(input.name, {}, source);
+      phases.mark("recovery, start and registration");
+      this.#o.log.info(`branch ${created.database.id} of ${parent.id} from now: ${phases.summary()}`);
+      return { ...created, database: await databases.get(created.database.id) };
     } else if (LSN.test(at)) {
       const lsn = parseLsn(at);
       await this.#checkLsn(parent, lsn);
@@ -278,7 +294,7 @@ export class BranchService {
       // The new data continues the parent's history: the branch's own archive would clash with it.
       await this.#o.backups.forgetHistory(row.id);
       try {
-        await instances.start(row.id, this.#firstStart(parent, copied.how));
+        await instances.start(row.id, this.#firstStart(parent, copied));
       } catch (err) {
         log.error(`reset of branch ${row.id} failed, bringing its previous data back: ${(err as Error).message}`);
         await instances.stop(row.id);
