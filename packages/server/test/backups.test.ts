@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
@@ -94,6 +94,78 @@ describe("backups and point-in-time restore, with real data", () => {
     // The copy is a full database: writable, with its own token.
     await insertBatch(restored.database.id, 9);
     assert.deepEqual(await batches(restored.database.id), [1, 2, 9]);
+  });
+
+  it("a point-in-time restore with many WAL segments after the backup stages them all into pg_wal and holds exactly the rows before the instant", async () => {
+    const source = (await server.databases.create("pitr-long-wal")).database.id;
+    await sql(source, "CREATE TABLE batches (batch int, n int)");
+    await insertBatch(source, 1);
+    await server.backups.create(source);
+    // Many segments after the backup's own, all read from pg_wal.
+    await sql(source, "CREATE TABLE filler AS SELECT g, repeat(md5(g::text), 8) AS pad FROM generate_series(1, 100000) g");
+    await insertBatch(source, 2);
+    await sleep(300);
+    const between = new Date().toISOString();
+    await sleep(300);
+    await insertBatch(source, 3);
+    const restored = await restoreToPointInTime({ databases: server.databases, backups: server.backups, instances: server.instances, retentionDays: 7 }, source, between, "pitr-long-wal-copy");
+    assert.deepEqual(await batches(restored.database.id), [1, 2]);
+    assert.equal(Number((await sql<{ c: string }>(restored.database.id, "SELECT count(*) AS c FROM filler"))[0]?.c), 100000);
+    const logDir = path.join(path.dirname(server.driver.dataDir(restored.database.id)), "log");
+    assert.doesNotMatch(readdirSync(logDir).map((f) => readFileSync(path.join(logDir, f), "utf8")).join(""), /restored log file/);
+    await server.databases.destroy(restored.database.id);
+    await server.databases.destroy(source);
+  });
+
+  it("a point-in-time restore whose WAL cannot be staged fails cleanly: nothing left behind, no process", async () => {
+    const source = (await server.databases.create("pitr-broken-wal")).database.id;
+    await sql(source, "CREATE TABLE batches (batch int, n int)");
+    await insertBatch(source, 1);
+    await server.backups.create(source);
+    const walDir = server.store.walDir(source);
+    const before = new Set(readdirSync(walDir));
+    await sql(source, "CREATE TABLE filler AS SELECT g, repeat(md5(g::text), 8) AS pad FROM generate_series(1, 50000) g");
+    await sqlAs(server, source, "SELECT pg_switch_wal()", { admin: true });
+    let after: string[] = [];
+    for (let i = 0; i < 100 && after.length === 0; i++, await sleep(100)) after = readdirSync(walDir).filter((n) => /^[0-9A-F]{24}$/.test(n) && !before.has(n)).sort();
+    // A segment after the backup's own: recovery cannot reach the instant without it.
+    const broken = after[0] as string;
+    assert.ok(broken, "WAL was archived after the backup");
+    const stash = path.join(walDir, `.stash-${broken}`);
+    renameSync(path.join(walDir, broken), stash);
+    mkdirSync(path.join(walDir, broken)); // copying a directory fails (EISDIR)
+    const instances = () => readdirSync(path.join(server.config.dataDir, "instances")).filter((n) => n.startsWith("db-")).sort();
+    // Postmasters of this server's instances (their command line names the data dir).
+    const postmasters = () =>
+      readdirSync("/proc")
+        .filter((p) => /^\d+$/.test(p))
+        .map((p) => {
+          try {
+            return readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0");
+          } catch {
+            return [];
+          }
+        })
+        .filter((argv) => argv[0]?.endsWith("/postgres") && argv.some((a) => a.startsWith(path.join(server.config.dataDir, "instances"))))
+        .map((argv) => argv.join(" "))
+        .sort();
+    const dirsBefore = instances();
+    const processesBefore = postmasters();
+    assert.ok(processesBefore.length > 0, "the source's postmaster is seen");
+    const idsBefore = (await server.databases.list()).map((d) => d.id).sort();
+    try {
+      await assert.rejects(
+        restoreToPointInTime({ databases: server.databases, backups: server.backups, instances: server.instances, retentionDays: 7 }, source, new Date().toISOString(), "pitr-broken-copy"),
+        /nothing was left behind.*EISDIR/s,
+      );
+    } finally {
+      rmdirSync(path.join(walDir, broken));
+      renameSync(stash, path.join(walDir, broken));
+    }
+    assert.deepEqual((await server.databases.list()).map((d) => d.id).sort(), idsBefore);
+    assert.deepEqual(instances(), dirsBefore);
+    assert.deepEqual(postmasters(), processesBefore, "the restore's server was stopped");
+    await server.databases.destroy(source);
   });
 
   it("refuses bad point-in-time requests with clear errors", async () => {
