@@ -6,8 +6,10 @@ import { Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 import parsePrometheusTextFormat, { type PromFamily } from "parse-prometheus-text-format";
+import { Counter, Histogram, Registry } from "prom-client";
 import { pino } from "pino";
 import { resolveServerConfig, startServer, type LogEntry, type RunningServer, type StatementInsight } from "../src/index.js";
+import { Metrics } from "../src/observability/metrics.js";
 import { connectInstance } from "./support/instance-sql.js";
 import { poll } from "./support/poll.js";
 
@@ -404,5 +406,44 @@ describe("observability: metrics, logs, insights", () => {
     const body = res.text(); // resolves when ccpd ends the stream
     await server.close();
     assert.equal(typeof (await body), "string");
+  });
+});
+
+describe("ccpd's HTTP families, counted by hand (pure)", () => {
+  it("print exactly what prom-client's own Counter and Histogram print for the same requests", async () => {
+    const metrics = new Metrics({ gatewayPools: () => [], wireSessions: () => new Map() });
+    const reference = new Registry();
+    const labelNames = ["method", "route", "status"] as const;
+    const requests = new Counter({ name: "ccpd_http_requests_total", help: "HTTP requests answered by ccpd, by method, route (the route pattern, not the URL) and status code", labelNames, registers: [reference] });
+    const duration = new Histogram({
+      name: "ccpd_http_request_duration_seconds",
+      help: "Time from a request's arrival to its answer, by method, route and status code",
+      labelNames,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+      registers: [reference],
+    });
+    const query = metrics.httpObserver("POST", "/v1/databases/:id/query");
+    // Every bucket, its exact bounds, past the last one, a quoted route and an unmatched request.
+    const seconds = [0, 0.0004, 0.0005, 0.0007, 0.001, 0.003, 0.02, 0.05, 0.7, 1, 4, 29.9, 60, 200, 300, 301, 5000];
+    for (const [i, s] of seconds.entries()) {
+      const status = i % 3 === 0 ? 400 : 200;
+      query(status, s);
+      requests.labels("POST", "/v1/databases/:id/query", String(status)).inc();
+      duration.labels("POST", "/v1/databases/:id/query", String(status)).observe(s);
+    }
+    metrics.observeHttp("GET", "unmatched", 404, 0.0001);
+    requests.labels("GET", "unmatched", "404").inc();
+    duration.labels("GET", "unmatched", "404").observe(0.0001);
+    metrics.httpObserver("GET", 'quoted "route" \\ here')(200, 0.002);
+    requests.labels("GET", 'quoted "route" \\ here', "200").inc();
+    duration.labels("GET", 'quoted "route" \\ here', "200").observe(0.002);
+
+    const families = (text: string) => text.split("\n").filter((l) => /ccpd_http_request/.test(l));
+    const ours = families(await metrics.registry.metrics());
+    assert.ok(ours.length > 40, "both families are printed");
+    assert.deepEqual(ours, families(await reference.metrics()));
+    // The JSON form (what prom-client's cluster aggregation sends between processes), as sent.
+    const json = async (r: Registry) => JSON.parse(JSON.stringify((await r.getMetricsAsJSON()).filter((m) => m.name.startsWith("ccpd_http_request")))) as unknown;
+    assert.deepEqual(await json(metrics.registry), await json(reference));
   });
 });

@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, Gauge, Histogram, Registry, type Metric } from "prom-client";
 
 /** Gateway pool figures of one (instance, database, role) pool (gateway/pools.ts). */
 export interface PoolFigures {
@@ -15,22 +15,84 @@ export interface MetricSources {
   wireSessions(): ReadonlyMap<string, number>;
 }
 
-type HttpChild = { inc(): void; observe(seconds: number): void };
-
 /** Seconds: requests are sub-millisecond to minutes (restores). */
 const HTTP_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+
+/** One (method, route, status)'s requests: a count, a sum of seconds, a count per bucket (not cumulative). */
+class HttpChild {
+  count = 0;
+  sum = 0;
+  readonly buckets = new Float64Array(HTTP_BUCKETS.length);
+  constructor(readonly labels: { readonly method: string; readonly route: string; readonly status: string }) {}
+
+  observe(seconds: number): void {
+    this.count++;
+    this.sum += seconds;
+    for (let i = 0; i < HTTP_BUCKETS.length; i++) {
+      if (seconds <= (HTTP_BUCKETS[i] as number)) {
+        (this.buckets[i] as number)++;
+        return;
+      }
+    }
+  }
+}
+
+/**
+ * ccpd_http_requests_total and ccpd_http_request_duration_seconds, counted by
+ * hand and handed to prom-client's registry as two metric objects it formats
+ * like its own (the shape its Counter and Histogram return from get()). Per
+ * request this is two additions and a bucket search; prom-client's own
+ * children hash their labels, validate them and key buckets by the bound's
+ * text on every observation: 2.2% of ccpd's CPU under gateway load in a CPU
+ * profile, against a 3% budget for all of observability.
+ */
+class HttpFamilies {
+  readonly #children: HttpChild[] = [];
+
+  constructor(registry: Registry) {
+    const children = this.#children;
+    // prom-client types registerMetric's argument as one of its own classes; the registry itself reads name, help,
+    // type, aggregator and get() (getMetricsAsString, getMetricsAsJSON), which these have.
+    const family = (name: string, help: string, type: "counter" | "histogram", values: () => { value: number; labels: Record<string, string | number>; metricName?: string; exemplar?: null }[]) =>
+      ({ name, help, type, aggregator: "sum", get: async () => ({ name, help, type, aggregator: "sum", values: values() }), reset: () => undefined }) as unknown as Metric;
+    registry.registerMetric(
+      family("ccpd_http_requests_total", "HTTP requests answered by ccpd, by method, route (the route pattern, not the URL) and status code", "counter", () =>
+        children.map((c) => ({ value: c.count, labels: c.labels })),
+      ),
+    );
+    const duration = "ccpd_http_request_duration_seconds";
+    registry.registerMetric(
+      family(duration, "Time from a request's arrival to its answer, by method, route and status code", "histogram", () =>
+        children.flatMap((c) => {
+          let cumulative = 0;
+          return [
+            ...HTTP_BUCKETS.map((le, i) => ({ value: (cumulative += c.buckets[i] as number), labels: { le, ...c.labels }, metricName: `${duration}_bucket`, exemplar: null })),
+            { value: c.count, labels: { le: "+Inf", ...c.labels }, metricName: `${duration}_bucket`, exemplar: null },
+            { value: c.sum, labels: c.labels, metricName: `${duration}_sum` },
+            { value: c.count, labels: c.labels, metricName: `${duration}_count` },
+          ];
+        }),
+      ),
+    );
+  }
+
+  child(method: string, route: string, status: number): HttpChild {
+    const child = new HttpChild({ method, route, status: String(status) });
+    this.#children.push(child);
+    return child;
+  }
+}
 const OPERATION_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];
 
 /**
  * ccpd's own metric families (prom-client), in one registry that `/metrics`
  * serves together with the per-database families (database-metrics.ts).
- * Per-request work is one counter increment and one histogram observation on
- * children cached per (method, route, status): no label object per request.
+ * Per request: one observation on a child cached per (method, route, status)
+ * of the HTTP families (HttpFamilies), no label object, no prom-client call.
  */
 export class Metrics {
   readonly registry = new Registry();
-  readonly #requests: Counter<"method" | "route" | "status">;
-  readonly #duration: Histogram<"method" | "route" | "status">;
+  readonly #http: HttpFamilies;
   /** method → route → status → children. */
   readonly #children = new Map<string, Map<string, Map<number, HttpChild>>>();
   readonly #created: Counter;
@@ -47,19 +109,7 @@ export class Metrics {
 
   constructor(sources: MetricSources) {
     const registers = [this.registry];
-    this.#requests = new Counter({
-      name: "ccpd_http_requests_total",
-      help: "HTTP requests answered by ccpd, by method, route (the route pattern, not the URL) and status code",
-      labelNames: ["method", "route", "status"],
-      registers,
-    });
-    this.#duration = new Histogram({
-      name: "ccpd_http_request_duration_seconds",
-      help: "Time from a request's arrival to its answer, by method, route and status code",
-      labelNames: ["method", "route", "status"],
-      buckets: HTTP_BUCKETS,
-      registers,
-    });
+    this.#http = new HttpFamilies(this.registry);
     new Gauge({
       name: "ccpd_gateway_pool_connections",
       help: "Server connections of the SQL-over-HTTP gateway's pools, by database and state (in_use, idle, waiting: requests queued for one)",
@@ -126,8 +176,7 @@ export class Metrics {
     const byStatus = new Map<number, HttpChild>();
     return (status, seconds) => {
       let child = byStatus.get(status);
-      if (!child) byStatus.set(status, (child = this.#child(method, route, status)));
-      child.inc();
+      if (!child) byStatus.set(status, (child = this.#http.child(method, route, status)));
       child.observe(seconds);
     };
   }
@@ -139,16 +188,8 @@ export class Metrics {
     let byStatus = byRoute.get(route);
     if (!byStatus) byRoute.set(route, (byStatus = new Map()));
     let child = byStatus.get(status);
-    if (!child) byStatus.set(status, (child = this.#child(method, route, status)));
-    child.inc();
+    if (!child) byStatus.set(status, (child = this.#http.child(method, route, status)));
     child.observe(seconds);
-  }
-
-  #child(method: string, route: string, status: number): HttpChild {
-    const code = String(status);
-    const counter = this.#requests.labels(method, route, code);
-    const histogram = this.#duration.labels(method, route, code);
-    return { inc: () => counter.inc(), observe: (s) => histogram.observe(s) };
   }
 
   databaseCreated(seconds: number): void {
