@@ -1,7 +1,15 @@
+import { execFileSync } from "node:child_process";
 import os from "node:os";
 import path from "node:path";
+import { Session } from "node:inspector/promises";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { FastifyInstance } from "fastify";
+import { resolveServerConfig, startServer, VERSION, type RunningServer } from "../../packages/server/dist/index.js";
+import { createApp } from "../../packages/server/dist/api/app.js";
+import { AdminAuth } from "../../packages/server/dist/api/admin-auth.js";
 import { Metrics } from "../../packages/server/dist/observability/metrics.js";
-import { startCcpdProcess, type CcpdProcess } from "../lib/ccpd-process.ts";
+import { Observability } from "../../packages/server/dist/observability/service.js";
+import { adminClientConfig } from "../../packages/server/dist/runtime/backend-socket.js";
 import { which } from "../lib/apt.ts";
 import { ensureWrk, type HttpLoad } from "../lib/http-load.ts";
 import type { PartOptions } from "../lib/part.ts";
@@ -25,30 +33,25 @@ const WARMUP_SECONDS = 2;
 /** A Prometheus scrape interval, compressed: /metrics is scraped this often during the "scraped" runs. */
 const SCRAPE_EVERY_MS = 5_000;
 const TARGET_OVERHEAD = 0.03;
+/** Idle time after a scraped run, before the next round. */
+const SETTLE_MS = 1_000;
 
-const SCRAPED = "ccp, metrics on, scraped every 5 s";
-const ON = "ccp, metrics on, not scraped";
-const OFF = "ccp, --no-metrics";
-/**
- * Two ccpds per side (metrics on, --no-metrics): one ccpd against one other
- * read up to 8% "cost" between two --no-metrics ccpds (same code) in earlier
- * runs, so each side is the mean of two, and the A/A pairs (a against b, same
- * code) show what the method still reads from noise and placement.
- */
-const ON_B = `${ON} (b)`;
+const SCRAPED = "metrics on, scraped every 5 s";
+const ON = "metrics on, not scraped";
+const OFF = "metrics off (as --no-metrics)";
+/** A second metrics-off app: off against off (same code) shows what the method reads from noise alone. */
 const OFF_B = `${OFF} (b)`;
 
 interface Variant {
   readonly label: string;
-  readonly server: CcpdProcess;
-  readonly url: string;
-  readonly token: string;
-  readonly key: string;
+  /** Its HTTP app's address. */
+  readonly base: string;
+  readonly scraped: boolean;
 }
 
 /**
  * The hot path's own work, timed alone: what a route's onResponse hook does per
- * request (one counter increment, one histogram observation), in µs. Immune
+ * request (a count, a sum and a bucket of the HTTP families), in µs. Immune
  * to the load on the machine in a way req/s over the network is not.
  */
 function hotPathMicros(): number {
@@ -64,6 +67,56 @@ function hotPathMicros(): number {
   return median(rounds);
 }
 
+/** Seconds of load under V8's sampling profiler, and its sampling interval (µs). */
+const PROFILE_SECONDS = 6;
+const PROFILE_INTERVAL_US = 100;
+
+interface ProfileNode {
+  readonly id: number;
+  readonly callFrame: { readonly functionName: string; readonly url: string };
+  readonly children?: readonly number[];
+}
+
+/**
+ * The share of this process's busy CPU (samples that are not idle) spent on
+ * metrics while the metrics-on app serves the gateway load: self time in
+ * prom-client and observability/metrics.js, in the app's onResponse hook, and
+ * in Fastify's hook runner when it runs onResponse hooks (without hooks Fastify
+ * skips it). Measured within one run, so drift on the machine moves both sides
+ * alike.
+ */
+function metricsShare(profile: { nodes: readonly ProfileNode[]; samples: readonly number[]; timeDeltas: readonly number[] }): { share: number; busyMs: number } {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const underResponseEnd = (id: number): boolean => {
+    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) if (byId.get(at)?.callFrame.functionName === "onResFinished") return true;
+    return false;
+  };
+  const isMetrics = new Map<number, boolean>();
+  const metricsNode = (id: number): boolean => {
+    let known = isMetrics.get(id);
+    if (known === undefined) {
+      const { url } = (byId.get(id) as ProfileNode).callFrame;
+      known =
+        url.includes("/prom-client/") ||
+        url.endsWith("/observability/metrics.js") ||
+        ((url.endsWith("/api/app.js") || url.includes("/fastify/lib/hooks.js")) && underResponseEnd(id));
+      isMetrics.set(id, known);
+    }
+    return known;
+  };
+  let busy = 0;
+  let metrics = 0;
+  profile.samples.forEach((id, i) => {
+    const dt = profile.timeDeltas[i] ?? 0;
+    if ((byId.get(id) as ProfileNode).callFrame.functionName === "(idle)") return;
+    busy += dt;
+    if (metricsNode(id)) metrics += dt;
+  });
+  return { share: busy > 0 ? metrics / busy : 0, busyMs: busy / 1000 };
+}
+
 const quantile = (xs: readonly number[], q: number): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(s.length * q))] as number;
@@ -75,13 +128,13 @@ const median = (xs: readonly number[]): number => {
 };
 
 /** Scrape /metrics every `ms` until stopped; returns each scrape's time (ms). */
-function scrapeLoop(v: Variant, ms: number): { stop(): Promise<number[]> } {
+function scrapeLoop(v: Variant, key: string, ms: number): { stop(): Promise<number[]> } {
   const times: number[] = [];
   let running = true;
   const loop = (async () => {
     while (running) {
       const t = performance.now();
-      const res = await fetch(`${v.server.url}/metrics`, { headers: { authorization: `Bearer ${v.key}` } });
+      const res = await fetch(`${v.base}/metrics`, { headers: { authorization: `Bearer ${key}` } });
       await res.text();
       if (res.status !== 200) throw new Error(`/metrics: HTTP ${res.status}`);
       times.push(performance.now() - t);
@@ -98,50 +151,83 @@ function scrapeLoop(v: Variant, ms: number): { stop(): Promise<number[]> } {
 }
 
 /**
- * The cost of observability on the gateway's hot path: the same primary-key
- * lookups as the gateway part, against five ccpds, each in a process of its
- * own (own event loop, own CPU accounting): metrics on and scraped every 5 s,
- * two with metrics on and not scraped (the hot path alone), two with
- * --no-metrics; rounds rotate the order.
+ * The cost of observability on the gateway's hot path, within ONE ccpd: four
+ * HTTP apps built by createApp on its services, as server.ts builds them, two
+ * with metrics on (one of them scraped) and two off (what --no-metrics builds),
+ * each on a port of its own, serving the same database through the same
+ * gateway pool. Only the apps differ, so what separated two ccpd processes of
+ * identical code (placement, JIT, heap, their own Postgres: up to 13% between
+ * two in earlier runs) is gone from the comparison; rounds rotate the order.
+ * CPU per request: this process's user + system time over the run (only one
+ * app is loaded at a time).
  */
 export async function observabilityPart({ duration }: PartOptions): Promise<void> {
   const wrk = await ensureWrk();
   const work = makeTempDir("ccp-bench-obs-");
-  const servers: CcpdProcess[] = [];
-  // Pin the ccpds (and the Postgres servers they start, which inherit it) to one
-  // core and wrk to the other: on two cores, where the scheduler put wrk against
-  // the server moved a round's req/s by ±20%, more than the cost measured.
+  // ccpd (this process, and the Postgres it starts, which inherits it) on one core and wrk on the other:
+  // on two cores, where the scheduler put wrk against the server moved a round's req/s by ±20%.
   const pin = os.cpus().length >= 2 && (await which("taskset")) ? { server: "0", wrk: "1" } : undefined;
+  const allCpus = `0-${os.cpus().length - 1}`;
+  if (pin) execFileSync("taskset", ["-a", "-p", "-c", pin.server, String(process.pid)], { stdio: "ignore" });
+  let server: RunningServer | undefined;
+  const apps: FastifyInstance[] = [];
+  const observabilities: Observability[] = [];
   try {
-    const variants: Variant[] = [];
-    for (const [label, metrics] of [
-      [SCRAPED, true],
-      [ON, true],
-      [ON_B, true],
-      [OFF, false],
-      [OFF_B, false],
-    ] as const) {
-      const dir = path.join(work, `variant-${variants.length}`);
-      const server = await startCcpdProcess(dir, { metrics, env: { CCP_LOG_LEVEL: process.env["CCP_LOG_LEVEL"] ?? "warn" }, ...(pin ? { cpus: pin.server } : {}) });
-      servers.push(server);
-      const res = await fetch(`${server.url}/v1/databases`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${server.key}`, "content-type": "application/json" },
-        body: JSON.stringify({ name: "bench-obs" }),
+    const env = { ...process.env, XDG_CONFIG_HOME: path.join(work, "config"), CCP_LOG_LEVEL: process.env["CCP_LOG_LEVEL"] ?? "warn" };
+    server = await startServer(resolveServerConfig({ dataDir: path.join(work, "data"), port: 0, wirePort: 0, backupAt: "off" }, env));
+    const s = server;
+    if (!s.observability.enabled) throw new Error("this ccpd was started with metrics off");
+    const key = s.createdAdminKey as string;
+    const { database, token } = await s.databases.create("bench-obs");
+    const endpoint = adminClientConfig(s.instances.endpoint(database.id));
+    await initPgbench(String(endpoint.host), Number(endpoint.port));
+
+    // What server.ts builds, with metrics on or off (--no-metrics): the same routes, the observability service
+    // present, on or off. All four apps are built here alike (ccpd's own app, built with the pino logger itself
+    // where these get its Fastify child, is left idle), so the one difference between them is `enabled`.
+    const adminAuth = new AdminAuth(s.catalog);
+    const buildApp = async (enabled: boolean) => {
+      const obs = new Observability({
+        catalog: s.catalog,
+        driver: s.driver,
+        adminAuth,
+        enabled,
+        sampleEveryMs: 0,
+        sources: { gatewayPools: () => s.gateway.poolFigures(), wireSessions: () => s.wire.sessionCounts() },
+        log: { warn: () => undefined },
       });
-      const created = (await res.json()) as { database: { id: string }; token: string };
-      if (res.status !== 201) throw new Error(`POST /v1/databases: HTTP ${res.status} ${JSON.stringify(created)}`);
-      // The process driver's layout: the instance's socket is in its run folder.
-      await initPgbench(path.join(dir, "data", "instances", created.database.id, "run"), 5432);
-      variants.push({ label, server, url: `${server.url}/v1/databases/${created.database.id}/query`, token: created.token, key: server.key });
-    }
-    const [scraped, on, onB, off, offB] = variants as [Variant, Variant, Variant, Variant, Variant];
-    const metricsOff = await fetch(`${off.server.url}/metrics`, { headers: { authorization: `Bearer ${off.key}` } });
-    if (metricsOff.status !== 404) throw new Error(`--no-metrics ccpd answered /metrics with ${metricsOff.status}, expected 404`);
+      observabilities.push(obs);
+      const app = await createApp({
+        databases: s.databases,
+        backups: s.backups,
+        branches: s.branches,
+        adminAuth,
+        gateway: s.gateway,
+        observability: obs,
+        domain: s.config.domain,
+        version: VERSION,
+        loggerInstance: s.app.log,
+        httpLimits: s.config.http,
+      });
+      apps.push(app);
+      await app.listen({ port: 0, host: "127.0.0.1" });
+      const address = app.server.address();
+      if (!address || typeof address === "string") throw new Error("no address");
+      return `http://127.0.0.1:${address.port}`;
+    };
+    const variants: Variant[] = [
+      { label: SCRAPED, base: await buildApp(true), scraped: true },
+      { label: ON, base: await buildApp(true), scraped: false },
+      { label: OFF, base: await buildApp(false), scraped: false },
+      { label: OFF_B, base: await buildApp(false), scraped: false },
+    ];
+    const [scraped, on, off] = variants as [Variant, Variant, Variant, Variant];
+    const metricsOff = await fetch(`${off.base}/metrics`, { headers: { authorization: `Bearer ${key}` } });
+    if (metricsOff.status !== 404) throw new Error(`the metrics-off app answered /metrics with ${metricsOff.status}, expected 404`);
 
     const load = (v: Variant, connections: number, seconds: number): HttpLoad => ({
-      url: v.url,
-      headers: { authorization: `Bearer ${v.token}` },
+      url: `${v.base}/v1/databases/${database.id}/query`,
+      headers: { authorization: `Bearer ${token}` },
       body: `{"sql":${JSON.stringify(SELECT)},"params":[${AID}]}`,
       random: { placeholder: AID, min: 1, max: ROWS },
       connections,
@@ -159,37 +245,43 @@ export async function observabilityPart({ duration }: PartOptions): Promise<void
     const scrapes: number[] = [];
     for (const c of CONCURRENCY) {
       for (let round = 0; round < rounds; round++) {
-        // Rotate which goes first, so none always runs right after another.
-        const order = [scraped, on, off, onB, offB];
-        for (const v of [...order.slice(round % order.length), ...order.slice(0, round % order.length)]) {
-          const scraper = v === scraped ? scrapeLoop(v, SCRAPE_EVERY_MS) : undefined;
-          const cpu0 = v.server.cpuMicros();
+        // Rotate which goes first, so none always runs right after another. The scraped run comes last, then a
+        // pause: what a scrape sets going in ccpd and Postgres would otherwise land on whichever variant follows it
+        // (in an earlier run, always "on, not scraped": 20% below the scraped run of the same app).
+        const order = variants.filter((v) => !v.scraped);
+        for (const v of [...order.slice(round % order.length), ...order.slice(0, round % order.length), scraped]) {
+          const scraper = v.scraped ? scrapeLoop(v, key, SCRAPE_EVERY_MS) : undefined;
+          const cpu0 = process.cpuUsage();
           const r = await httpRun(wrk, v.label, load(v, c, RUN_SECONDS));
-          const cpu = v.server.cpuMicros() - cpu0;
-          if (scraper) scrapes.push(...(await scraper.stop()));
-          const key = `${v.label}\u0000${c}`;
-          results.set(key, [...(results.get(key) ?? []), { ...r, cpuUs: cpu / r.n }]);
+          const cpu = process.cpuUsage(cpu0);
+          if (scraper) {
+            scrapes.push(...(await scraper.stop()));
+            await sleep(SETTLE_MS);
+          }
+          const k = `${v.label}\u0000${c}`;
+          results.set(k, [...(results.get(k) ?? []), { ...r, cpuUs: (cpu.user + cpu.system) / r.n }]);
         }
       }
     }
 
     console.log(`node ${process.version}, ${os.cpus().length} cores, load average ${os.loadavg()[0]?.toFixed(2)} at start`);
     console.log(`POST /v1/databases/{id}/query, random aid per request: ${SELECT}`);
-    console.log(`five ccpds, each in its own process (one database each, pgbench_accounts ${ROWS.toLocaleString("en-US")} rows); wrk, keep-alive; CPU: the ccpd process's own user + system time;`);
-    console.log(pin ? `ccpds and their Postgres pinned to CPU ${pin.server}, wrk to CPU ${pin.wrk} (taskset)` : "not pinned (fewer than two cores, or no taskset)");
-    console.log(`${rounds} rounds of ${RUN_SECONDS} s per variant and concurrency, order rotated; median round shown; cost: median of the rounds' ratios\n`);
+    console.log(`one ccpd, four HTTP apps built as server.ts builds them (two with metrics on, two off), one database (pgbench_accounts ${ROWS.toLocaleString("en-US")} rows) behind the one gateway;`);
+    console.log("wrk, keep-alive; CPU: this ccpd process's user + system time per request (one app loaded at a time)");
+    console.log(pin ? `ccpd and its Postgres pinned to CPU ${pin.server}, wrk to CPU ${pin.wrk} (taskset)` : "not pinned (fewer than two cores, or no taskset)");
+    console.log(`${rounds} rounds of ${RUN_SECONDS} s per variant and concurrency, order rotated (the scraped run last, then ${SETTLE_MS / 1000} s idle); median round shown; cost: median of the rounds' ratios\n`);
     const lines: string[] = [];
     for (const c of CONCURRENCY) {
       const rows = variants.map((v) => {
-        const rounds = results.get(`${v.label}\u0000${c}`) as (Summary & { cpuUs: number })[];
+        const rs = results.get(`${v.label}\u0000${c}`) as (Summary & { cpuUs: number })[];
         return {
           label: v.label,
-          rate: median(rounds.map((r) => r.rate)),
-          p50: median(rounds.map((r) => r.p50)),
-          p99: median(rounds.map((r) => r.p99)),
-          cpu: median(rounds.map((r) => r.cpuUs)),
-          all: rounds.map((r) => r.rate),
-          cpus: rounds.map((r) => r.cpuUs),
+          rate: median(rs.map((r) => r.rate)),
+          p50: median(rs.map((r) => r.p50)),
+          p99: median(rs.map((r) => r.p99)),
+          cpu: median(rs.map((r) => r.cpuUs)),
+          all: rs.map((r) => r.rate),
+          cpus: rs.map((r) => r.cpuUs),
         };
       });
       console.log(
@@ -201,43 +293,58 @@ export async function observabilityPart({ duration }: PartOptions): Promise<void
       );
       console.log("");
       const byLabel = (label: string) => rows.find((r) => r.label === label) as (typeof rows)[number];
-      const [withScrapes, onA, onB2, offA, offB2] = [byLabel(SCRAPED), byLabel(ON), byLabel(ON_B), byLabel(OFF), byLabel(OFF_B)];
-      /** Per round: the mean of the two ccpds of a side. */
-      const pair = (a: number[], b: number[]) => a.map((x, i) => (x + (b[i] as number)) / 2);
-      const onRates = pair(onA.all, onB2.all);
-      const offRates = pair(offA.all, offB2.all);
-      const onCpus = pair(onA.cpus, onB2.cpus);
-      const offCpus = pair(offA.cpus, offB2.cpus);
+      const [withScrapes, on, offA, offB] = [byLabel(SCRAPED), byLabel(ON), byLabel(OFF), byLabel(OFF_B)];
       const cost = (xs: number[], base: number[]) => median(xs.map((x, i) => 1 - x / (base[i] as number)));
       const cpuCost = (xs: number[], base: number[]) => median(xs.map((x, i) => x / (base[i] as number) - 1));
-      const overhead = cost(onRates, offRates);
+      const overhead = cost(on.all, offA.all);
       const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
       lines.push(
-        `  throughput cost of metrics (on, not scraped vs --no-metrics, two ccpds each side), c=${c}: ${pct(overhead)} (target ≤ ${TARGET_OVERHEAD * 100}%): ${overhead <= TARGET_OVERHEAD ? "met" : "NOT met"}`,
-        `    ccpd CPU per request, same pairs: ${pct(cpuCost(onCpus, offCpus))}; with a scrape every 5 s (one ccpd): throughput ${pct(cost(withScrapes.all, offRates))}, CPU ${pct(cpuCost(withScrapes.cpus, offCpus))}`,
-        `    A/A (same code, b vs a): --no-metrics throughput ${pct(cost(offB2.all, offA.all))}, CPU ${pct(cpuCost(offB2.cpus, offA.cpus))}; metrics on throughput ${pct(cost(onB2.all, onA.all))}, CPU ${pct(cpuCost(onB2.cpus, onA.cpus))} — what the method reads from noise alone`,
+        `  throughput cost of metrics (on, not scraped vs off, same ccpd), c=${c}: ${pct(overhead)} (target ≤ ${TARGET_OVERHEAD * 100}%): ${overhead <= TARGET_OVERHEAD ? "met" : "NOT met"}`,
+        `    ccpd CPU per request, same pairs: ${pct(cpuCost(on.cpus, offA.cpus))}; scraped every 5 s: throughput ${pct(cost(withScrapes.all, offA.all))}, CPU ${pct(cpuCost(withScrapes.cpus, offA.cpus))}`,
+        `    A/A (off b vs off, same code): throughput ${pct(cost(offB.all, offA.all))}, CPU ${pct(cpuCost(offB.cpus, offA.cpus))} — what the method reads from noise alone`,
       );
     }
+    // The metrics-on app under the c=16 load once more, this time under V8's sampling profiler.
+    const session = new Session();
+    session.connect();
+    let profiled: { share: number; busyMs: number; rate: number };
+    try {
+      await session.post("Profiler.enable");
+      await session.post("Profiler.setSamplingInterval", { interval: PROFILE_INTERVAL_US });
+      await session.post("Profiler.start");
+      const r = await httpRun(wrk, `${ON} (profiled)`, load(on, 16, PROFILE_SECONDS));
+      const { profile } = await session.post("Profiler.stop");
+      profiled = { ...metricsShare(profile as unknown as Parameters<typeof metricsShare>[0]), rate: r.rate };
+    } finally {
+      session.disconnect();
+    }
+    lines.push(
+      `  metrics' share of ccpd's CPU in a CPU profile (metrics on, c=16, ${PROFILE_SECONDS} s, ${profiled.busyMs.toFixed(0)} ms busy): ${(profiled.share * 100).toFixed(2)}% (target ≤ ${TARGET_OVERHEAD * 100}%): ${profiled.share <= TARGET_OVERHEAD ? "met" : "NOT met"}`,
+    );
     const sorted = [...scrapes].sort((a, b) => a - b);
     const micros = hotPathMicros();
     for (const c of CONCURRENCY) {
       const offCpu = median((results.get(`${OFF}\u0000${c}`) as { cpuUs: number }[]).map((r) => r.cpuUs));
       const share = micros / offCpu;
       lines.push(
-        `  hot-path work timed alone: ${micros.toFixed(2)} µs per request = ${(share * 100).toFixed(2)}% of ccpd's CPU per request with --no-metrics (${offCpu.toFixed(0)} µs), c=${c}` +
+        `  hot-path work timed alone: ${micros.toFixed(2)} µs per request = ${(share * 100).toFixed(2)}% of ccpd's CPU per request with metrics off (${offCpu.toFixed(0)} µs), c=${c}` +
           ` (target ≤ ${TARGET_OVERHEAD * 100}%): ${share <= TARGET_OVERHEAD ? "met" : "NOT met"}`,
       );
     }
     console.log(`targets\n${lines.join("\n")}`);
     console.log(
-      `\nnotes: per request, metrics add one counter increment and one histogram observation (children cached per method, route, status);` +
+      `\nnotes: per request, metrics add one observation (a count, a sum and a bucket, added by hand; prom-client formats them at scrape time);` +
         `\n  ${scrapes.length} scrapes of /metrics during the "scraped" runs took p50 ${(sorted[Math.floor(sorted.length / 2)] ?? NaN).toFixed(1)} ms, max ${(sorted[sorted.length - 1] ?? NaN).toFixed(1)} ms` +
         " (per-database figures are read from the running instance at most every 5 s)." +
-        "\n  The ccpds share this machine's cores with wrk and Postgres: a round's figures move with whatever else runs;" +
-        "\n  CPU per request (the ccpd process's user + system time / completed requests, 10 ms ticks) moves far less with other load than req/s does.",
+        "\n  ccpd shares this machine's cores with wrk and Postgres: a round's figures move with whatever else runs;" +
+        "\n  the CPU figures include Node's own threads (GC) and this bench's bookkeeping, alike for every variant;" +
+        `\n  the profile's share: self time in prom-client, observability/metrics.js, the onResponse hook and Fastify's runner of it, over this process's non-idle samples (V8's sampler every ${PROFILE_INTERVAL_US} µs).`,
     );
   } finally {
-    for (const s of servers) await s.stop();
+    for (const app of apps) await app.close().catch(() => undefined);
+    for (const obs of observabilities) obs.close();
+    await server?.close();
+    if (pin) execFileSync("taskset", ["-a", "-p", "-c", allCpus, String(process.pid)], { stdio: "ignore" });
     removeDir(work);
   }
 }

@@ -181,7 +181,7 @@ export class BranchService {
         branch: { parentId: parent.id, expiresAt },
         populate: async (id) => {
           instances.storage.prepareEmpty(id);
-          phases.mark("storage");
+          phases.mark("intent and storage");
           const copied = await this.#copyParent(parent, instances.storage.dataDir(id), `branch ${id}`, id);
           phases.mark(`copy (${copied.how}${copied.how === "running" ? (copied.point.walInPgWal ? ", WAL from pg_wal" : ", WAL from the archive") : ""})`);
           // How the first start recovers depends on how the copy was made (live or at rest).
