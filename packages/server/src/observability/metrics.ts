@@ -17,6 +17,7 @@ export interface MetricSources {
 
 /** Seconds: requests are sub-millisecond to minutes (restores). */
 const HTTP_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+const OPERATION_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];
 
 /** One (method, route, status)'s requests: a count, a sum of seconds, a count per bucket (not cumulative). */
 class HttpChild {
@@ -26,6 +27,7 @@ class HttpChild {
   constructor(readonly labels: { readonly method: string; readonly route: string; readonly status: string }) {}
 
   observe(seconds: number): void {
+    if (!Number.isFinite(seconds)) return; // as prom-client, which refuses one
     this.count++;
     this.sum += seconds;
     for (let i = 0; i < HTTP_BUCKETS.length; i++) {
@@ -82,7 +84,6 @@ class HttpFamilies {
     return child;
   }
 }
-const OPERATION_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];
 
 /**
  * ccpd's own metric families (prom-client), in one registry that `/metrics`
