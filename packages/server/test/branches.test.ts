@@ -124,6 +124,25 @@ describe("branches: a full copy of a database, from now or an instant, resettabl
     assert.deepEqual(await batches(parent.id), [1, 2, 3, 4]);
   });
 
+  it("a branch of a branch (a parent on a later timeline) holds its rows, archives its own WAL, resets and is branched again", async () => {
+    const timeline = async (id: string) => Number((await sqlAs<{ t: number }>(server, id, "SELECT timeline_id AS t FROM pg_control_checkpoint()", { admin: true }))[0]?.t);
+    const child = (await server.branches.create(branch.id, { name: "feature-x-child" })).database.id;
+    assert.deepEqual(await batches(child), [1, 2, 3, 4, 8]);
+    assert.ok((await timeline(child)) > (await timeline(branch.id)), "the copy promoted onto a timeline of its own");
+    await insertBatch(child, 20);
+    assert.equal((await server.backups.create(child)).status, "ready", "its archive takes its own timeline's WAL and history");
+    await insertBatch(branch.id, 21);
+    const res = await admin("POST", `/v1/databases/${child}/reset-from-parent`);
+    assert.equal(res.status, 200, await res.clone().text());
+    assert.deepEqual(await batches(child), [1, 2, 3, 4, 8, 21]);
+    const grandchild = (await server.branches.create(child, { name: "feature-x-grandchild" })).database.id;
+    assert.deepEqual(await batches(grandchild), [1, 2, 3, 4, 8, 21]);
+    await insertBatch(grandchild, 22);
+    assert.deepEqual(await batches(child), [1, 2, 3, 4, 8, 21]);
+    await server.databases.destroy(grandchild);
+    await server.databases.destroy(child);
+  });
+
   it("resetting a database that is not a branch is a clear 400", async () => {
     const res = await admin("POST", `/v1/databases/${parent.id}/reset-from-parent`);
     assert.equal(res.status, 400);
