@@ -121,7 +121,6 @@ async function decodeFrame(payload: Buffer, rawLength: number, raw: boolean, whe
   return out;
 }
 
-/** The content of a ccp-lz4 file, chunk by chunk in order, WINDOW chunks decompressing ahead of the consumer. */
 /** A frame's header, checked before its payload is read (both readers: streaming and the workers' synchronous one). */
 function frameHeader(header: Buffer, where: string): { rawLength: number; storedLength: number; raw: boolean } {
   if (header.length < FRAME_HEADER) throw new ChecksumMismatch(`${where}: truncated chunk`);
@@ -132,6 +131,7 @@ function frameHeader(header: Buffer, where: string): { rawLength: number; stored
   return { rawLength, storedLength, raw: (stored & RAW_FLAG) !== 0 };
 }
 
+/** The content of a ccp-lz4 file, chunk by chunk in order, WINDOW chunks decompressing ahead of the consumer. */
 async function* lz4Content(src: string, where: string): AsyncGenerator<Buffer> {
   const fh = await open(src, "r");
   try {
