@@ -5,8 +5,7 @@ import tar from "tar-stream";
 import { checked } from "./codec.js";
 import { storedPath } from "./files.js";
 import type { Manifest } from "./service.js";
-
-const WAL_SEGMENT = /^[0-9A-F]{24}$/;
+import { WAL_SEGMENT } from "./store.js";
 
 /**
  * A base backup as one tar stream that plain PostgreSQL binaries of the same

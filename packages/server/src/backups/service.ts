@@ -13,7 +13,7 @@ import { Instances, type Lease, type Quiet } from "../runtime/instances.js";
 import { ChecksumMismatch, CodecWorkerFailed, eachLimit, fsyncPath, listDataFiles, makeDirs, packFile, storedPath, syncFilesystem, unpackFile, type ManifestFile } from "./files.js";
 import { emptyStats, PACK_CODEC, storedSuffix, type CodecStats } from "./codec.js";
 import { CODEC_WORKERS, codecPool } from "./codec-pool.js";
-import type { BackupStore } from "./store.js";
+import { WAL_SEGMENT, type BackupStore } from "./store.js";
 import { backupArchive } from "./download.js";
 import { restoreToPointInTime } from "./pitr.js";
 import type { Readable } from "node:stream";
@@ -68,7 +68,6 @@ const PARALLEL_CODEC = 2 * CODEC_WORKERS;
 /** How long a backup waits for its last WAL segment to reach the archive, and how often it looks. */
 const ARCHIVE_WAIT_MS = 30 * 60 * 1000;
 const ARCHIVE_POLL_MS = 20;
-const WAL_SEGMENT = /^[0-9A-F]{24}$/;
 /** Past this much archived WAL after a backup, a recovery fetches it through restore_command instead of copying it all first. */
 const STAGE_WAL_MAX_BYTES = 8 * 2 ** 30;
 /** Statement timeout of the backup's admin session: pg_backup_stop waits for the archiver. */
@@ -623,6 +622,10 @@ export class BackupService {
   }
   recoveryStart(walSourceId: string, target: { time?: Date; lsn?: string }): { settings: Record<string, string>; restoreWalFrom: string } {
     return this.#recoveryStart(walSourceId, target);
+  }
+  /** Where a database's WAL is archived (a live branch takes a segment recycled under its copy from there). */
+  archiveDir(databaseId: string): string {
+    return this.#o.store.walDir(databaseId);
   }
   async backupBefore(databaseId: string, time: Date): Promise<BackupView | undefined> {
     const row = await this.#o.catalog.backups.readyBefore(databaseId, time);

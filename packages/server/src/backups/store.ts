@@ -1,6 +1,9 @@
 import { chmodSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import path from "node:path";
 
+/** A WAL segment's file name (timeline, then segment number: 24 hex digits), in pg_wal and in the archive. */
+export const WAL_SEGMENT = /^[0-9A-F]{24}$/;
+
 /**
  * Where backups live. `dir` (a directory in ccpd's data dir) is the default;
  * S3-compatible storage comes later behind this same interface.

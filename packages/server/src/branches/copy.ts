@@ -2,6 +2,7 @@ import { chownSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeF
 import { codecPool } from "../backups/codec-pool.js";
 import path from "node:path";
 import { backupSegments } from "../backups/service.js";
+import { WAL_SEGMENT } from "../backups/store.js";
 import { withAdmin } from "../databases/admin-connection.js";
 import { eachLimit, listDataFiles, makeDirs, syncFilesystem } from "../backups/files.js";
 import type { FileOwner, InstanceEndpoint } from "../runtime/driver.js";
@@ -10,7 +11,6 @@ import type { FileOwner, InstanceEndpoint } from "../runtime/driver.js";
 const PARALLEL_FILES = 8;
 /** pg_backup_start … pg_backup_stop spans the whole copy; a big parent takes a while. */
 const COPY_SESSION_TIMEOUT_MS = 6 * 60 * 60 * 1000;
-const WAL_SEGMENT = /^[0-9A-F]{24}$/;
 
 /** Where a copy's data ends, in the parent's history. */
 export interface CopyPoint {

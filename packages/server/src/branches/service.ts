@@ -134,8 +134,7 @@ export class BranchService {
     // The lease keeps it from being suspended under the copy.
     const lease = await instances.use(parent.id);
     try {
-      const archive = this.#o.backups.recoveryStart(parent.id, {}).restoreWalFrom;
-      return { point: await copyRunning(lease.endpoint, storage.dataDir(parent.id), target, storage.ownerOf(ownerId), label, archive), how: "running" };
+      return { point: await copyRunning(lease.endpoint, storage.dataDir(parent.id), target, storage.ownerOf(ownerId), label, this.#o.backups.archiveDir(parent.id)), how: "running" };
     } finally {
       lease.release();
     }
