@@ -293,14 +293,14 @@ export async function observabilityPart({ duration }: PartOptions): Promise<void
       );
       console.log("");
       const byLabel = (label: string) => rows.find((r) => r.label === label) as (typeof rows)[number];
-      const [withScrapes, on, offA, offB] = [byLabel(SCRAPED), byLabel(ON), byLabel(OFF), byLabel(OFF_B)];
+      const [withScrapes, onRow, offA, offB] = [byLabel(SCRAPED), byLabel(ON), byLabel(OFF), byLabel(OFF_B)];
       const cost = (xs: number[], base: number[]) => median(xs.map((x, i) => 1 - x / (base[i] as number)));
       const cpuCost = (xs: number[], base: number[]) => median(xs.map((x, i) => x / (base[i] as number) - 1));
-      const overhead = cost(on.all, offA.all);
+      const overhead = cost(onRow.all, offA.all);
       const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
       lines.push(
         `  throughput cost of metrics (on, not scraped vs off, same ccpd), c=${c}: ${pct(overhead)} (target ≤ ${TARGET_OVERHEAD * 100}%): ${overhead <= TARGET_OVERHEAD ? "met" : "NOT met"}`,
-        `    ccpd CPU per request, same pairs: ${pct(cpuCost(on.cpus, offA.cpus))}; scraped every 5 s: throughput ${pct(cost(withScrapes.all, offA.all))}, CPU ${pct(cpuCost(withScrapes.cpus, offA.cpus))}`,
+        `    ccpd CPU per request, same pairs: ${pct(cpuCost(onRow.cpus, offA.cpus))}; scraped every 5 s: throughput ${pct(cost(withScrapes.all, offA.all))}, CPU ${pct(cpuCost(withScrapes.cpus, offA.cpus))}`,
         `    A/A (off b vs off, same code): throughput ${pct(cost(offB.all, offA.all))}, CPU ${pct(cpuCost(offB.cpus, offA.cpus))} — what the method reads from noise alone`,
       );
     }
