@@ -35,6 +35,25 @@ describe("backups and point-in-time restore, with real data", () => {
   const insertBatch = (id: string, b: number) => sql(id, `INSERT INTO batches SELECT ${b}, g FROM generate_series(1, 1000) g`);
   const batches = async (id: string) => (await sql<{ batch: number }>(id, "SELECT DISTINCT batch FROM batches ORDER BY batch")).map((r) => r.batch);
   const count = async (id: string) => Number((await sql<{ c: string }>(id, "SELECT count(*) AS c FROM batches"))[0]?.c);
+  /** A new database holding batch 1, then a base backup of it. */
+  const backedUpSource = async (name: string) => {
+    const source = (await server.databases.create(name)).database.id;
+    await sql(source, "CREATE TABLE batches (batch int, n int)");
+    await insertBatch(source, 1);
+    await server.backups.create(source);
+    return source;
+  };
+  /** Batch 2, an instant (returned), batch 3. */
+  const instantBetweenBatches = async (source: string) => {
+    await insertBatch(source, 2);
+    await sleep(300);
+    const between = new Date().toISOString();
+    await sleep(300);
+    await insertBatch(source, 3);
+    return between;
+  };
+  const pitr = (source: string, time: string, name: string) =>
+    restoreToPointInTime({ databases: server.databases, backups: server.backups, instances: server.instances, retentionDays: 7 }, source, time, name);
 
   it("restores exactly the rows present at backup time, keeping id and token", async () => {
     await insertBatch(db.id, 1);
@@ -71,17 +90,10 @@ describe("backups and point-in-time restore, with real data", () => {
   });
 
   it("restores to a point in time into a new database: exactly the batches committed before it", async () => {
-    const source = (await server.databases.create("pitr-source")).database.id;
-    await sql(source, "CREATE TABLE batches (batch int, n int)");
-    await insertBatch(source, 1);
-    await server.backups.create(source);
-    await insertBatch(source, 2);
-    await sleep(300);
-    const between = new Date().toISOString();
-    await sleep(300);
-    await insertBatch(source, 3);
+    const source = await backedUpSource("pitr-source");
+    const between = await instantBetweenBatches(source);
 
-    const restored = await restoreToPointInTime({ databases: server.databases, backups: server.backups, instances: server.instances, retentionDays: 7 }, source, between, "pitr-copy");
+    const restored = await pitr(source, between, "pitr-copy");
     assert.equal(restored.database.status, "ready");
     assert.notEqual(restored.database.id, source);
     assert.deepEqual(await batches(restored.database.id), [1, 2]);
@@ -97,18 +109,11 @@ describe("backups and point-in-time restore, with real data", () => {
   });
 
   it("a point-in-time restore with many WAL segments after the backup stages them all into pg_wal and holds exactly the rows before the instant", async () => {
-    const source = (await server.databases.create("pitr-long-wal")).database.id;
-    await sql(source, "CREATE TABLE batches (batch int, n int)");
-    await insertBatch(source, 1);
-    await server.backups.create(source);
+    const source = await backedUpSource("pitr-long-wal");
     // Many segments after the backup's own, all read from pg_wal.
     await sql(source, "CREATE TABLE filler AS SELECT g, repeat(md5(g::text), 8) AS pad FROM generate_series(1, 100000) g");
-    await insertBatch(source, 2);
-    await sleep(300);
-    const between = new Date().toISOString();
-    await sleep(300);
-    await insertBatch(source, 3);
-    const restored = await restoreToPointInTime({ databases: server.databases, backups: server.backups, instances: server.instances, retentionDays: 7 }, source, between, "pitr-long-wal-copy");
+    const between = await instantBetweenBatches(source);
+    const restored = await pitr(source, between, "pitr-long-wal-copy");
     assert.deepEqual(await batches(restored.database.id), [1, 2]);
     assert.equal(Number((await sql<{ c: string }>(restored.database.id, "SELECT count(*) AS c FROM filler"))[0]?.c), 100000);
     const logDir = path.join(path.dirname(server.driver.dataDir(restored.database.id)), "log");
@@ -118,10 +123,7 @@ describe("backups and point-in-time restore, with real data", () => {
   });
 
   it("a point-in-time restore whose WAL cannot be staged fails cleanly: nothing left behind, no process", async () => {
-    const source = (await server.databases.create("pitr-broken-wal")).database.id;
-    await sql(source, "CREATE TABLE batches (batch int, n int)");
-    await insertBatch(source, 1);
-    await server.backups.create(source);
+    const source = await backedUpSource("pitr-broken-wal");
     const walDir = server.store.walDir(source);
     const before = new Set(readdirSync(walDir));
     await sql(source, "CREATE TABLE filler AS SELECT g, repeat(md5(g::text), 8) AS pad FROM generate_series(1, 50000) g");
@@ -154,10 +156,7 @@ describe("backups and point-in-time restore, with real data", () => {
     assert.ok(processesBefore.length > 0, "the source's postmaster is seen");
     const idsBefore = (await server.databases.list()).map((d) => d.id).sort();
     try {
-      await assert.rejects(
-        restoreToPointInTime({ databases: server.databases, backups: server.backups, instances: server.instances, retentionDays: 7 }, source, new Date().toISOString(), "pitr-broken-copy"),
-        /nothing was left behind.*EISDIR/s,
-      );
+      await assert.rejects(pitr(source, new Date().toISOString(), "pitr-broken-copy"), /nothing was left behind.*EISDIR/s);
     } finally {
       rmdirSync(path.join(walDir, broken));
       renameSync(stash, path.join(walDir, broken));
